@@ -1,8 +1,10 @@
 //! Values shared by the codec, the znode tree and the server: error codes, op codes, create modes,
 //! permissions, `Stat`, ACLs and watch event kinds, with ZooKeeper 3.8's numeric values.
 
+use serde::{Deserialize, Serialize};
+
 /// ZooKeeper's `KeeperException.Code`, as sent in `ReplyHeader.err`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[repr(i32)]
 pub enum ErrorCode {
     Ok = 0,
@@ -85,7 +87,7 @@ impl ErrorCode {
 }
 
 /// Request types (`ZooDefs.OpCode`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[repr(i32)]
 pub enum OpCode {
     Notification = 0,
@@ -166,7 +168,7 @@ impl OpCode {
 }
 
 /// `CreateMode` flags as sent in create requests.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum CreateMode {
     Persistent,
     Ephemeral,
@@ -244,7 +246,7 @@ pub mod perms {
 }
 
 /// A znode's metadata, field for field as ZooKeeper's `Stat` record.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Hash, Serialize, Deserialize)]
 pub struct Stat {
     pub czxid: i64,
     pub mzxid: i64,
@@ -260,14 +262,14 @@ pub struct Stat {
 }
 
 /// An authentication identity: `scheme` (`world`, `digest`, `ip`, `auth`, `super`) and `id`.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct Id {
     pub scheme: String,
     pub id: String,
 }
 
 /// One access-control entry.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Acl {
     pub perms: i32,
     pub id: Id,
@@ -287,7 +289,7 @@ impl Acl {
 }
 
 /// `Watcher.Event.EventType`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[repr(i32)]
 pub enum EventType {
     None = -1,
@@ -301,7 +303,7 @@ pub enum EventType {
 }
 
 /// `Watcher.Event.KeeperState` values a server sends.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[repr(i32)]
 pub enum KeeperState {
     Disconnected = 0,
@@ -314,14 +316,14 @@ pub enum KeeperState {
 }
 
 /// `AddWatchMode`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum AddWatchMode {
     Persistent = 0,
     PersistentRecursive = 1,
 }
 
 /// `WatcherType` in removeWatches / checkWatches.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum WatcherType {
     Children = 1,
     Data = 2,

@@ -57,6 +57,21 @@ pub fn is_valid_host(host: &str) -> bool {
     })
 }
 
+/// The text `--check` prints on success: a verdict, then the effective settings one per line.
+pub fn render_effective(path: &Path, effective: &[(String, String)]) -> String {
+    let mut out = format!(
+        "{}: configuration is valid\n# effective settings, defaults included\n",
+        path.display()
+    );
+    for (k, v) in effective {
+        out.push_str(k);
+        out.push('=');
+        out.push_str(v);
+        out.push('\n');
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::is_valid_host;
@@ -78,19 +93,4 @@ mod tests {
             assert!(!is_valid_host(bad), "{bad}");
         }
     }
-}
-
-/// The text `--check` prints on success: a verdict, then the effective settings one per line.
-pub fn render_effective(path: &Path, effective: &[(String, String)]) -> String {
-    let mut out = format!(
-        "{}: configuration is valid\n# effective settings, defaults included\n",
-        path.display()
-    );
-    for (k, v) in effective {
-        out.push_str(k);
-        out.push('=');
-        out.push_str(v);
-        out.push('\n');
-    }
-    out
 }

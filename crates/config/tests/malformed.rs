@@ -1,0 +1,266 @@
+//! Broken files give one precise error per problem (file, line, key, what was expected) and
+//! never a panic.
+
+use std::path::Path;
+
+use sluice_config::{BrokerConfig, ConfigError, CoordConfig, Diagnostic, MyIdError};
+
+const ZK_OK: &str = "dataDir=/tmp/zk\nclientPort=2181\ninitLimit=5\nsyncLimit=2\n\
+server.1=localhost:2888:3888\nserver.2=localhost:2889:3889\nserver.3=localhost:2890:3890\n";
+
+fn zk_errors(text: &[u8]) -> Vec<Diagnostic> {
+    match CoordConfig::from_bytes(Path::new("zk.properties"), text) {
+        Ok(l) => panic!("expected errors, loaded {:?}", l.config),
+        Err(ConfigError::Invalid { errors, .. }) => errors,
+        Err(e) => panic!("unexpected {e}"),
+    }
+}
+
+fn broker_errors(text: &[u8]) -> Vec<Diagnostic> {
+    match BrokerConfig::from_bytes(Path::new("server.properties"), text) {
+        Ok(l) => panic!("expected errors, loaded {:?}", l.config),
+        Err(ConfigError::Invalid { errors, .. }) => errors,
+        Err(e) => panic!("unexpected {e}"),
+    }
+}
+
+fn only(errors: &[Diagnostic]) -> &Diagnostic {
+    assert_eq!(errors.len(), 1, "{errors:#?}");
+    &errors[0]
+}
+
+#[test]
+fn bad_number_names_line_key_and_expectation() {
+    let e = zk_errors(b"dataDir=/tmp/zk\nclientPort=21x81\n");
+    let e = only(&e);
+    assert_eq!((e.line, e.key.as_deref()), (Some(2), Some("clientPort")));
+    assert!(
+        e.message
+            .contains("expected a whole number from 1 to 65535"),
+        "{e}"
+    );
+    assert!(e.message.contains("21x81"), "{e}");
+    assert_eq!(
+        e.to_string(),
+        format!("zk.properties:2: clientPort: {}", e.message)
+    );
+
+    let e = broker_errors(b"zookeeper.connect=localhost:2181\nnum.partitions=-3\n");
+    let e = only(&e);
+    assert_eq!(
+        (e.line, e.key.as_deref()),
+        (Some(2), Some("num.partitions"))
+    );
+}
+
+#[test]
+fn duplicate_server_port_is_an_error_naming_both_servers() {
+    let text = ZK_OK.replace(
+        "server.3=localhost:2890:3890",
+        "server.3=localhost:2889:3890",
+    );
+    let errors = zk_errors(text.as_bytes());
+    let e = only(&errors);
+    assert_eq!((e.line, e.key.as_deref()), (Some(7), Some("server.3")));
+    assert!(
+        e.message.contains("2889") && e.message.contains("server.2"),
+        "{e}"
+    );
+}
+
+#[test]
+fn malformed_server_line_is_an_error() {
+    let text = ZK_OK.replace("server.2=localhost:2889:3889", "server.2=localhost:2889");
+    let e = zk_errors(text.as_bytes());
+    let e = only(&e);
+    assert_eq!(e.key.as_deref(), Some("server.2"));
+    assert!(e.message.contains("host:peerPort:electionPort"), "{e}");
+}
+
+#[test]
+fn ensemble_without_init_limit_is_an_error() {
+    let text = ZK_OK.replace("initLimit=5\n", "");
+    let e = zk_errors(text.as_bytes());
+    assert_eq!(only(&e).key.as_deref(), Some("initLimit"));
+}
+
+#[test]
+fn unterminated_continuation_is_an_error() {
+    let e = zk_errors(b"dataDir=/tmp/zk\nclientPort=2181\nserver.1=localhost:2888:\\");
+    let e = only(&e);
+    assert_eq!((e.line, e.key.as_deref()), (Some(3), Some("server.1")));
+    assert!(e.message.contains("continuation"), "{e}");
+}
+
+#[test]
+fn invalid_utf8_is_an_error_naming_the_line() {
+    let e = broker_errors(b"zookeeper.connect=localhost:2181\nlog.dirs=/data/\xc3\x28\n");
+    let e = only(&e);
+    assert_eq!(e.line, Some(2));
+    assert!(e.message.contains("UTF-8"), "{e}");
+}
+
+#[test]
+fn empty_files_are_an_error() {
+    for text in [&b""[..], b"\n\n", b"# only a comment\n"] {
+        let e = zk_errors(text);
+        assert!(only(&e).message.contains("no settings"), "{e:?}");
+        let e = broker_errors(text);
+        assert!(only(&e).message.contains("no settings"), "{e:?}");
+    }
+}
+
+#[test]
+fn missing_required_keys_are_named() {
+    let e = zk_errors(b"clientPort=2181\n");
+    let e = only(&e);
+    assert_eq!((e.line, e.key.as_deref()), (None, Some("dataDir")));
+    let e = broker_errors(b"broker.id=1\n");
+    assert_eq!(only(&e).key.as_deref(), Some("zookeeper.connect"));
+}
+
+#[test]
+fn unknown_keys_are_warnings_not_errors() {
+    let loaded = CoordConfig::from_bytes(
+        Path::new("zk"),
+        b"dataDir=/tmp/zk\nclientPort=2181\ntickTimee=5\n",
+    )
+    .unwrap();
+    assert!(loaded
+        .warnings
+        .iter()
+        .any(|w| w.key.as_deref() == Some("tickTimee") && w.message.contains("unknown")));
+}
+
+#[test]
+fn broker_listener_and_connect_errors() {
+    let e = broker_errors(b"zookeeper.connect=localhost:2181/kafka/\n");
+    assert!(only(&e).message.contains("chroot"), "{e:?}");
+    let e = broker_errors(b"zookeeper.connect=localhost:2181\nlisteners=SSL://:9093\n");
+    assert!(only(&e).message.contains("only PLAINTEXT"), "{e:?}");
+    let e = broker_errors(b"zookeeper.connect=localhost:2181\nlisteners=PLAINTEXT://:9092\nadvertised.listeners=PLAINTEXT://0.0.0.0:9092\n");
+    assert!(only(&e).message.contains("wildcard"), "{e:?}");
+    let loaded = BrokerConfig::from_bytes(
+        Path::new("s"),
+        b"zookeeper.connect=zk1:2181,zk2/kafka\nhost.name=10.0.0.5\nport=9093\n",
+    )
+    .unwrap();
+    assert_eq!(
+        loaded.config.zookeeper_connect.servers,
+        vec![("zk1".into(), 2181), ("zk2".into(), 2181)]
+    );
+    assert_eq!(
+        loaded.config.zookeeper_connect.chroot.as_deref(),
+        Some("/kafka")
+    );
+    assert_eq!(
+        loaded.config.listeners[0].to_string(),
+        "PLAINTEXT://10.0.0.5:9093"
+    );
+    assert_eq!(
+        loaded.config.advertised_listeners[0].to_string(),
+        "PLAINTEXT://10.0.0.5:9093"
+    );
+}
+
+#[test]
+fn retention_precedence_is_ms_then_minutes_then_hours() {
+    let load = |extra: &str| {
+        let text = format!("zookeeper.connect=localhost:2181\n{extra}");
+        BrokerConfig::from_bytes(Path::new("s"), text.as_bytes())
+            .unwrap()
+            .config
+            .log_retention_ms
+    };
+    assert_eq!(load(""), Some(168 * 3_600_000));
+    assert_eq!(load("log.retention.hours=1\n"), Some(3_600_000));
+    assert_eq!(
+        load("log.retention.hours=1\nlog.retention.minutes=2\n"),
+        Some(120_000)
+    );
+    assert_eq!(
+        load("log.retention.minutes=2\nlog.retention.ms=5\n"),
+        Some(5)
+    );
+    assert_eq!(load("log.retention.ms=-1\n"), None);
+}
+
+mod myid {
+    use super::*;
+
+    fn config(dir: &Path) -> CoordConfig {
+        let text = ZK_OK.replace("/tmp/zk", dir.to_str().unwrap());
+        CoordConfig::from_bytes(Path::new("zk.properties"), text.as_bytes())
+            .unwrap()
+            .config
+    }
+
+    #[test]
+    fn present_and_listed() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("myid"), "2\n").unwrap();
+        assert_eq!(config(dir.path()).read_myid(), Ok(Some(2)));
+    }
+
+    #[test]
+    fn missing_file_and_missing_dir() {
+        let dir = tempfile::tempdir().unwrap();
+        let err = config(dir.path()).read_myid().unwrap_err();
+        assert!(matches!(err, MyIdError::Missing { .. }), "{err}");
+        assert!(err.is_not_yet_created());
+        assert!(err.to_string().contains("myid: missing"), "{err}");
+        let err = config(&dir.path().join("nope")).read_myid().unwrap_err();
+        assert!(matches!(err, MyIdError::DataDirMissing { .. }), "{err}");
+    }
+
+    #[test]
+    fn not_a_number() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("myid"), "one\n").unwrap();
+        let err = config(dir.path()).read_myid().unwrap_err();
+        assert!(matches!(err, MyIdError::NotANumber { .. }), "{err}");
+        assert!(!err.is_not_yet_created());
+        assert!(err.to_string().contains("`one`"), "{err}");
+    }
+
+    #[test]
+    fn id_without_server_line() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("myid"), "7").unwrap();
+        let err = config(dir.path()).read_myid().unwrap_err();
+        assert!(
+            matches!(err, MyIdError::NotInEnsemble { id: 7, .. }),
+            "{err}"
+        );
+        assert!(
+            err.to_string().contains("server.1, server.2, server.3"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn standalone_needs_no_myid() {
+        let dir = tempfile::tempdir().unwrap();
+        let text = format!("dataDir={}\nclientPort=2181\n", dir.path().display());
+        let cfg = CoordConfig::from_bytes(Path::new("zk"), text.as_bytes())
+            .unwrap()
+            .config;
+        assert!(cfg.is_standalone());
+        assert_eq!(cfg.read_myid(), Ok(None));
+    }
+}
+
+proptest::proptest! {
+    #[test]
+    fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..512)) {
+        let _ = CoordConfig::from_bytes(Path::new("fuzz"), &bytes);
+        let _ = BrokerConfig::from_bytes(Path::new("fuzz"), &bytes);
+    }
+
+    #[test]
+    fn arbitrary_text_lines_never_panic(lines in proptest::collection::vec("[a-zA-Z.]{1,30}[=: ][ -~]{0,40}", 0..20)) {
+        let text = lines.join("\n");
+        let _ = CoordConfig::from_bytes(Path::new("fuzz"), text.as_bytes());
+        let _ = BrokerConfig::from_bytes(Path::new("fuzz"), text.as_bytes());
+    }
+}

@@ -1,0 +1,139 @@
+#!/usr/bin/env bash
+# Local three-node cluster in the classic order: build, start coord 1..3 (ZooKeeper's role),
+# wait until they answer, then start brokers 1..3, wait, and print the bootstrap address.
+#
+#   deploy/local/cluster.sh up        build and start everything
+#   deploy/local/cluster.sh status    what runs, and whether it answers
+#   deploy/local/cluster.sh down      stop brokers, then coord nodes (SIGTERM, then SIGKILL)
+#
+# STATE_DIR (default deploy/local/state) holds every dataDir, log.dirs, pid file and log file; the
+# properties files use paths relative to it. BROKERS=N starts only the first N brokers.
+set -euo pipefail
+
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+ROOT=$(cd "$HERE/../.." && pwd)
+STATE_DIR=${STATE_DIR:-$HERE/state}
+BROKERS=${BROKERS:-3}
+PROFILE=${PROFILE:-release}
+BIN="${CARGO_TARGET_DIR:-$ROOT/target}/$PROFILE"
+
+log() { printf '%s\n' "$*" >&2; }
+
+# Reads one line of answer to a ZooKeeper four-letter word on 127.0.0.1:$1.
+four_letter() {
+    local port=$1 word=$2 reply=""
+    exec 3<>"/dev/tcp/127.0.0.1/$port" 2>/dev/null || return 1
+    printf '%s' "$word" >&3
+    IFS= read -r -t 2 reply <&3 || true
+    exec 3<&- 3>&- || true
+    printf '%s' "$reply"
+}
+
+port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+running() { [ -f "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null; }
+
+start_one() { # name binary config
+    local name=$1 bin=$2 config=$3 pidfile="$STATE_DIR/$1.pid"
+    if running "$pidfile"; then
+        log "$name already running (pid $(cat "$pidfile"))"
+        return
+    fi
+    (cd "$STATE_DIR" && nohup "$BIN/$bin" "$config" >"logs/$name.log" 2>&1 & echo $! >"$pidfile")
+    log "started $name (pid $(cat "$pidfile")), log: $STATE_DIR/logs/$name.log"
+}
+
+wait_until() { # description seconds command...
+    local what=$1 secs=$2
+    shift 2
+    for _ in $(seq $((secs * 10))); do
+        if "$@"; then return 0; fi
+        sleep 0.1
+    done
+    log "timed out after ${secs}s waiting for $what"
+    return 1
+}
+
+coord_ok() { [ "$(four_letter "$1" ruok)" = "imok" ]; }
+
+up() {
+    log "building ($PROFILE)..."
+    (cd "$ROOT" && cargo build --quiet --profile "$PROFILE" --bin coord --bin broker)
+    mkdir -p "$STATE_DIR/logs"
+    for i in 1 2 3; do
+        mkdir -p "$STATE_DIR/zk-$i"
+        [ -f "$STATE_DIR/zk-$i/myid" ] || echo "$i" >"$STATE_DIR/zk-$i/myid"
+        start_one "coord-$i" coord "$HERE/zookeeper-$i.properties"
+    done
+    for i in 1 2 3; do
+        local port=$((2180 + i))
+        if ! wait_until "coord-$i on port $port" 30 coord_ok "$port"; then
+            log "coord-$i is not healthy; last lines of its log:"
+            tail -n 20 "$STATE_DIR/logs/coord-$i.log" >&2 || true
+            exit 1
+        fi
+    done
+    log "coord ensemble is up: localhost:2181,localhost:2182,localhost:2183"
+    local bootstrap=()
+    for i in $(seq 1 "$BROKERS"); do
+        start_one "broker-$i" broker "$HERE/server-$i.properties"
+        bootstrap+=("127.0.0.1:$((9091 + i))")
+    done
+    for i in $(seq 1 "$BROKERS"); do
+        local port=$((9091 + i))
+        if ! wait_until "broker-$i on port $port" 60 port_open "$port"; then
+            log "broker-$i is not healthy; last lines of its log:"
+            tail -n 20 "$STATE_DIR/logs/broker-$i.log" >&2 || true
+            exit 1
+        fi
+    done
+    local joined
+    joined=$(IFS=,; echo "${bootstrap[*]}")
+    log "brokers are up"
+    echo "bootstrap.servers=$joined"
+}
+
+stop_group() { # prefix
+    local pids=() pidfile
+    for pidfile in "$STATE_DIR"/"$1"-*.pid; do
+        [ -e "$pidfile" ] || continue
+        if running "$pidfile"; then
+            pids+=("$(cat "$pidfile")")
+            kill -TERM "$(cat "$pidfile")" 2>/dev/null || true
+        fi
+        rm -f "$pidfile"
+    done
+    for pid in "${pids[@]}"; do
+        for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+        kill -KILL "$pid" 2>/dev/null || true
+    done
+}
+
+down() {
+    stop_group broker
+    stop_group coord
+    log "stopped"
+}
+
+status() {
+    local i
+    for i in 1 2 3; do
+        local port=$((2180 + i)) mode="not answering"
+        if running "$STATE_DIR/coord-$i.pid"; then
+            mode=$(four_letter "$port" srvr | tr -d '\r' || true)
+            mode=${mode:-running}
+        fi
+        echo "coord-$i  port $port  $( [ -f "$STATE_DIR/coord-$i.pid" ] && running "$STATE_DIR/coord-$i.pid" && echo up || echo down )  ${mode}"
+    done
+    for i in 1 2 3; do
+        local port=$((9091 + i))
+        echo "broker-$i port $port  $( running "$STATE_DIR/broker-$i.pid" && echo up || echo down )"
+    done
+}
+
+case "${1:-}" in
+    up) up ;;
+    down) down ;;
+    status) status ;;
+    *) log "usage: $0 up|down|status"; exit 2 ;;
+esac

@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Installs what building and testing need, on a fresh Debian machine or this one. Idempotent:
+# it only installs what is missing. Needs root (or sudo) for apt-get.
+set -euo pipefail
+
+# Debian packages: protoc for the peer RPC definitions in proto/.
+APT_PACKAGES=(protobuf-compiler)
+
+missing=()
+for p in "${APT_PACKAGES[@]}"; do
+    dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+    SUDO=""
+    [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+    echo "setup: installing ${missing[*]}" >&2
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+if ! cargo nextest --version >/dev/null 2>&1; then
+    echo "setup: installing cargo-nextest" >&2
+    cargo install --locked cargo-nextest
+fi

@@ -4,9 +4,10 @@
 use serde::{Deserialize, Serialize};
 
 /// ZooKeeper's `KeeperException.Code`, as sent in `ReplyHeader.err`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
 #[repr(i32)]
 pub enum ErrorCode {
+    #[default]
     Ok = 0,
     SystemError = -1,
     RuntimeInconsistency = -2,
@@ -165,6 +166,11 @@ impl OpCode {
             _ => return None,
         })
     }
+
+    /// The value sent in `RequestHeader.type` and `MultiHeader.type`.
+    pub fn code(self) -> i32 {
+        self as i32
+    }
 }
 
 /// `CreateMode` flags as sent in create requests.
@@ -233,6 +239,39 @@ impl CreateMode {
     pub fn is_container(self) -> bool {
         self == CreateMode::Container
     }
+
+    /// Whether `ttl` is acceptable for this mode, as `EphemeralType.validateTTL` decides: TTL modes
+    /// need `0 < ttl <= MAX_TTL`; every other mode needs a negative ttl (plain creates carry -1).
+    pub fn ttl_is_valid(self, ttl: i64) -> bool {
+        if self.is_ttl() {
+            ttl > 0 && ttl <= MAX_TTL
+        } else {
+            ttl < 0
+        }
+    }
+}
+
+/// Largest TTL in milliseconds (about 34 years): the 40 low bits of an extended `ephemeralOwner`.
+pub const MAX_TTL: i64 = 0x00ff_ffff_ffff;
+
+/// `Stat.ephemeralOwner` of a container node (`EphemeralType.CONTAINER_EPHEMERAL_OWNER`).
+pub const CONTAINER_EPHEMERAL_OWNER: i64 = i64::MIN;
+
+/// High byte that marks an `ephemeralOwner` as an extended type rather than a session id; this is
+/// why ZooKeeper caps server ids at 254 when extended types are enabled.
+const EXTENDED_MASK: i64 = 0xff00_0000_0000_0000_u64 as i64;
+
+/// `Stat.ephemeralOwner` of a TTL node: the extended marker byte, TTL feature bits (zero) and the
+/// TTL itself. `None` when `ttl` is out of range.
+pub fn ttl_ephemeral_owner(ttl: i64) -> Option<i64> {
+    (ttl > 0 && ttl <= MAX_TTL).then_some(EXTENDED_MASK | ttl)
+}
+
+/// The TTL encoded in an `ephemeralOwner`, if it marks a TTL node.
+pub fn ttl_from_ephemeral_owner(owner: i64) -> Option<i64> {
+    // Reserved bits 40..56 select the extended feature; zero means TTL.
+    let reserved = (owner >> 40) & 0xffff;
+    (owner & EXTENDED_MASK == EXTENDED_MASK && reserved == 0).then_some(owner & MAX_TTL)
 }
 
 /// `ZooDefs.Perms` bits.
@@ -302,6 +341,27 @@ pub enum EventType {
     PersistentWatchRemoved = 7,
 }
 
+impl EventType {
+    pub fn from_i32(v: i32) -> Option<EventType> {
+        use EventType::*;
+        Some(match v {
+            -1 => None,
+            1 => NodeCreated,
+            2 => NodeDeleted,
+            3 => NodeDataChanged,
+            4 => NodeChildrenChanged,
+            5 => DataWatchRemoved,
+            6 => ChildWatchRemoved,
+            7 => PersistentWatchRemoved,
+            _ => return Option::None,
+        })
+    }
+
+    pub fn code(self) -> i32 {
+        self as i32
+    }
+}
+
 /// `Watcher.Event.KeeperState` values a server sends.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[repr(i32)]
@@ -315,11 +375,47 @@ pub enum KeeperState {
     Closed = 7,
 }
 
+impl KeeperState {
+    /// Only the states listed above; Java's deprecated `Unknown` (-1) and `NoSyncConnected` (1)
+    /// are never sent by a 3.8 server.
+    pub fn from_i32(v: i32) -> Option<KeeperState> {
+        use KeeperState::*;
+        Some(match v {
+            0 => Disconnected,
+            3 => SyncConnected,
+            4 => AuthFailed,
+            5 => ConnectedReadOnly,
+            6 => SaslAuthenticated,
+            -112 => Expired,
+            7 => Closed,
+            _ => return None,
+        })
+    }
+
+    pub fn code(self) -> i32 {
+        self as i32
+    }
+}
+
 /// `AddWatchMode`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum AddWatchMode {
     Persistent = 0,
     PersistentRecursive = 1,
+}
+
+impl AddWatchMode {
+    pub fn from_i32(v: i32) -> Option<AddWatchMode> {
+        match v {
+            0 => Some(AddWatchMode::Persistent),
+            1 => Some(AddWatchMode::PersistentRecursive),
+            _ => None,
+        }
+    }
+
+    pub fn code(self) -> i32 {
+        self as i32
+    }
 }
 
 /// `WatcherType` in removeWatches / checkWatches.
@@ -328,4 +424,74 @@ pub enum WatcherType {
     Children = 1,
     Data = 2,
     Any = 3,
+}
+
+impl WatcherType {
+    pub fn from_i32(v: i32) -> Option<WatcherType> {
+        match v {
+            1 => Some(WatcherType::Children),
+            2 => Some(WatcherType::Data),
+            3 => Some(WatcherType::Any),
+            _ => None,
+        }
+    }
+
+    pub fn code(self) -> i32 {
+        self as i32
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ttl_owner_layout() {
+        assert_eq!(
+            ttl_ephemeral_owner(1),
+            Some(0xff00_0000_0000_0001_u64 as i64)
+        );
+        assert_eq!(
+            ttl_ephemeral_owner(MAX_TTL),
+            Some(0xff00_00ff_ffff_ffff_u64 as i64)
+        );
+        assert_eq!(ttl_ephemeral_owner(0), None);
+        assert_eq!(ttl_ephemeral_owner(MAX_TTL + 1), None);
+        assert_eq!(ttl_from_ephemeral_owner(EXTENDED_MASK | 5000), Some(5000));
+        assert_eq!(ttl_from_ephemeral_owner(0x1234), None);
+        assert_eq!(ttl_from_ephemeral_owner(CONTAINER_EPHEMERAL_OWNER), None);
+    }
+
+    #[test]
+    fn ttl_validity_by_mode() {
+        assert!(CreateMode::PersistentWithTtl.ttl_is_valid(1000));
+        assert!(!CreateMode::PersistentWithTtl.ttl_is_valid(0));
+        assert!(!CreateMode::PersistentSequentialWithTtl.ttl_is_valid(-1));
+        assert!(CreateMode::Persistent.ttl_is_valid(-1));
+        assert!(!CreateMode::Ephemeral.ttl_is_valid(0));
+    }
+
+    #[test]
+    fn enum_codes_round_trip() {
+        for v in -200..200 {
+            if let Some(e) = ErrorCode::from_i32(v) {
+                assert_eq!(e.code(), v);
+            }
+            if let Some(o) = OpCode::from_i32(v) {
+                assert_eq!(o.code(), v);
+            }
+            if let Some(e) = EventType::from_i32(v) {
+                assert_eq!(e.code(), v);
+            }
+            if let Some(s) = KeeperState::from_i32(v) {
+                assert_eq!(s.code(), v);
+            }
+            if let Some(m) = AddWatchMode::from_i32(v) {
+                assert_eq!(m.code(), v);
+            }
+            if let Some(w) = WatcherType::from_i32(v) {
+                assert_eq!(w.code(), v);
+            }
+        }
+    }
 }

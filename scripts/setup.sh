@@ -3,8 +3,12 @@
 # it only installs what is missing. Needs root (or sudo) for apt-get.
 set -euo pipefail
 
-# Debian packages: protoc for the peer RPC definitions in proto/.
-APT_PACKAGES=(protobuf-compiler)
+# Debian packages:
+#   protobuf-compiler  protoc, for the peer RPC definitions in proto/
+#   zookeeper          a real ZooKeeper 3.8 and zkCli.sh, to test and compare against
+#   python3-kazoo      the kazoo ZooKeeper client (for Debian's /usr/bin/python3)
+#   netcat-openbsd     nc, for four-letter words in scripts
+APT_PACKAGES=(protobuf-compiler zookeeper python3-kazoo netcat-openbsd)
 
 missing=()
 for p in "${APT_PACKAGES[@]}"; do

@@ -1,0 +1,221 @@
+//! openraft's `RaftLogStorage` over a [`LogEngine`]: the Raft log, the vote, the last purged log
+//! id and the committed log id.
+//!
+//! Data flow: openraft's core task calls `append` / `save_vote` / `truncate` / `purge`; each
+//! writes through the engine and then fsyncs (`LogEngine::sync` on a blocking thread) *before*
+//! it reports completion, which is what Raft's safety needs (a vote or an acknowledged entry must
+//! survive a crash). Replication tasks read entries through clones of the same store.
+//!
+//! Records: log entries as protobuf `Entry` keyed by index; metadata `vote`, `last_purged`
+//! (protobuf `LogId`, written before the entries are removed so a crash in between leaves a
+//! consistent view) and `committed` (not fsynced: it only lets a restart re-apply sooner).
+
+use std::fmt;
+use std::io;
+use std::ops::{Bound, RangeBounds};
+use std::sync::Arc;
+
+use openraft::storage::{LogFlushed, LogState, RaftLogReader, RaftLogStorage};
+use openraft::{RaftLogId, StorageIOError};
+
+use super::codec;
+use super::engine::LogEngine;
+use super::types::{Entry, LogId, StorageResult, TypeConfig, Vote};
+
+const META_VOTE: &str = "vote";
+const META_LAST_PURGED: &str = "last_purged";
+const META_COMMITTED: &str = "committed";
+
+/// The Raft log of one node. Cheap to clone; clones share the engine.
+#[derive(Clone)]
+pub(crate) struct LogStore {
+    engine: Arc<dyn LogEngine>,
+}
+
+impl fmt::Debug for LogStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LogStore").finish_non_exhaustive()
+    }
+}
+
+fn invalid(e: codec::CodecError) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, e)
+}
+
+impl LogStore {
+    pub(crate) fn new(engine: Arc<dyn LogEngine>) -> Self {
+        LogStore { engine }
+    }
+
+    /// fsyncs everything written so far, off the async threads.
+    async fn sync(&self) -> io::Result<()> {
+        let engine = self.engine.clone();
+        tokio::task::spawn_blocking(move || engine.sync())
+            .await
+            .map_err(io::Error::other)?
+    }
+
+    fn read_log_id_meta(&self, key: &str) -> io::Result<Option<LogId>> {
+        match self.engine.get_meta(key)? {
+            Some(b) => Ok(Some(codec::decode_log_id(&b).map_err(invalid)?)),
+            None => Ok(None),
+        }
+    }
+}
+
+fn bounds(range: &impl RangeBounds<u64>) -> (u64, u64) {
+    let from = match range.start_bound() {
+        Bound::Included(&i) => i,
+        Bound::Excluded(&i) => i.saturating_add(1),
+        Bound::Unbounded => 0,
+    };
+    let to = match range.end_bound() {
+        Bound::Included(&i) => i.saturating_add(1),
+        Bound::Excluded(&i) => i,
+        Bound::Unbounded => u64::MAX,
+    };
+    (from, to)
+}
+
+impl RaftLogReader<TypeConfig> for LogStore {
+    async fn try_get_log_entries<RB: RangeBounds<u64> + Clone + fmt::Debug + Send>(
+        &mut self,
+        range: RB,
+    ) -> StorageResult<Vec<Entry>> {
+        let (from, to) = bounds(&range);
+        let records = self
+            .engine
+            .range(from, to)
+            .map_err(|e| StorageIOError::read_logs(&e))?;
+        let mut entries = Vec::with_capacity(records.len());
+        for (_, v) in &records {
+            entries.push(codec::decode_entry(v).map_err(|e| StorageIOError::read_logs(&e))?);
+        }
+        Ok(entries)
+    }
+}
+
+impl RaftLogStorage<TypeConfig> for LogStore {
+    type LogReader = LogStore;
+
+    async fn get_log_state(&mut self) -> StorageResult<LogState<TypeConfig>> {
+        let last_purged_log_id = self
+            .read_log_id_meta(META_LAST_PURGED)
+            .map_err(|e| StorageIOError::read_logs(&e))?;
+        let last = match self
+            .engine
+            .last()
+            .map_err(|e| StorageIOError::read_logs(&e))?
+        {
+            Some((_, v)) => Some(
+                codec::decode_entry(&v)
+                    .map_err(|e| StorageIOError::read_logs(&e))?
+                    .log_id,
+            ),
+            None => None,
+        };
+        Ok(LogState {
+            last_purged_log_id,
+            // Entries at or below the purge point may linger after a crash mid-purge.
+            last_log_id: last.max(last_purged_log_id),
+        })
+    }
+
+    async fn get_log_reader(&mut self) -> Self::LogReader {
+        self.clone()
+    }
+
+    async fn save_vote(&mut self, vote: &Vote) -> StorageResult<()> {
+        self.engine
+            .put_meta(META_VOTE, &codec::encode_vote(vote))
+            .map_err(|e| StorageIOError::write_vote(&e))?;
+        self.sync()
+            .await
+            .map_err(|e| StorageIOError::write_vote(&e))?;
+        Ok(())
+    }
+
+    async fn read_vote(&mut self) -> StorageResult<Option<Vote>> {
+        match self
+            .engine
+            .get_meta(META_VOTE)
+            .map_err(|e| StorageIOError::read_vote(&e))?
+        {
+            Some(b) => Ok(Some(
+                codec::decode_vote(&b).map_err(|e| StorageIOError::read_vote(&e))?,
+            )),
+            None => Ok(None),
+        }
+    }
+
+    async fn save_committed(&mut self, committed: Option<LogId>) -> StorageResult<()> {
+        // Not fsynced: losing it only means a restarted node waits for the leader to tell it
+        // what is committed before re-applying.
+        if let Some(c) = committed {
+            self.engine
+                .put_meta(META_COMMITTED, &codec::encode_log_id(&c))
+                .map_err(|e| StorageIOError::write(&e))?;
+        }
+        Ok(())
+    }
+
+    async fn read_committed(&mut self) -> StorageResult<Option<LogId>> {
+        Ok(self
+            .read_log_id_meta(META_COMMITTED)
+            .map_err(|e| StorageIOError::read(&e))?)
+    }
+
+    async fn append<I>(&mut self, entries: I, callback: LogFlushed<TypeConfig>) -> StorageResult<()>
+    where
+        I: IntoIterator<Item = Entry> + Send,
+        I::IntoIter: Send,
+    {
+        let records: Vec<(u64, Vec<u8>)> = entries
+            .into_iter()
+            .map(|e| (e.get_log_id().index, codec::encode_entry(&e)))
+            .collect();
+        if let Err(e) = self.engine.append(&records) {
+            let err = StorageIOError::write_logs(&e);
+            callback.log_io_completed(Err(e));
+            return Err(err.into());
+        }
+        // Report "flushed" only after the fsync. Awaiting it here (rather than in a detached
+        // task) keeps every write in order, as openraft requires.
+        match self.sync().await {
+            Ok(()) => {
+                callback.log_io_completed(Ok(()));
+                Ok(())
+            }
+            Err(e) => {
+                let err = StorageIOError::write_logs(&e);
+                callback.log_io_completed(Err(e));
+                Err(err.into())
+            }
+        }
+    }
+
+    async fn truncate(&mut self, log_id: LogId) -> StorageResult<()> {
+        self.engine
+            .remove_from(log_id.index)
+            .map_err(|e| StorageIOError::write_logs(&e))?;
+        self.sync()
+            .await
+            .map_err(|e| StorageIOError::write_logs(&e))?;
+        Ok(())
+    }
+
+    async fn purge(&mut self, log_id: LogId) -> StorageResult<()> {
+        // Record the purge point first: after a crash between the two steps the log merely
+        // still holds entries at or below it, which readers skip.
+        self.engine
+            .put_meta(META_LAST_PURGED, &codec::encode_log_id(&log_id))
+            .map_err(|e| StorageIOError::write_logs(&e))?;
+        self.engine
+            .remove_upto(log_id.index)
+            .map_err(|e| StorageIOError::write_logs(&e))?;
+        self.sync()
+            .await
+            .map_err(|e| StorageIOError::write_logs(&e))?;
+        Ok(())
+    }
+}

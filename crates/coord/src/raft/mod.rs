@@ -1,0 +1,49 @@
+//! Raft replication for coord: every committed write reaches every member's state machine in
+//! the same order, over an odd-sized ensemble configured like ZooKeeper
+//! (`server.N=host:peerPort:electionPort`).
+//!
+//! This module owns consensus, the durable log, snapshots and peer RPC. It knows nothing of
+//! znodes or sessions: the replicated payload is opaque bytes, and the application plugs in
+//! through [`Application`] (apply / snapshot / restore).
+//!
+//! How data flows:
+//!
+//! ```text
+//!  RaftNode::propose(bytes) ──(follower: Propose RPC to the leader)──┐
+//!        │ leader                                                   │
+//!        ▼                                                          ▼
+//!  openraft core ── append ──► LogStore ──► LogEngine (sled, fsync before "done")
+//!        │ AppendEntries / InstallSnapshot (peer port), Vote (election port): network.rs → server.rs
+//!        ▼ committed
+//!  StateMachine ── apply ──► Application::apply ──► response bytes back to the proposer
+//!        └─ every `snapshot_every` entries: Application::snapshot → snapshot file, log purged
+//! ```
+//!
+//! Modules: [`types`] (openraft type config, `Application`), `codec` (protobuf ⇄ openraft),
+//! `engine` (the narrow key-value interface and its sled implementation), `log_store`,
+//! `state_machine` (snapshot files), `network` (client side), `server` (the two gRPC services),
+//! `failover` (fast dead-leader detection), [`timing`] (ZooKeeper ticks → Raft timers), and
+//! `node` ([`RaftNode`], the API the rest of coord uses). Decisions are recorded in
+//! `docs/decisions/0002-raft-timing.md` and `0003-raft-storage.md`.
+
+mod codec;
+mod engine;
+mod failover;
+mod log_store;
+mod network;
+mod node;
+mod proto;
+mod server;
+mod state_machine;
+pub mod timing;
+pub mod types;
+
+#[cfg(test)]
+mod tests;
+
+pub use node::{
+    Listeners, ProposeError, ProposeOutcome, RaftNode, RaftNodeConfig, RaftStatus,
+    ReadBarrierError, Role, StartError, LOG_SUBDIR, SNAPSHOT_SUBDIR,
+};
+pub use timing::{LogOptions, RaftTiming};
+pub use types::{Application, NodeId, PeerAddrs};

@@ -1,1 +1,288 @@
-//! Shared helpers for the end-to-end suites in `tests/tests/`.
+//! Test kit for end-to-end suites: real `coord` processes started from `zookeeper.properties`
+//! files in a temporary directory, on free loopback ports, with the faults operators meet
+//! (SIGKILL, SIGTERM, SIGSTOP/SIGCONT, restart).
+//!
+//! The binaries come from the same target directory as the test executable
+//! (`target/<profile>/coord`), which `cargo test --workspace` / `cargo nextest run --workspace`
+//! build; `SLUICE_BIN_DIR` overrides the directory.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// Directory holding the project's binaries.
+pub fn bin_dir() -> PathBuf {
+    if let Ok(dir) = std::env::var("SLUICE_BIN_DIR") {
+        return PathBuf::from(dir);
+    }
+    let exe = std::env::current_exe().expect("current_exe");
+    // target/<profile>/deps/<test binary>
+    exe.parent()
+        .and_then(Path::parent)
+        .expect("test binary lives in target/<profile>/deps")
+        .to_path_buf()
+}
+
+pub fn binary(name: &str) -> PathBuf {
+    let path = bin_dir().join(name);
+    assert!(
+        path.exists(),
+        "{} is missing: build the workspace binaries first (cargo build --bins)",
+        path.display()
+    );
+    path
+}
+
+/// A free loopback port (bound and released; good enough on a quiet machine).
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Sends a four-letter word and returns the whole answer ("" when nothing answers).
+pub fn four_letter_word(addr: SocketAddr, word: &str) -> String {
+    let Ok(mut s) = TcpStream::connect_timeout(&addr, Duration::from_millis(500)) else {
+        return String::new();
+    };
+    let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
+    if s.write_all(word.as_bytes()).is_err() {
+        return String::new();
+    }
+    let mut out = String::new();
+    let _ = s.read_to_string(&mut out);
+    out
+}
+
+/// The `Mode:` line of `srvr` (`leader`, `follower`, `standalone`, `looking`), if it answers.
+pub fn mode(addr: SocketAddr) -> Option<String> {
+    four_letter_word(addr, "srvr")
+        .lines()
+        .find_map(|l| l.strip_prefix("Mode: ").map(str::to_string))
+}
+
+/// One coord node of a [`CoordCluster`].
+#[derive(Debug)]
+pub struct CoordNode {
+    pub id: u64,
+    pub client: SocketAddr,
+    pub config: PathBuf,
+    pub data_dir: PathBuf,
+    pub log: PathBuf,
+    child: Option<Child>,
+}
+
+impl CoordNode {
+    pub fn is_running(&mut self) -> bool {
+        match &mut self.child {
+            Some(c) => c.try_wait().ok().flatten().is_none(),
+            None => false,
+        }
+    }
+
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
+    fn signal(&self, sig: &str) {
+        if let Some(pid) = self.pid() {
+            let _ = Command::new("kill")
+                .arg(format!("-{sig}"))
+                .arg(pid.to_string())
+                .status();
+        }
+    }
+
+    fn start(&mut self) {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)
+            .expect("open node log");
+        let child = Command::new(binary("coord"))
+            .arg(&self.config)
+            .env("RUST_LOG", "info,openraft=warn")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("log handle"))
+            .stderr(log)
+            .spawn()
+            .expect("spawn coord");
+        self.child = Some(child);
+    }
+
+    /// SIGKILL and reap.
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// SIGTERM and wait for the exit code.
+    pub fn stop(&mut self) -> Option<i32> {
+        let mut c = self.child.take()?;
+        self.signal_pid(c.id(), "TERM");
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            if let Ok(Some(status)) = c.try_wait() {
+                return status.code();
+            }
+            if Instant::now() > deadline {
+                let _ = c.kill();
+                let _ = c.wait();
+                panic!("node {} ignored SIGTERM for 15 s", self.id);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn signal_pid(&self, pid: u32, sig: &str) {
+        let _ = Command::new("kill")
+            .arg(format!("-{sig}"))
+            .arg(pid.to_string())
+            .status();
+    }
+
+    /// SIGSTOP: the process hangs with its sockets open.
+    pub fn pause(&self) {
+        self.signal("STOP");
+    }
+
+    /// SIGCONT.
+    pub fn resume(&self) {
+        self.signal("CONT");
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for CoordNode {
+    fn drop(&mut self) {
+        self.resume();
+        self.kill();
+    }
+}
+
+/// Three (or five) coord processes on one host, in the classic ZooKeeper layout.
+#[derive(Debug)]
+pub struct CoordCluster {
+    pub dir: tempfile::TempDir,
+    pub nodes: Vec<CoordNode>,
+}
+
+impl CoordCluster {
+    /// Writes `zookeeper-N.properties` (with `extra` lines appended) and `myid` for `n` nodes
+    /// and starts them all. `n == 1` is a standalone node (no `server.N` lines).
+    pub fn start(n: u64, extra: &str) -> CoordCluster {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let ports: Vec<(u16, u16, u16)> = (0..n)
+            .map(|_| (free_port(), free_port(), free_port()))
+            .collect();
+        let servers: String = ports
+            .iter()
+            .filter(|_| n > 1)
+            .enumerate()
+            .map(|(i, (_, peer, election))| {
+                format!("server.{}=127.0.0.1:{peer}:{election}\n", i + 1)
+            })
+            .collect();
+        let mut nodes = Vec::new();
+        for (i, (client, _, _)) in ports.iter().enumerate() {
+            let id = i as u64 + 1;
+            let data_dir = dir.path().join(format!("zk-{id}"));
+            std::fs::create_dir_all(&data_dir).unwrap();
+            std::fs::write(data_dir.join("myid"), format!("{id}\n")).unwrap();
+            let config = dir.path().join(format!("zookeeper-{id}.properties"));
+            std::fs::write(
+                &config,
+                format!(
+                    "dataDir={}\nclientPort={client}\nclientPortAddress=127.0.0.1\ntickTime=500\ninitLimit=10\nsyncLimit=5\nmaxClientCnxns=0\n4lw.commands.whitelist=*\n{servers}{extra}",
+                    data_dir.display()
+                ),
+            )
+            .unwrap();
+            let mut node = CoordNode {
+                id,
+                client: SocketAddr::from(([127, 0, 0, 1], *client)),
+                config,
+                data_dir,
+                log: dir.path().join(format!("coord-{id}.log")),
+                child: None,
+            };
+            node.start();
+            nodes.push(node);
+        }
+        let cluster = CoordCluster { dir, nodes };
+        cluster.wait_for_leader(Duration::from_secs(30));
+        cluster.wait_until_all_serve(Duration::from_secs(30));
+        cluster
+    }
+
+    pub fn connect_string(&self) -> String {
+        self.nodes
+            .iter()
+            .map(|n| n.client.to_string())
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
+    /// Index of the node that reports `Mode: leader` (or `standalone`).
+    pub fn leader(&self) -> Option<usize> {
+        self.nodes
+            .iter()
+            .position(|n| matches!(mode(n.client).as_deref(), Some("leader" | "standalone")))
+    }
+
+    /// Waits until some node leads and every running node answers `ruok`.
+    pub fn wait_for_leader(&self, timeout: Duration) -> usize {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(l) = self.leader() {
+                return l;
+            }
+            if Instant::now() > deadline {
+                let logs: Vec<String> = self
+                    .nodes
+                    .iter()
+                    .map(|n| format!("--- node {}:\n{}", n.id, n.log_text()))
+                    .collect();
+                panic!("no leader within {timeout:?}\n{}", logs.join("\n"));
+            }
+            std::thread::sleep(Duration::from_millis(25));
+        }
+    }
+
+    /// Waits until every node knows the leader (reports `leader`, `follower` or `standalone`).
+    pub fn wait_until_all_serve(&self, timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let modes: Vec<Option<String>> = self.nodes.iter().map(|n| mode(n.client)).collect();
+            if modes
+                .iter()
+                .all(|m| matches!(m.as_deref(), Some("leader" | "follower" | "standalone")))
+            {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "not every node serves: {modes:?}"
+            );
+            std::thread::sleep(Duration::from_millis(25));
+        }
+    }
+
+    pub fn restart(&mut self, i: usize) {
+        self.nodes[i].kill();
+        self.nodes[i].start();
+    }
+
+    pub fn start_node(&mut self, i: usize) {
+        self.nodes[i].start();
+    }
+}

@@ -102,6 +102,8 @@ pub struct CoordConfig {
     /// TTL and container-style extended node types (`extendedTypesEnabled`).
     pub extended_types_enabled: bool,
     pub standalone_enabled: bool,
+    /// `snapCount`: log entries between two snapshots; `None` keeps coord's default.
+    pub snap_count: Option<u64>,
 }
 
 /// Why `dataDir/myid` could not name this node.
@@ -284,10 +286,10 @@ impl CoordConfig {
             }
         }
         let extended_types_enabled = r.boolean("extendedTypesEnabled", false);
+        let snap_count = r.opt_number::<u64>("snapCount", 2, u64::MAX / 2);
         r.accept(&["admin.serverPort", "admin.serverAddress"]);
         r.recognised_without_effect(
             &[
-                "snapCount",
                 "preAllocSize",
                 "globalOutstandingLimit",
                 "leaderServes",
@@ -334,6 +336,7 @@ impl CoordConfig {
             admin_enable_server,
             extended_types_enabled,
             standalone_enabled,
+            snap_count,
         };
         (Some(config), diags)
     }

@@ -4,6 +4,15 @@
 //! (znode tree, sessions, watches, the Raft-replicated log and the ZooKeeper wire server) is built
 //! up in the modules of this crate.
 
+pub mod fourlw;
+pub mod raft;
+pub mod server;
+
+pub mod machine;
+pub mod sessions;
+pub mod tree;
+pub mod watches;
+
 use sluice_config::{CoordConfig, Diagnostic};
 
 /// Outcome of `coord --check FILE`.

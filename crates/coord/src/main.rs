@@ -2,6 +2,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
+use sluice_config::CoordConfig;
+use sluice_coord::server::CoordServer;
 
 /// A ZooKeeper-compatible coordinator, configured by a zookeeper.properties file.
 #[derive(Parser, Debug)]
@@ -26,9 +28,63 @@ fn main() -> ExitCode {
             ExitCode::from(1)
         };
     }
-    eprintln!(
-        "coord: the daemon is not built yet; use --check to validate {}",
-        args.file.display()
-    );
-    ExitCode::from(2)
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+                tracing_subscriber::EnvFilter::new("info,openraft=warn,sled=warn")
+            }),
+        )
+        .with_target(false)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
+    let loaded = match CoordConfig::load(&args.file) {
+        Ok(l) => l,
+        Err(e) => {
+            eprint!("{}", e.report());
+            return ExitCode::from(1);
+        }
+    };
+    sluice_coord::log_warnings(&loaded.warnings);
+    let cfg = loaded.config;
+    let myid = match cfg.read_myid() {
+        Ok(id) => id,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    runtime.block_on(async move {
+        let server = match CoordServer::start(&cfg, myid).await {
+            Ok(s) => s,
+            Err(e) => {
+                eprintln!("error: {e}");
+                return ExitCode::from(1);
+            }
+        };
+        wait_for_signal().await;
+        tracing::info!("shutting down");
+        server.shutdown().await;
+        ExitCode::SUCCESS
+    })
+}
+
+async fn wait_for_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
+    let mut int = signal(SignalKind::interrupt()).expect("SIGINT handler");
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
 }

@@ -1,0 +1,864 @@
+//! The coordinator node: the ZooKeeper client port in front of the replicated state machine.
+//!
+//! ```text
+//!  client port ──► conn.rs (one task per connection) ──reads──► Machine (local, RwLock)
+//!                        │ writes, session create/close, sync
+//!                        ▼
+//!                 proposer task: batches commands + session touches into one log entry
+//!                        │ RaftNode::propose (forwarded to the leader when this is a follower)
+//!                        ▼
+//!   every node:   App::apply ─► Machine::apply per command ─► watch triggers ─► local connections
+//!                        │
+//!                        └─► session liveness (ExpiryTracker); the leader proposes expiries
+//! ```
+//!
+//! Log entries carry a [`Batch`]: the proposing node's wall-clock time, the commands and the ids
+//! of sessions that node heard from since its previous batch. zxids are
+//! `(term << 32) | counter`, the counter counting commands within a term, so every command
+//! gets its own strictly increasing zxid on every replica.
+//!
+//! Locking: `machine` (RwLock) is always taken before `watches` (Mutex). `apply` holds the
+//! machine's write lock while it fires watches, and reads register their watches under the read
+//! lock, so no change can slip between a read and its watch, and a watch event is queued for a
+//! connection before any read can observe the change.
+
+mod conn;
+pub(crate) mod expiry;
+mod handlers;
+
+use std::collections::{HashMap, HashSet};
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock, RwLock};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use serde::{Deserialize, Serialize};
+use sluice_config::{CoordConfig, FourLetterWords};
+use sluice_jute::{ErrorCode, Id, KeeperState, Request, Response, WatcherEvent};
+use tokio::net::TcpListener;
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio::task::JoinHandle;
+
+use crate::fourlw::{self, ConnectionInfo, Mode, ServerInfo};
+use crate::machine::{Command, CommandResult, Machine};
+use crate::raft::{Application, Listeners, RaftNode, RaftNodeConfig, Role, StartError};
+use crate::sessions::Session;
+use crate::watches::{Notification, WatchManager};
+use expiry::ExpiryTracker;
+
+/// Most commands in one log entry; more wait for the next entry.
+const MAX_BATCH_COMMANDS: usize = 4096;
+/// Rough byte budget of one log entry.
+const MAX_BATCH_BYTES: usize = 8 << 20;
+/// How often the leader looks for expired sessions and empty containers.
+const HOUSEKEEPING_EVERY: Duration = Duration::from_millis(100);
+/// ZooKeeper's `znode.container.checkIntervalMs` default.
+const REAP_EVERY: Duration = Duration::from_secs(60);
+/// ZooKeeper's `znode.container.maxNeverUsedIntervalMs` default (0: never-used containers stay).
+const REAP_NEVER_USED_MS: i64 = 0;
+/// ZooKeeper's `jute.maxbuffer` plus the server's extra allowance for headers
+/// (`zookeeper.jute.maxbuffer.extrasize`): a frame above this closes the connection.
+pub const MAX_CLIENT_FRAME: usize = sluice_jute::DEFAULT_MAX_BUFFER + 1024;
+
+/// What the client side of a node needs to know, taken from `zookeeper.properties`.
+#[derive(Debug, Clone)]
+pub struct ServerSettings {
+    pub node_id: u64,
+    pub standalone: bool,
+    pub min_session_timeout_ms: i32,
+    pub max_session_timeout_ms: i32,
+    /// Connections per client IP; 0 = unlimited.
+    pub max_client_cnxns: u32,
+    pub four_letter_words: FourLetterWords,
+    pub ttl_enabled: bool,
+    pub max_frame: usize,
+    /// Lines for the `conf` four-letter word.
+    pub conf: Vec<(String, String)>,
+    /// Close client connections when no leader has been known for this long.
+    pub leaderless_grace: Duration,
+}
+
+impl ServerSettings {
+    pub fn from_config(cfg: &CoordConfig, node_id: u64) -> ServerSettings {
+        let mut conf = vec![
+            (
+                "clientPort".to_string(),
+                cfg.client_port_of(Some(node_id)).unwrap_or(0).to_string(),
+            ),
+            ("dataDir".into(), cfg.data_dir.display().to_string()),
+            ("dataLogDir".into(), cfg.data_log_dir.display().to_string()),
+            ("tickTime".into(), cfg.tick_time_ms.to_string()),
+            ("maxClientCnxns".into(), cfg.max_client_cnxns.to_string()),
+            (
+                "minSessionTimeout".into(),
+                cfg.min_session_timeout_ms.to_string(),
+            ),
+            (
+                "maxSessionTimeout".into(),
+                cfg.max_session_timeout_ms.to_string(),
+            ),
+            ("serverId".into(), node_id.to_string()),
+        ];
+        if !cfg.is_standalone() {
+            conf.push(("initLimit".into(), cfg.init_limit.to_string()));
+            conf.push(("syncLimit".into(), cfg.sync_limit.to_string()));
+            if let Some(me) = cfg.servers.get(&node_id) {
+                conf.push(("electionPort".into(), me.election_port.to_string()));
+                conf.push(("quorumPort".into(), me.peer_port.to_string()));
+            }
+            for (k, v) in cfg.effective() {
+                if k.starts_with("server.") {
+                    conf.push((k, v));
+                }
+            }
+        }
+        let clamp = |v: u32| i32::try_from(v).unwrap_or(i32::MAX);
+        ServerSettings {
+            node_id,
+            standalone: cfg.is_standalone(),
+            min_session_timeout_ms: clamp(cfg.min_session_timeout_ms),
+            max_session_timeout_ms: clamp(cfg.max_session_timeout_ms),
+            max_client_cnxns: cfg.max_client_cnxns,
+            four_letter_words: cfg.four_letter_words.clone(),
+            ttl_enabled: cfg.extended_types_enabled,
+            max_frame: MAX_CLIENT_FRAME,
+            conf,
+            leaderless_grace: Duration::from_millis(
+                u64::from(cfg.tick_time_ms) * u64::from(cfg.sync_limit.max(1)),
+            ),
+        }
+    }
+}
+
+/// One log entry's worth of work.
+#[derive(Debug, Serialize, Deserialize)]
+struct Batch {
+    time_ms: i64,
+    commands: Vec<Command>,
+    /// Sessions the proposing node heard from since its previous batch.
+    touches: Vec<i64>,
+}
+
+/// A committed command's outcome, for the connection that sent it.
+#[derive(Debug)]
+pub(crate) struct Applied {
+    pub zxid: i64,
+    pub result: CommandResult,
+}
+
+/// The command did not reach a quorum in time, or the node is stopping.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ProposeFailed;
+
+struct Proposal {
+    cmd: Command,
+    reply: oneshot::Sender<Result<Applied, ProposeFailed>>,
+}
+
+/// Sent by `apply` (or housekeeping) to a connection.
+#[derive(Debug)]
+pub(crate) enum ConnEvent {
+    Watch(WatcherEvent),
+    /// The session was closed or expired, or the node stopped serving: close the connection.
+    Close,
+}
+
+struct Attached {
+    conn_id: u64,
+    peer: SocketAddr,
+    timeout_ms: i32,
+    events: mpsc::UnboundedSender<ConnEvent>,
+}
+
+#[derive(Debug, Default)]
+pub(crate) struct Stats {
+    pub packets_received: AtomicU64,
+    pub packets_sent: AtomicU64,
+}
+
+/// State shared by the connections, the proposer, housekeeping and the Raft application.
+pub(crate) struct Core {
+    pub settings: ServerSettings,
+    machine: RwLock<Machine>,
+    watches: Mutex<WatchManager>,
+    attached: Mutex<HashMap<i64, Attached>>,
+    touched: Mutex<HashSet<i64>>,
+    expiry: Mutex<ExpiryTracker>,
+    proposals: mpsc::UnboundedSender<Proposal>,
+    /// Highest log index applied through `App::apply`.
+    applied: watch::Sender<u64>,
+    raft: OnceLock<RaftNode>,
+    pub stats: Stats,
+    conn_ids: AtomicU64,
+    per_ip: Mutex<HashMap<std::net::IpAddr, u32>>,
+    started: Instant,
+    stopping: AtomicBool,
+}
+
+impl std::fmt::Debug for Core {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Core")
+            .field("node_id", &self.settings.node_id)
+            .finish_non_exhaustive()
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+/// The zxid of the next command of `term`, after `last`.
+fn next_zxid(last: i64, term: u64) -> i64 {
+    let epoch = (term & 0xffff_ffff) as i64;
+    if last >> 32 == epoch {
+        last + 1
+    } else {
+        (epoch << 32) | 1
+    }
+}
+
+impl Core {
+    fn raft(&self) -> Option<&RaftNode> {
+        self.raft.get()
+    }
+
+    pub fn is_serving(&self) -> bool {
+        !self.stopping.load(Ordering::Relaxed)
+            && (self.settings.standalone || self.raft().is_some_and(|r| r.leader_id().is_some()))
+    }
+
+    pub fn last_zxid(&self) -> i64 {
+        self.machine
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .last_zxid()
+    }
+
+    pub fn next_conn_id(&self) -> u64 {
+        self.conn_ids.fetch_add(1, Ordering::Relaxed)
+    }
+
+    pub fn session(&self, id: i64) -> Option<Session> {
+        self.machine
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .sessions()
+            .get(id)
+            .copied()
+    }
+
+    /// Queues `cmd` for the next log entry.
+    pub fn submit(&self, cmd: Command) -> oneshot::Receiver<Result<Applied, ProposeFailed>> {
+        let (reply, rx) = oneshot::channel();
+        // A closed channel drops `reply`, which the caller sees as a failure.
+        let _ = self.proposals.send(Proposal { cmd, reply });
+        rx
+    }
+
+    pub fn touch(&self, session: i64) {
+        lock(&self.touched).insert(session);
+    }
+
+    pub fn attach(
+        &self,
+        session: i64,
+        conn_id: u64,
+        peer: SocketAddr,
+        timeout_ms: i32,
+        events: mpsc::UnboundedSender<ConnEvent>,
+    ) {
+        let old = lock(&self.attached).insert(
+            session,
+            Attached {
+                conn_id,
+                peer,
+                timeout_ms,
+                events,
+            },
+        );
+        // A client that reconnects here while its old connection lingers: the old one goes.
+        if let Some(old) = old {
+            let _ = old.events.send(ConnEvent::Close);
+        }
+    }
+
+    pub fn detach(&self, session: i64, conn_id: u64) {
+        let mut attached = lock(&self.attached);
+        if attached.get(&session).is_some_and(|a| a.conn_id == conn_id) {
+            attached.remove(&session);
+        }
+    }
+
+    pub fn set_watch_auth(&self, session: i64, ids: Vec<Id>) {
+        lock(&self.watches).set_auth(session, ids);
+    }
+
+    /// Serves a local request under the machine's read lock. Returns the zxid to put in the
+    /// reply header, the reply and the notifications a setWatches found missed.
+    pub fn local(
+        &self,
+        req: &Request,
+        session: i64,
+        auth: &[Id],
+    ) -> (i64, ErrorCode, Response, Vec<Notification>) {
+        let machine = self.machine.read().unwrap_or_else(|e| e.into_inner());
+        let mut watches = lock(&self.watches);
+        let (err, body, missed) = handlers::local(req, session, auth, &machine, &mut watches);
+        (machine.last_zxid(), err, body, missed)
+    }
+
+    fn deliver(&self, notes: Vec<Notification>) {
+        if notes.is_empty() {
+            return;
+        }
+        let attached = lock(&self.attached);
+        for (session, event_type, path) in notes {
+            if let Some(a) = attached.get(&session) {
+                let _ = a.events.send(ConnEvent::Watch(WatcherEvent {
+                    event_type,
+                    state: KeeperState::SyncConnected,
+                    path,
+                }));
+            }
+        }
+    }
+
+    fn close_attached(&self, session: i64) {
+        if let Some(a) = lock(&self.attached).remove(&session) {
+            let _ = a.events.send(ConnEvent::Close);
+        }
+    }
+
+    /// Counters for the four-letter words.
+    pub fn server_info(&self) -> ServerInfo {
+        let (mode, followers) = match self.raft().map(RaftNode::status) {
+            _ if self.settings.standalone => (Mode::Standalone, None),
+            Some(s) => match s.role {
+                Role::Leader => {
+                    let n = s.voters.len().saturating_sub(1) as u64 + s.observers.len() as u64;
+                    (Mode::Leader, Some((n, n)))
+                }
+                Role::Follower if s.leader.is_some() => (Mode::Follower, None),
+                Role::Observer if s.leader.is_some() => (Mode::Observer, None),
+                _ => (Mode::Looking, None),
+            },
+            None => (Mode::Looking, None),
+        };
+        let machine = self.machine.read().unwrap_or_else(|e| e.into_inner());
+        let tree = machine.tree();
+        let watch_count = lock(&self.watches).watch_count() as u64;
+        let connections: Vec<ConnectionInfo> = lock(&self.attached)
+            .iter()
+            .map(|(sid, a)| ConnectionInfo {
+                remote: a.peer.to_string(),
+                queued: 0,
+                received: 0,
+                sent: 0,
+                session_id: Some(*sid),
+                timeout_ms: u32::try_from(a.timeout_ms).ok(),
+                last_zxid: None,
+            })
+            .collect();
+        let watching = lock(&self.attached).len() as u64;
+        ServerInfo {
+            mode,
+            server_id: Some(self.settings.node_id),
+            latency_min_ms: 0,
+            latency_avg_ms: 0.0,
+            latency_max_ms: 0,
+            packets_received: self.stats.packets_received.load(Ordering::Relaxed),
+            packets_sent: self.stats.packets_sent.load(Ordering::Relaxed),
+            connections,
+            outstanding_requests: 0,
+            last_zxid: machine.last_zxid(),
+            node_count: tree.node_count() as u64,
+            watch_count,
+            watched_paths: watch_count,
+            watching_connections: if watch_count > 0 { watching } else { 0 },
+            ephemerals_count: tree.ephemeral_owners().count() as u64,
+            approximate_data_size: 0,
+            global_sessions: machine.sessions().len() as u64,
+            uptime_ms: self.started.elapsed().as_millis() as u64,
+            followers,
+            read_only: false,
+            conf: self.settings.conf.clone(),
+            open_fds: std::fs::read_dir("/proc/self/fd")
+                .ok()
+                .map(|d| d.count() as u64),
+            max_fds: None,
+        }
+    }
+
+    /// Applies one committed log entry (see [`Batch`]) and returns the encoded results.
+    fn apply_batch(&self, term: u64, index: u64, payload: &[u8]) -> Vec<u8> {
+        let batch: Batch = match postcard::from_bytes(payload) {
+            Ok(b) => b,
+            Err(e) => {
+                // Every node rejects the same bytes the same way, so state stays identical.
+                tracing::error!(index, error = %e, "undecodable log entry skipped");
+                return Vec::new();
+            }
+        };
+        let now = Instant::now();
+        let mut results: Vec<(i64, CommandResult)> = Vec::with_capacity(batch.commands.len());
+        let mut machine = self.machine.write().unwrap_or_else(|e| e.into_inner());
+        {
+            let mut expiry = lock(&self.expiry);
+            for s in &batch.touches {
+                expiry.touch(*s, now);
+            }
+        }
+        for cmd in &batch.commands {
+            let zxid = next_zxid(machine.last_zxid(), term);
+            let (result, triggers) = machine.apply(zxid, batch.time_ms, zxid as u64, cmd);
+            match (cmd, &result) {
+                (
+                    Command::CreateSession { .. },
+                    CommandResult::SessionCreated {
+                        session_id,
+                        timeout_ms,
+                        ..
+                    },
+                ) => {
+                    lock(&self.expiry).add(*session_id, *timeout_ms, now);
+                }
+                (Command::CloseSession { session_id }, _) => {
+                    lock(&self.expiry).remove(*session_id);
+                    lock(&self.watches).remove_session(*session_id);
+                }
+                _ => {}
+            }
+            if !triggers.is_empty() {
+                let notes = lock(&self.watches).trigger(&triggers);
+                self.deliver(notes);
+            }
+            if let Command::CloseSession { session_id } = cmd {
+                self.close_attached(*session_id);
+            }
+            results.push((zxid, result));
+        }
+        drop(machine);
+        self.applied.send_if_modified(|i| {
+            let newer = index > *i;
+            if newer {
+                *i = index;
+            }
+            newer
+        });
+        postcard::to_stdvec(&results).unwrap_or_default()
+    }
+}
+
+/// The Raft layer's view of a [`Core`].
+struct App(Arc<Core>);
+
+impl Application for App {
+    fn apply(&self, term: u64, index: u64, payload: &[u8]) -> Vec<u8> {
+        self.0.apply_batch(term, index, payload)
+    }
+
+    fn snapshot(&self) -> Vec<u8> {
+        self.0
+            .machine
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .snapshot()
+    }
+
+    fn restore(&self, data: &[u8]) -> Result<(), String> {
+        let restored = Machine::restore(data).map_err(|e| e.to_string())?;
+        let sessions: Vec<(i64, i32)> = restored
+            .sessions()
+            .iter()
+            .map(|(id, s)| (id, s.timeout_ms))
+            .collect();
+        *self.0.machine.write().unwrap_or_else(|e| e.into_inner()) = restored;
+        lock(&self.0.expiry).reset(sessions, Instant::now());
+        Ok(())
+    }
+}
+
+impl std::fmt::Debug for App {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("App")
+    }
+}
+
+/// Why a node could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    #[error("cannot listen for clients on {addr}: {source}")]
+    Bind {
+        addr: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Raft(#[from] StartError),
+    #[error("{0}")]
+    Config(String),
+}
+
+/// A running coordinator node.
+#[derive(Debug)]
+pub struct CoordServer {
+    core: Arc<Core>,
+    raft: RaftNode,
+    client_addr: SocketAddr,
+    tasks: Vec<JoinHandle<()>>,
+    stop: watch::Sender<bool>,
+}
+
+impl CoordServer {
+    /// Starts the node that `cfg` and `myid` describe, binding `clientPortAddress:clientPort`
+    /// and the Raft ports of its `server.N` line.
+    pub async fn start(cfg: &CoordConfig, myid: Option<u64>) -> Result<CoordServer, ServerError> {
+        let node_id = myid.unwrap_or(1);
+        let port = cfg
+            .client_port_of(myid)
+            .ok_or_else(|| ServerError::Config("no clientPort for this node".into()))?;
+        let host = cfg
+            .client_port_address
+            .clone()
+            .unwrap_or_else(|| "0.0.0.0".into());
+        let addr = if host.contains(':') {
+            format!("[{host}]:{port}")
+        } else {
+            format!("{host}:{port}")
+        };
+        let listener = std::net::TcpListener::bind(&addr)
+            .map_err(|source| ServerError::Bind { addr, source })?;
+        let mut raft_cfg = RaftNodeConfig::from_coord_config(cfg, node_id);
+        if let Some(n) = cfg.snap_count {
+            raft_cfg.log.snapshot_every = n;
+        }
+        Self::start_with(
+            ServerSettings::from_config(cfg, node_id),
+            raft_cfg,
+            listener,
+            None,
+        )
+        .await
+    }
+
+    /// Starts a node on listeners the caller bound (tests use port 0).
+    pub async fn start_with(
+        settings: ServerSettings,
+        raft_cfg: RaftNodeConfig,
+        client: std::net::TcpListener,
+        raft_listeners: Option<Listeners>,
+    ) -> Result<CoordServer, ServerError> {
+        let (proposals, proposals_rx) = mpsc::unbounded_channel();
+        let (applied, _) = watch::channel(0u64);
+        let core = Arc::new(Core {
+            settings,
+            machine: RwLock::new(Machine::new()),
+            watches: Mutex::new(WatchManager::new()),
+            attached: Mutex::new(HashMap::new()),
+            touched: Mutex::new(HashSet::new()),
+            expiry: Mutex::new(ExpiryTracker::default()),
+            proposals,
+            applied,
+            raft: OnceLock::new(),
+            stats: Stats::default(),
+            conn_ids: AtomicU64::new(1),
+            per_ip: Mutex::new(HashMap::new()),
+            started: Instant::now(),
+            stopping: AtomicBool::new(false),
+        });
+        let raft =
+            RaftNode::start_with_listeners(raft_cfg, Arc::new(App(core.clone())), raft_listeners)
+                .await?;
+        let _ = core.raft.set(raft.clone());
+
+        client
+            .set_nonblocking(true)
+            .map_err(|source| ServerError::Bind {
+                addr: format!("{:?}", client.local_addr()),
+                source,
+            })?;
+        let client_addr = client.local_addr().map_err(|source| ServerError::Bind {
+            addr: "client listener".into(),
+            source,
+        })?;
+        let listener = TcpListener::from_std(client).map_err(|source| ServerError::Bind {
+            addr: client_addr.to_string(),
+            source,
+        })?;
+        let (stop, stop_rx) = watch::channel(false);
+        let tasks = vec![
+            tokio::spawn(proposer(
+                core.clone(),
+                raft.clone(),
+                proposals_rx,
+                stop_rx.clone(),
+            )),
+            tokio::spawn(housekeeping(core.clone(), raft.clone(), stop_rx.clone())),
+            tokio::spawn(accept_loop(core.clone(), listener, stop_rx)),
+        ];
+        tracing::info!(node = core.settings.node_id, %client_addr, "serving ZooKeeper clients");
+        Ok(CoordServer {
+            core,
+            raft,
+            client_addr,
+            tasks,
+            stop,
+        })
+    }
+
+    pub fn client_addr(&self) -> SocketAddr {
+        self.client_addr
+    }
+
+    pub fn raft(&self) -> &RaftNode {
+        &self.raft
+    }
+
+    /// The four-letter-word counters, e.g. to see whether this node leads.
+    pub fn info(&self) -> ServerInfo {
+        self.core.server_info()
+    }
+
+    /// Stops accepting clients, closes connections and stops Raft (flushing its storage).
+    pub async fn shutdown(self) {
+        self.core.stopping.store(true, Ordering::Relaxed);
+        let _ = self.stop.send(true);
+        let sessions: Vec<i64> = lock(&self.core.attached).keys().copied().collect();
+        for s in sessions {
+            self.core.close_attached(s);
+        }
+        for t in &self.tasks {
+            t.abort();
+        }
+        self.raft.shutdown().await;
+    }
+}
+
+async fn accept_loop(core: Arc<Core>, listener: TcpListener, mut stop: watch::Receiver<bool>) {
+    loop {
+        let (stream, peer) = tokio::select! {
+            _ = stop.changed() => return,
+            r = listener.accept() => match r {
+                Ok(x) => x,
+                Err(e) => {
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+        };
+        let max = core.settings.max_client_cnxns;
+        {
+            let mut per_ip = lock(&core.per_ip);
+            let n = per_ip.entry(peer.ip()).or_default();
+            if max > 0 && *n >= max {
+                tracing::warn!(%peer, "too many connections from {} - max is {max}", peer.ip());
+                drop(stream);
+                continue;
+            }
+            *n += 1;
+        }
+        let core = core.clone();
+        tokio::spawn(async move {
+            conn::serve(core.clone(), stream, peer).await;
+            let mut per_ip = lock(&core.per_ip);
+            if let Some(n) = per_ip.get_mut(&peer.ip()) {
+                *n -= 1;
+                if *n == 0 {
+                    per_ip.remove(&peer.ip());
+                }
+            }
+        });
+    }
+}
+
+/// Gathers queued commands (and session touches) into log entries, one entry in flight at a
+/// time: while one entry commits, the next fills up, so a busy node writes large entries.
+async fn proposer(
+    core: Arc<Core>,
+    raft: RaftNode,
+    mut rx: mpsc::UnboundedReceiver<Proposal>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let touch_every =
+        Duration::from_millis((core.settings.min_session_timeout_ms.max(200) / 4) as u64);
+    let mut touch_tick = tokio::time::interval(touch_every);
+    touch_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut pending: Vec<Proposal> = Vec::new();
+    loop {
+        if pending.is_empty() {
+            tokio::select! {
+                _ = stop.changed() => return,
+                p = rx.recv() => match p {
+                    Some(p) => pending.push(p),
+                    None => return,
+                },
+                _ = touch_tick.tick() => {
+                    if lock(&core.touched).is_empty() {
+                        continue;
+                    }
+                }
+            }
+        }
+        let mut bytes = pending.iter().map(|p| approx_size(&p.cmd)).sum::<usize>();
+        while pending.len() < MAX_BATCH_COMMANDS && bytes < MAX_BATCH_BYTES {
+            match rx.try_recv() {
+                Ok(p) => {
+                    bytes += approx_size(&p.cmd);
+                    pending.push(p);
+                }
+                Err(_) => break,
+            }
+        }
+        let touches: Vec<i64> = lock(&core.touched).drain().collect();
+        let batch = Batch {
+            time_ms: now_ms(),
+            commands: pending.iter().map(|p| p.cmd.clone()).collect(),
+            touches,
+        };
+        let payload = match postcard::to_stdvec(&batch) {
+            Ok(p) => p,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot encode a log entry");
+                pending.clear();
+                continue;
+            }
+        };
+        let outcome = raft.propose(payload).await;
+        let replies: Vec<Proposal> = std::mem::take(&mut pending);
+        match outcome {
+            Ok(out) => {
+                // A forwarded write returns once the leader applied it; answer only after this
+                // node applied it too, so the client's next read here sees its write.
+                let mut applied = core.applied.subscribe();
+                let _ = tokio::time::timeout(
+                    Duration::from_secs(30),
+                    applied.wait_for(|i| *i >= out.index),
+                )
+                .await;
+                let results: Vec<(i64, CommandResult)> =
+                    postcard::from_bytes(&out.response).unwrap_or_default();
+                let mut results = results.into_iter();
+                for p in replies {
+                    let r = results
+                        .next()
+                        .map(|(zxid, result)| Applied { zxid, result })
+                        .ok_or(ProposeFailed);
+                    let _ = p.reply.send(r);
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, commands = replies.len(), "log entry not committed");
+                for p in replies {
+                    let _ = p.reply.send(Err(ProposeFailed));
+                }
+            }
+        }
+    }
+}
+
+fn approx_size(cmd: &Command) -> usize {
+    use crate::machine::WriteOp;
+    match cmd {
+        Command::Write { op, .. } => match op {
+            WriteOp::Create(c) => 64 + c.path.len() + c.data.len(),
+            WriteOp::SetData { path, data, .. } => 64 + path.len() + data.len(),
+            WriteOp::Multi(ops) => 64 + ops.len() * 128,
+            _ => 96,
+        },
+        _ => 64,
+    }
+}
+
+/// Leader duties (expiring sessions, reaping containers and TTL nodes) and, on every node,
+/// closing client connections when no leader has been known for too long.
+async fn housekeeping(core: Arc<Core>, raft: RaftNode, mut stop: watch::Receiver<bool>) {
+    let mut tick = tokio::time::interval(HOUSEKEEPING_EVERY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut was_leader = false;
+    let mut last_reap = Instant::now();
+    let mut leaderless_since: Option<Instant> = None;
+    loop {
+        tokio::select! {
+            _ = stop.changed() => return,
+            _ = tick.tick() => {}
+        }
+        let now = Instant::now();
+        let leader = raft.is_leader();
+        if leader && !was_leader {
+            // A new leader gives every session a full timeout, as ZooKeeper does.
+            let sessions: Vec<(i64, i32)> = core
+                .machine
+                .read()
+                .unwrap_or_else(|e| e.into_inner())
+                .sessions()
+                .iter()
+                .map(|(id, s)| (id, s.timeout_ms))
+                .collect();
+            lock(&core.expiry).reset(sessions, now);
+            tracing::info!(node = core.settings.node_id, "leading the ensemble");
+        }
+        was_leader = leader;
+        if leader {
+            let expired = lock(&core.expiry).take_expired(now);
+            for session_id in expired {
+                tracing::info!(
+                    session = format_args!("0x{session_id:x}"),
+                    "session expired"
+                );
+                let rx = core.submit(Command::CloseSession { session_id });
+                let core2 = core.clone();
+                tokio::spawn(async move {
+                    if !matches!(rx.await, Ok(Ok(_))) {
+                        lock(&core2.expiry).retry(session_id);
+                    }
+                });
+            }
+            if now.duration_since(last_reap) >= REAP_EVERY {
+                last_reap = now;
+                let paths = core
+                    .machine
+                    .read()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .tree()
+                    .reap_candidates(now_ms(), REAP_NEVER_USED_MS);
+                if !paths.is_empty() {
+                    drop(core.submit(Command::ReapNodes { paths }));
+                }
+            }
+        }
+        if core.settings.standalone || raft.leader_id().is_some() {
+            leaderless_since = None;
+        } else {
+            let since = *leaderless_since.get_or_insert(now);
+            if now.duration_since(since) >= core.settings.leaderless_grace {
+                let sessions: Vec<i64> = lock(&core.attached).keys().copied().collect();
+                if !sessions.is_empty() {
+                    tracing::warn!(
+                        count = sessions.len(),
+                        "no leader: closing client connections"
+                    );
+                }
+                for s in sessions {
+                    core.close_attached(s);
+                }
+            }
+        }
+    }
+}
+
+/// Formats the four-letter-word answer for `word` on a running server (used by tests).
+pub fn four_letter_word(server: &CoordServer, word: &str) -> String {
+    fourlw::respond(
+        word,
+        &server.core.settings.four_letter_words,
+        &server.core.server_info(),
+    )
+}

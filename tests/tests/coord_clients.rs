@@ -1,0 +1,137 @@
+//! Real ZooKeeper tools against a coord process: Debian's `zkCli.sh` (the Java client) and
+//! kazoo (Python). Both come from scripts/setup.sh.
+
+use std::io::Write;
+use std::process::{Command, Stdio};
+
+use sluice_e2e::CoordCluster;
+
+const ZKCLI: &str = "/usr/share/zookeeper/bin/zkCli.sh";
+
+/// Runs zkCli.sh with `commands` on stdin; returns what it printed (log lines at WARN only).
+fn zkcli(server: &str, commands: &str, log_dir: &std::path::Path) -> String {
+    let mut child = Command::new(ZKCLI)
+        .args(["-server", server])
+        .env("ZOO_LOG_DIR", log_dir)
+        .env("ZOO_LOG4J_PROP", "WARN,CONSOLE")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("zkCli.sh (Debian package `zookeeper`, installed by scripts/setup.sh)");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(format!("{commands}\nquit\n").as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    // zkCli.sh prints command results on both streams.
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+#[test]
+fn zkcli_sh_works_unchanged() {
+    let cluster = CoordCluster::start(1, "");
+    let server = cluster.nodes[0].client.to_string();
+    let out = zkcli(
+        &server,
+        "create /app hello\n\
+         create -e -s /app/worker- w\n\
+         create -s /app/job- j\n\
+         ls /app\n\
+         get -s /app\n\
+         set -v 0 /app world\n\
+         set -v 0 /app again\n\
+         get /app\n\
+         stat /app\n\
+         create /app/tmp\n\
+         delete /app/tmp\n\
+         delete /app\n\
+         deleteall /app\n\
+         ls /",
+        cluster.dir.path(),
+    );
+    assert!(out.contains("Created /app\n"), "{out}");
+    assert!(out.contains("Created /app/worker-0000000000"), "{out}");
+    assert!(out.contains("Created /app/job-0000000001"), "{out}");
+    assert!(out.contains("[job-0000000001, worker-0000000000]"), "{out}");
+    assert!(
+        out.contains("hello\ncZxid = 0x"),
+        "get -s prints the data then the stat:\n{out}"
+    );
+    assert!(out.contains("numChildren = 2"), "{out}");
+    assert!(
+        out.contains("version No is not valid : /app"),
+        "set -v with a stale version:\n{out}"
+    );
+    assert!(out.contains("world\n"), "{out}");
+    assert!(out.contains("dataVersion = 1"), "{out}");
+    assert!(out.contains("Node not empty: /app"), "{out}");
+    let last_ls = out.lines().rfind(|l| l.starts_with('['));
+    assert_eq!(
+        last_ls,
+        Some("[zookeeper]"),
+        "deleteall removed the subtree:\n{out}"
+    );
+}
+
+#[test]
+fn kazoo_works_unchanged() {
+    let cluster = CoordCluster::start(3, "");
+    let script = r#"
+import sys, threading
+from kazoo.client import KazooClient
+zk = KazooClient(hosts=sys.argv[1])
+zk.start(timeout=15)
+print("version", ".".join(map(str, zk.server_version())))
+zk.ensure_path("/kazoo/nodes")
+p = zk.create("/kazoo/nodes/n-", b"x", ephemeral=True, sequence=True)
+print("created", p)
+seen = []
+fired = threading.Event()
+@zk.DataWatch("/kazoo/data")
+def watch(data, stat):
+    seen.append(data)
+    if len(seen) == 3:
+        fired.set()
+zk.create("/kazoo/data", b"one")
+zk.set("/kazoo/data", b"two")
+fired.wait(10)
+print("seen", seen)
+t = zk.transaction()
+t.create("/kazoo/a", b"1")
+t.create("/kazoo/b", b"2")
+print("txn", t.commit())
+data, stat = zk.get("/kazoo/a")
+print("get", data, stat.version)
+print("children", sorted(zk.get_children("/kazoo")))
+zk.stop()
+"#;
+    // Debian's interpreter, which sees Debian's python3-kazoo.
+    let out = Command::new("/usr/bin/python3")
+        .arg("-c")
+        .arg(script)
+        .arg(cluster.connect_string())
+        .output()
+        .expect("python3 with kazoo (Debian package python3-kazoo, installed by scripts/setup.sh)");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    assert!(stdout.contains("version 3.8.4"), "{stdout}");
+    assert!(
+        stdout.contains("created /kazoo/nodes/n-0000000000"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("seen [None, b'one', b'two']"), "{stdout}");
+    assert!(stdout.contains("txn ['/kazoo/a', '/kazoo/b']"), "{stdout}");
+    assert!(stdout.contains("get b'1' 0"), "{stdout}");
+    assert!(
+        stdout.contains("children ['a', 'b', 'data', 'nodes']"),
+        "{stdout}"
+    );
+}

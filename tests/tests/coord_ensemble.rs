@@ -1,0 +1,325 @@
+//! A three-node coord ensemble as real processes, started from `zookeeper.properties` files,
+//! under the faults of ZooKeeper's own operations guide: leader SIGKILL under load, losing the
+//! quorum, SIGKILL of every node, a hung (SIGSTOP) leader, a node catching up by snapshot.
+
+use std::time::{Duration, Instant};
+
+use sluice_e2e::CoordCluster;
+use zookeeper_client as zk;
+
+fn persistent() -> zk::CreateOptions<'static> {
+    zk::CreateMode::Persistent.with_acls(zk::Acls::anyone_all())
+}
+
+async fn connect(hosts: &str) -> zk::Client {
+    zk::Client::connector()
+        .with_session_timeout(Duration::from_secs(6))
+        .connect(hosts)
+        .await
+        .unwrap_or_else(|e| panic!("connect {hosts}: {e}"))
+}
+
+/// Creates `/load/k<i>` for i = from.. until `stop` says so; returns the acknowledged keys and
+/// the longest time between two acknowledgements.
+async fn write_load(c: &zk::Client, from: u64, until: Instant) -> (Vec<u64>, Duration) {
+    let mut acked = Vec::new();
+    let mut last_ack = Instant::now();
+    let mut longest = Duration::ZERO;
+    let mut i = from;
+    while Instant::now() < until {
+        let path = format!("/load/k{i}");
+        match tokio::time::timeout(Duration::from_secs(5), c.create(&path, b"v", &persistent()))
+            .await
+        {
+            // NodeExists: an earlier attempt committed but its answer was lost.
+            Ok(Ok(_)) | Ok(Err(zk::Error::NodeExists)) => {
+                let now = Instant::now();
+                longest = longest.max(now - last_ack);
+                last_ack = now;
+                acked.push(i);
+                i += 1;
+            }
+            Ok(Err(_)) | Err(_) => tokio::time::sleep(Duration::from_millis(5)).await,
+        }
+    }
+    (acked, longest)
+}
+
+/// Every key in `acked` exists when read through each running node (after a sync).
+async fn assert_all_present(cluster: &CoordCluster, acked: &[u64]) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    for n in &cluster.nodes {
+        // Skip stopped nodes; wait for running ones to know the leader.
+        while !matches!(mode_of(n).as_deref(), None | Some("leader" | "follower")) {
+            assert!(Instant::now() < deadline, "node {} does not rejoin", n.id);
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        if mode_of(n).is_none() {
+            continue;
+        }
+        let c = connect(&n.client.to_string()).await;
+        c.sync("/load").await.unwrap();
+        let children: std::collections::HashSet<String> = c
+            .list_children("/load")
+            .await
+            .unwrap()
+            .into_iter()
+            .collect();
+        let missing: Vec<&u64> = acked
+            .iter()
+            .filter(|i| !children.contains(&format!("k{i}")))
+            .collect();
+        assert!(
+            missing.is_empty(),
+            "node {} lost acknowledged writes {missing:?}",
+            n.id
+        );
+    }
+}
+
+fn mode_of(n: &sluice_e2e::CoordNode) -> Option<String> {
+    sluice_e2e::mode(n.client)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_nodes_from_properties_files_replicate_writes_to_every_member() {
+    let cluster = CoordCluster::start(3, "");
+    let modes: Vec<Option<String>> = cluster.nodes.iter().map(mode_of).collect();
+    assert_eq!(
+        modes
+            .iter()
+            .filter(|m| m.as_deref() == Some("leader"))
+            .count(),
+        1,
+        "{modes:?}"
+    );
+    assert_eq!(
+        modes
+            .iter()
+            .filter(|m| m.as_deref() == Some("follower"))
+            .count(),
+        2,
+        "{modes:?}"
+    );
+
+    // Write through each node in turn (followers forward), read through every node.
+    for (i, n) in cluster.nodes.iter().enumerate() {
+        let c = connect(&n.client.to_string()).await;
+        c.create(&format!("/from-{i}"), b"x", &persistent())
+            .await
+            .unwrap();
+    }
+    for n in &cluster.nodes {
+        let c = connect(&n.client.to_string()).await;
+        c.sync("/").await.unwrap();
+        let mut children = c.list_children("/").await.unwrap();
+        children.sort();
+        assert_eq!(
+            children,
+            vec!["from-0", "from-1", "from-2", "zookeeper"],
+            "node {}",
+            n.id
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn leader_sigkill_under_write_load_loses_no_acknowledged_write() {
+    let mut cluster = CoordCluster::start(3, "");
+    let c = connect(&cluster.connect_string()).await;
+    c.create("/load", b"", &persistent()).await.unwrap();
+
+    let (before, _) = write_load(&c, 0, Instant::now() + Duration::from_millis(500)).await;
+    let leader = cluster.leader().expect("a leader");
+    cluster.nodes[leader].kill();
+    let (after, gap) = write_load(
+        &c,
+        before.len() as u64,
+        Instant::now() + Duration::from_secs(3),
+    )
+    .await;
+    assert!(
+        !after.is_empty(),
+        "writes never resumed after the leader died"
+    );
+    let new_leader = cluster.wait_for_leader(Duration::from_secs(10));
+    assert_ne!(new_leader, leader);
+    println!("leader SIGKILL: longest gap between acknowledged writes {gap:?}");
+
+    let acked: Vec<u64> = before.into_iter().chain(after).collect();
+    assert_all_present(&cluster, &acked).await;
+    // The old leader comes back as a follower with everything.
+    cluster.start_node(leader);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while mode_of(&cluster.nodes[leader]).as_deref() != Some("follower") {
+        assert!(
+            Instant::now() < deadline,
+            "restarted node did not rejoin:\n{}",
+            cluster.nodes[leader].log_text()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_all_present(&cluster, &acked).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn writes_fail_without_a_quorum_and_recover_when_a_node_returns() {
+    let mut cluster = CoordCluster::start(3, "");
+    let leader = cluster.leader().unwrap();
+    let survivor = (leader + 1) % 3;
+    let other = (leader + 2) % 3;
+    let c = connect(&cluster.nodes[survivor].client.to_string()).await;
+    c.create("/before", b"", &persistent()).await.unwrap();
+
+    cluster.nodes[leader].kill();
+    cluster.nodes[other].kill();
+    let err = tokio::time::timeout(
+        Duration::from_secs(20),
+        c.create("/during", b"", &persistent()),
+    )
+    .await
+    .expect("a write without quorum must fail, not hang")
+    .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            zk::Error::ConnectionLoss | zk::Error::SessionExpired | zk::Error::Timeout
+        ),
+        "ZooKeeper reports a lost quorum as a connection loss, got {err:?}"
+    );
+
+    cluster.start_node(other);
+    cluster.wait_for_leader(Duration::from_secs(20));
+    let c2 = connect(&format!(
+        "{},{}",
+        cluster.nodes[survivor].client, cluster.nodes[other].client
+    ))
+    .await;
+    c2.create("/after", b"", &persistent()).await.unwrap();
+    assert!(c2.check_stat("/before").await.unwrap().is_some());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_of_every_node_mid_load_then_restart_loses_nothing() {
+    let mut cluster = CoordCluster::start(3, "snapCount=200\n");
+    let mut acked_all = Vec::new();
+    {
+        let c = connect(&cluster.connect_string()).await;
+        c.create("/load", b"", &persistent()).await.unwrap();
+    }
+    for round in 0..3u64 {
+        let c = connect(&cluster.connect_string()).await;
+        let load = write_load(
+            &c,
+            round * 1_000_000,
+            Instant::now() + Duration::from_millis(700),
+        );
+        let (acked, _) = load.await;
+        // Kill everything at once, with a write in flight.
+        let inflight = format!("/load/inflight-{round}");
+        let opts = persistent();
+        let pending = c.create(&inflight, b"", &opts);
+        for n in &mut cluster.nodes {
+            n.kill();
+        }
+        drop(pending);
+        drop(c);
+        acked_all.extend(acked);
+        for i in 0..3 {
+            cluster.start_node(i);
+        }
+        cluster.wait_for_leader(Duration::from_secs(30));
+        assert_all_present(&cluster, &acked_all).await;
+    }
+    assert!(
+        acked_all.len() > 50,
+        "too little load to mean anything: {}",
+        acked_all.len()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hung_leader_is_replaced() {
+    let cluster = CoordCluster::start(3, "");
+    let leader = cluster.leader().unwrap();
+    let c = connect(&cluster.connect_string()).await;
+    c.create("/x", b"", &persistent()).await.unwrap();
+    cluster.nodes[leader].pause();
+    let started = Instant::now();
+    let deadline = started + Duration::from_secs(15);
+    let new_leader = loop {
+        if let Some(l) = cluster
+            .nodes
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| *i != leader)
+            .find_map(|(i, n)| (mode_of(n).as_deref() == Some("leader")).then_some(i))
+        {
+            break l;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "nobody took over from the hung leader"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    println!(
+        "SIGSTOP leader: node {} leads after {:?}",
+        new_leader + 1,
+        started.elapsed()
+    );
+    let others = cluster
+        .nodes
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| *i != leader)
+        .map(|(_, n)| n.client.to_string())
+        .collect::<Vec<_>>()
+        .join(",");
+    let c2 = connect(&others).await;
+    c2.create("/y", b"", &persistent()).await.unwrap();
+    cluster.nodes[leader].resume();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_down_for_long_catches_up_by_snapshot() {
+    let mut cluster = CoordCluster::start(3, "snapCount=50\n");
+    let leader = cluster.leader().unwrap();
+    let lagger = (leader + 1) % 3;
+    cluster.nodes[lagger].kill();
+    let up = format!(
+        "{},{}",
+        cluster.nodes[leader].client,
+        cluster.nodes[(leader + 2) % 3].client
+    );
+    let c = connect(&up).await;
+    c.create("/bulk", b"", &persistent()).await.unwrap();
+    // Sequential writes: each is its own log entry, so the log is compacted many times over.
+    for i in 0..400 {
+        c.create(&format!("/bulk/n{i}"), b"payload", &persistent())
+            .await
+            .unwrap();
+    }
+    cluster.start_node(lagger);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if mode_of(&cluster.nodes[lagger]).as_deref() == Some("follower") {
+            let l = connect(&cluster.nodes[lagger].client.to_string()).await;
+            l.sync("/bulk").await.unwrap();
+            if l.list_children("/bulk").await.unwrap().len() == 400 {
+                break;
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "lagging node did not catch up:\n{}",
+            cluster.nodes[lagger].log_text()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let log = cluster.nodes[lagger].log_text();
+    assert!(
+        log.contains("snapshot"),
+        "expected the lagging node to install a snapshot:\n{log}"
+    );
+}

@@ -323,3 +323,65 @@ async fn a_node_down_for_long_catches_up_by_snapshot() {
         "expected the lagging node to install a snapshot:\n{log}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_five_node_ensemble_survives_two_failures() {
+    let mut cluster = CoordCluster::start(5, "");
+    let c = connect(&cluster.connect_string()).await;
+    c.create("/load", b"", &persistent()).await.unwrap();
+    let leader = cluster.leader().unwrap();
+    cluster.nodes[leader].kill();
+    cluster.nodes[(leader + 1) % 5].kill();
+    let (acked, gap) = write_load(&c, 0, Instant::now() + Duration::from_secs(2)).await;
+    assert!(
+        acked.len() > 10,
+        "writes must go on with 3 of 5 nodes: {} acknowledged",
+        acked.len()
+    );
+    println!("5 nodes, leader and one follower SIGKILLed: longest gap {gap:?}");
+    assert_all_present(&cluster, &acked).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_shuts_down_cleanly_and_a_restart_keeps_the_data() {
+    let mut cluster = CoordCluster::start(1, "");
+    let c = connect(&cluster.connect_string()).await;
+    c.create("/durable", b"kept", &persistent()).await.unwrap();
+    drop(c);
+    assert_eq!(cluster.nodes[0].stop(), Some(0), "exit code after SIGTERM");
+    assert!(cluster.nodes[0].log_text().contains("shutting down"));
+    cluster.start_node(0);
+    cluster.wait_for_leader(Duration::from_secs(20));
+    let c = connect(&cluster.connect_string()).await;
+    assert_eq!(c.get_data("/durable").await.unwrap().0, b"kept");
+}
+
+#[test]
+fn a_missing_or_wrong_myid_stops_the_daemon_with_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("zookeeper.properties");
+    std::fs::write(
+        &cfg,
+        format!(
+            "dataDir={}\nclientPort={}\ninitLimit=5\nsyncLimit=2\nserver.1=127.0.0.1:1:2\nserver.2=127.0.0.1:3:4\nserver.3=127.0.0.1:5:6\n",
+            dir.path().display(),
+            sluice_e2e::free_port()
+        ),
+    )
+    .unwrap();
+    let run = || {
+        std::process::Command::new(sluice_e2e::binary("coord"))
+            .arg(&cfg)
+            .output()
+            .unwrap()
+    };
+    let out = run();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("myid: missing"), "{err}");
+    std::fs::write(dir.path().join("myid"), "4\n").unwrap();
+    let out = run();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("id 4 has no server.4 line"), "{err}");
+}

@@ -106,6 +106,7 @@ pub(crate) async fn serve(core: Arc<Core>, mut stream: TcpStream, peer: SocketAd
                 queue: VecDeque::new(),
                 out: BytesMut::with_capacity(4096),
                 events: rx,
+                closing: false,
             };
             core.set_watch_auth(conn.session.id, conn.auth.clone());
             let end = conn.run(&mut stream, buf).await;
@@ -267,6 +268,9 @@ struct Conn {
     queue: VecDeque<Slot>,
     out: BytesMut,
     events: mpsc::UnboundedReceiver<ConnEvent>,
+    /// The client asked to close its session: from then on the connection only waits for that
+    /// reply (the session's own close event is expected and ignored).
+    closing: bool,
 }
 
 impl Conn {
@@ -297,10 +301,9 @@ impl Conn {
             };
             tokio::select! {
                 biased;
-                ev = self.events.recv() => match ev {
+                ev = self.events.recv(), if !self.closing => match ev {
                     Some(ConnEvent::Watch(e)) => self.push_event(&e),
-                    Some(ConnEvent::Close) => return End::Expired,
-                    None => return End::Expired,
+                    Some(ConnEvent::Close) | None => return End::Expired,
                 },
                 done = front_write => {
                     let Some(Slot::Write { xid, req, .. }) = self.queue.pop_front() else { continue };
@@ -386,6 +389,7 @@ impl Conn {
                 Slot::Write { xid, req, rx }
             }
             Kind::Close => {
+                self.closing = true;
                 let rx = self.core.submit(Command::CloseSession {
                     session_id: self.session.id,
                 });
@@ -495,6 +499,8 @@ impl Conn {
         while let Ok(ev) = self.events.try_recv() {
             match ev {
                 ConnEvent::Watch(e) => self.push_event(&e),
+                // Our own closeSession is being applied: its reply comes next.
+                ConnEvent::Close if self.closing => return,
                 ConnEvent::Close => {
                     // Handled by the main loop on its next turn.
                     self.queue.clear();

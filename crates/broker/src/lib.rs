@@ -1,9 +1,264 @@
 //! broker: a Kafka-compatible broker.
 //!
-//! Configuration comes from `server.properties` through `sluice-config`; the daemon (Kafka wire
-//! protocol, partition log, controller and groups) is built up in the modules of this crate.
+//! ```text
+//!  server.properties ─► sluice-config ─► BrokerServer::start
+//!                                           ├─ cluster: coordinator session, registration,
+//!                                           │   metadata cache (watches), controller
+//!                                           └─ listeners ─► server.rs (framing, dispatch)
+//!                                                             └─► api/<one module per API>
+//! ```
+//!
+//! The coordinator is reached through `zookeeper.connect` (chroot included) with an independent
+//! ZooKeeper client; topic and partition metadata live there in Kafka's own znode layout.
+
+pub mod api;
+pub mod cluster;
+pub mod ids;
+pub mod server;
+pub mod topics;
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
 
 use sluice_config::BrokerConfig;
+use tokio::task::JoinHandle;
+
+use cluster::{Cluster, ClusterError};
+
+/// State shared by every connection of a broker.
+#[derive(Debug)]
+pub struct Broker {
+    pub config: BrokerConfig,
+    pub id: i32,
+    pub cluster: Arc<Cluster>,
+}
+
+impl Broker {
+    /// Creates `topic` with `num.partitions` and `default.replication.factor`, as Kafka does for
+    /// a Metadata or Produce request naming an unknown topic.
+    pub async fn auto_create_topic(&self, topic: &str) -> Result<(), ClusterError> {
+        let live = self.cluster.metadata().brokers.len().max(1) as i16;
+        let rf = self.config.default_replication_factor.min(live);
+        match self
+            .cluster
+            .create_topic(topic, self.config.num_partitions, rf, BTreeMap::new())
+            .await?
+        {
+            Ok(()) => tracing::info!(
+                topic,
+                partitions = self.config.num_partitions,
+                replication_factor = rf,
+                "auto-created topic"
+            ),
+            Err(e) => tracing::debug!(topic, ?e, "auto-create raced"),
+        }
+        Ok(())
+    }
+}
+
+/// Why a broker could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("cannot listen on {addr} ({listener}): {source}")]
+    Bind {
+        listener: String,
+        addr: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Cluster(#[from] ClusterError),
+}
+
+/// A running broker.
+#[derive(Debug)]
+pub struct BrokerServer {
+    pub broker: Arc<Broker>,
+    bound: Vec<(String, SocketAddr)>,
+    tasks: Vec<JoinHandle<()>>,
+    fatal: tokio::sync::watch::Receiver<Option<String>>,
+}
+
+impl BrokerServer {
+    /// Binds the listeners, joins the cluster (registering `/brokers/ids/<id>`) and starts
+    /// serving. Listeners on port 0 get a free port, which is what is advertised.
+    pub async fn start(config: BrokerConfig) -> Result<BrokerServer, StartError> {
+        let mut bound = Vec::new();
+        let mut listeners = Vec::new();
+        for l in &config.listeners {
+            let host = l.host.clone().unwrap_or_else(|| "0.0.0.0".into());
+            let addr = if host.contains(':') {
+                format!("[{host}]:{}", l.port)
+            } else {
+                format!("{host}:{}", l.port)
+            };
+            let bind_err = |source| StartError::Bind {
+                listener: l.name.clone(),
+                addr: addr.clone(),
+                source,
+            };
+            let sock_addr: SocketAddr = tokio::net::lookup_host(&addr)
+                .await
+                .map_err(bind_err)?
+                .next()
+                .ok_or_else(|| bind_err(std::io::Error::other("no address")))?;
+            let socket = if sock_addr.is_ipv4() {
+                tokio::net::TcpSocket::new_v4()
+            } else {
+                tokio::net::TcpSocket::new_v6()
+            }
+            .map_err(bind_err)?;
+            socket.set_reuseaddr(true).map_err(bind_err)?;
+            if config.socket_send_buffer_bytes > 0 {
+                let _ = socket.set_send_buffer_size(config.socket_send_buffer_bytes as u32);
+            }
+            if config.socket_receive_buffer_bytes > 0 {
+                let _ = socket.set_recv_buffer_size(config.socket_receive_buffer_bytes as u32);
+            }
+            socket.bind(sock_addr).map_err(bind_err)?;
+            let listener = socket.listen(1024).map_err(bind_err)?;
+            let local = listener.local_addr().map_err(bind_err)?;
+            bound.push((l.name.clone(), local));
+            listeners.push((l.name.clone(), listener));
+        }
+        let this_host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .map(|s| s.trim().to_string())
+            .unwrap_or_else(|_| "localhost".into());
+        let advertised: Vec<String> = config
+            .advertised_listeners
+            .iter()
+            .map(|a| {
+                let port = if a.port == 0 {
+                    bound
+                        .iter()
+                        .find(|(n, _)| *n == a.name)
+                        .map_or(0, |(_, s)| s.port())
+                } else {
+                    a.port
+                };
+                let same = config.listeners.iter().find(|l| l.name == a.name);
+                let port = match same {
+                    Some(l) if l.port == 0 && a.port == l.port => bound
+                        .iter()
+                        .find(|(n, _)| *n == a.name)
+                        .map_or(port, |(_, s)| s.port()),
+                    _ => port,
+                };
+                format!(
+                    "{}://{}:{}",
+                    a.name,
+                    a.host.clone().unwrap_or_else(|| this_host.clone()),
+                    port
+                )
+            })
+            .collect();
+        let broker_id = if config.broker_id >= 0 {
+            config.broker_id
+        } else {
+            generate_id(&config).await?
+        };
+        let cluster = Cluster::join(&config, broker_id, advertised.clone()).await?;
+        for a in &advertised {
+            tracing::info!(broker = broker_id, "advertising {a} to clients");
+        }
+        let broker = Arc::new(Broker {
+            config: config.clone(),
+            id: broker_id,
+            cluster: cluster.clone(),
+        });
+        let (fatal_tx, fatal) = tokio::sync::watch::channel(None);
+        let fatal_tx = Arc::new(fatal_tx);
+        let mut tasks = Vec::new();
+        {
+            let c = cluster.clone();
+            let f = fatal_tx.clone();
+            tasks.push(tokio::spawn(async move {
+                if let Err(e) = c.watch_loop().await {
+                    let _ = f.send(Some(format!("lost the coordinator session: {e}")));
+                }
+            }));
+        }
+        {
+            let c = cluster.clone();
+            let f = fatal_tx.clone();
+            let unclean = config.unclean_leader_election_enable;
+            tasks.push(tokio::spawn(async move {
+                if let Err(e) = cluster::controller::run(c, unclean).await {
+                    let _ = f.send(Some(format!("controller: {e}")));
+                }
+            }));
+        }
+        for (name, listener) in listeners {
+            let broker = broker.clone();
+            tasks.push(tokio::spawn(async move {
+                loop {
+                    match listener.accept().await {
+                        Ok((stream, peer)) => {
+                            tokio::spawn(server::serve(broker.clone(), name.clone(), stream, peer));
+                        }
+                        Err(e) => {
+                            tracing::warn!(error = %e, "accept failed");
+                            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                        }
+                    }
+                }
+            }));
+        }
+        Ok(BrokerServer {
+            broker,
+            bound,
+            tasks,
+            fatal,
+        })
+    }
+
+    /// The local address of listener `name`.
+    pub fn addr(&self, name: &str) -> Option<SocketAddr> {
+        self.bound.iter().find(|(n, _)| n == name).map(|(_, a)| *a)
+    }
+
+    /// Resolves with a reason when the broker can no longer work (e.g. its coordinator
+    /// session expired).
+    pub async fn fatal(&mut self) -> String {
+        loop {
+            if let Some(reason) = self.fatal.borrow().clone() {
+                return reason;
+            }
+            if self.fatal.changed().await.is_err() {
+                return "stopped".into();
+            }
+        }
+    }
+
+    /// Stops serving and closes the coordinator session (its ephemerals go at once).
+    pub async fn shutdown(self) {
+        for t in &self.tasks {
+            t.abort();
+        }
+        let _ = self
+            .broker
+            .cluster
+            .client
+            .delete(&cluster::znodes::broker_path(self.broker.id), None)
+            .await;
+    }
+}
+
+/// `broker.id=-1`: a fresh id above `reserved.broker.max.id` (1000) from the coordinator's
+/// `/brokers/seqid` counter, as Kafka generates them.
+async fn generate_id(config: &BrokerConfig) -> Result<i32, ClusterError> {
+    let client = cluster::connect(
+        &config.zookeeper_connect,
+        std::time::Duration::from_millis(u64::from(config.zookeeper_session_timeout_ms)),
+        std::time::Duration::from_millis(u64::from(config.zookeeper_connection_timeout_ms)),
+    )
+    .await?;
+    cluster::ensure(&client, "/brokers", b"").await?;
+    cluster::ensure(&client, "/brokers/seqid", b"").await?;
+    let stat = client.set_data("/brokers/seqid", b"", None).await?;
+    Ok(1000 + stat.version)
+}
 
 /// Outcome of `broker --check FILE`.
 #[derive(Debug)]

@@ -1,0 +1,139 @@
+//! Metadata: brokers (the endpoint of the listener the request came in on), controller, and
+//! topics with partition leaders, leader epochs, replicas and ISR — auto-creating requested
+//! topics when `auto.create.topics.enable` allows.
+
+use std::time::Duration;
+
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::metadata_response::{
+    MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic,
+};
+use kafka_protocol::messages::{BrokerId, MetadataRequest, MetadataResponse, TopicName};
+use kafka_protocol::protocol::StrBytes;
+
+use crate::cluster::Metadata;
+use crate::Broker;
+
+pub async fn handle(
+    broker: &Broker,
+    listener: &str,
+    version: i16,
+    req: MetadataRequest,
+) -> MetadataResponse {
+    let requested: Option<Vec<String>> = match &req.topics {
+        None => None,
+        // v0 has no null: an empty list means every topic.
+        Some(t) if t.is_empty() && version == 0 => None,
+        Some(t) => Some(
+            t.iter()
+                .filter_map(|t| t.name.as_ref().map(|n| n.0.to_string()))
+                .collect(),
+        ),
+    };
+    let auto_create =
+        broker.config.auto_create_topics_enable && (version < 4 || req.allow_auto_topic_creation);
+    let mut created = Vec::new();
+    if let (Some(names), true) = (&requested, auto_create) {
+        let m = broker.cluster.metadata();
+        for name in names {
+            if !m.topics.contains_key(name)
+                && crate::topics::valid_name(name).is_ok()
+                && !name.starts_with("__")
+            {
+                if let Err(e) = broker.auto_create_topic(name).await {
+                    tracing::warn!(topic = %name, error = %e, "auto-creating topic failed");
+                }
+                created.push(name.clone());
+            }
+        }
+        for name in &created {
+            broker
+                .cluster
+                .wait_for_leaders(name, Duration::from_secs(2))
+                .await;
+        }
+    }
+    let m = broker.cluster.metadata();
+    build(&m, listener, requested.as_deref())
+}
+
+/// The response for `requested` topics (`None` = all) as seen through `listener`.
+pub fn build(m: &Metadata, listener: &str, requested: Option<&[String]>) -> MetadataResponse {
+    let mut r = MetadataResponse::default();
+    r.cluster_id = Some(StrBytes::from_string(m.cluster_id.clone()));
+    r.controller_id = BrokerId(m.controller.unwrap_or(-1));
+    r.brokers = m
+        .brokers
+        .iter()
+        .filter_map(|(id, reg)| {
+            let ep = reg
+                .parsed_endpoints()
+                .into_iter()
+                .find(|e| e.listener == listener)?;
+            let mut b = MetadataResponseBroker::default();
+            b.node_id = BrokerId(*id);
+            b.host = StrBytes::from_string(ep.host);
+            b.port = ep.port;
+            b.rack = reg.rack.clone().map(StrBytes::from_string);
+            Some(b)
+        })
+        .collect();
+    let names: Vec<String> = match requested {
+        Some(n) => n.to_vec(),
+        None => m.topics.keys().cloned().collect(),
+    };
+    r.topics = names
+        .into_iter()
+        .map(|name| {
+            let mut t = MetadataResponseTopic::default();
+            t.name = Some(TopicName(StrBytes::from_string(name.clone())));
+            t.is_internal = name.starts_with("__");
+            match m.topics.get(&name) {
+                None => {
+                    t.error_code = if crate::topics::valid_name(&name).is_err() {
+                        ResponseError::InvalidTopicException.code()
+                    } else {
+                        ResponseError::UnknownTopicOrPartition.code()
+                    };
+                }
+                Some(meta) => {
+                    t.topic_id = meta.id;
+                    t.partitions = meta
+                        .partitions
+                        .iter()
+                        .map(|(&p, pm)| {
+                            let mut out = MetadataResponsePartition::default();
+                            out.partition_index = p;
+                            out.replica_nodes = pm.replicas.iter().map(|&b| BrokerId(b)).collect();
+                            out.offline_replicas = pm
+                                .replicas
+                                .iter()
+                                .filter(|b| !m.brokers.contains_key(b))
+                                .map(|&b| BrokerId(b))
+                                .collect();
+                            match (&pm.state, pm.leader()) {
+                                (Some(s), Some(leader)) => {
+                                    out.leader_id = BrokerId(leader);
+                                    out.leader_epoch = s.leader_epoch;
+                                    out.isr_nodes = s.isr.iter().map(|&b| BrokerId(b)).collect();
+                                }
+                                (s, _) => {
+                                    out.error_code = ResponseError::LeaderNotAvailable.code();
+                                    out.leader_id = BrokerId(-1);
+                                    out.leader_epoch = s.as_ref().map_or(-1, |s| s.leader_epoch);
+                                    out.isr_nodes = s
+                                        .as_ref()
+                                        .map(|s| s.isr.iter().map(|&b| BrokerId(b)).collect())
+                                        .unwrap_or_default();
+                                }
+                            }
+                            out
+                        })
+                        .collect();
+                }
+            }
+            t
+        })
+        .collect();
+    r
+}

@@ -1,0 +1,34 @@
+//! The Kafka APIs this broker serves: one module per API, and one table ([`SUPPORTED`]) that
+//! both routes requests and builds the ApiVersions answer, so the two cannot drift apart.
+
+pub mod admin;
+pub mod api_versions;
+pub mod metadata;
+
+use kafka_protocol::messages::ApiKey;
+
+/// An API and the versions served. Record-carrying APIs start where record batches (magic v2)
+/// start: Produce v3, Fetch v4.
+#[derive(Debug, Clone, Copy)]
+pub struct Supported {
+    pub key: ApiKey,
+    pub min: i16,
+    pub max: i16,
+}
+
+const fn api(key: ApiKey, min: i16, max: i16) -> Supported {
+    Supported { key, min, max }
+}
+
+/// Every API and version range the broker answers.
+pub const SUPPORTED: &[Supported] = &[
+    api(ApiKey::Metadata, 0, 12),
+    api(ApiKey::ApiVersions, 0, 4),
+    api(ApiKey::CreateTopics, 0, 7),
+    api(ApiKey::DeleteTopics, 0, 6),
+];
+
+/// The served version range of `key`, if it is served at all.
+pub fn supported(key: ApiKey) -> Option<Supported> {
+    SUPPORTED.iter().copied().find(|s| s.key == key)
+}

@@ -1,0 +1,485 @@
+//! The broker's view of the cluster, kept in the coordinator (`zookeeper.connect`).
+//!
+//! ```text
+//!  coord ──persistent recursive watch on /brokers──► Cluster::watch_loop ──► Metadata (RwLock)
+//!    ▲                                                       │ version bump (tokio watch)
+//!    │ register /brokers/ids/<id> (ephemeral)                ▼
+//!    │ CreateTopics → /config/topics, /brokers/topics   partition manager, Metadata API
+//!    └── controller (one broker, ephemeral /controller): partition states, leaders, deletions
+//! ```
+//!
+//! Every broker builds its metadata from the coordinator's znodes (Kafka's layout, see
+//! [`znodes`]); the controller is the only writer of partition state. This replaces Kafka 1.x's
+//! controller-to-broker UpdateMetadata/LeaderAndIsr requests with watches (decision 0006).
+
+pub mod controller;
+pub mod znodes;
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use sluice_config::{BrokerConfig, ZkConnect};
+use tokio::sync::watch;
+use zookeeper_client as zk;
+
+use znodes::{
+    BrokerRegistration, ClusterId, PartitionState, TopicAssignment, TopicConfig, BROKER_IDS, TOPICS,
+};
+
+/// Why talking to the coordinator failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ClusterError {
+    #[error("cannot reach the coordinator at {connect}: {source}")]
+    Connect {
+        connect: String,
+        #[source]
+        source: zk::Error,
+    },
+    #[error("broker.id {0} is already registered by another live broker (/brokers/ids/{0} exists); give each broker a unique broker.id")]
+    DuplicateBrokerId(i32),
+    #[error("coordinator: {0}")]
+    Zk(#[from] zk::Error),
+    #[error("malformed znode {path}: {reason}")]
+    Malformed { path: String, reason: String },
+}
+
+pub type Result<T, E = ClusterError> = std::result::Result<T, E>;
+
+/// A topic as the metadata cache holds it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TopicMeta {
+    pub id: uuid::Uuid,
+    pub partitions: BTreeMap<i32, PartitionMeta>,
+    pub config: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct PartitionMeta {
+    pub replicas: Vec<i32>,
+    /// `None` until the controller has written the partition's state.
+    pub state: Option<PartitionState>,
+}
+
+impl PartitionMeta {
+    pub fn leader(&self) -> Option<i32> {
+        self.state.as_ref().map(|s| s.leader).filter(|l| *l >= 0)
+    }
+}
+
+/// The cluster as last read from the coordinator.
+#[derive(Debug, Clone, Default)]
+pub struct Metadata {
+    pub cluster_id: String,
+    pub controller: Option<i32>,
+    pub brokers: BTreeMap<i32, BrokerRegistration>,
+    pub topics: BTreeMap<String, TopicMeta>,
+}
+
+/// Handle to the coordinator session and the metadata cache.
+pub struct Cluster {
+    pub client: zk::Client,
+    pub broker_id: i32,
+    metadata: RwLock<Arc<Metadata>>,
+    changed: watch::Sender<u64>,
+}
+
+impl std::fmt::Debug for Cluster {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Cluster")
+            .field("broker_id", &self.broker_id)
+            .finish_non_exhaustive()
+    }
+}
+
+pub fn persistent() -> zk::CreateOptions<'static> {
+    zk::CreateMode::Persistent.with_acls(zk::Acls::anyone_all())
+}
+
+fn ephemeral() -> zk::CreateOptions<'static> {
+    zk::CreateMode::Ephemeral.with_acls(zk::Acls::anyone_all())
+}
+
+pub fn now_ms_string() -> String {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis())
+        .unwrap_or(0)
+        .to_string()
+}
+
+fn parse<T: serde::de::DeserializeOwned>(path: &str, data: &[u8]) -> Result<T> {
+    serde_json::from_slice(data).map_err(|e| ClusterError::Malformed {
+        path: path.to_string(),
+        reason: e.to_string(),
+    })
+}
+
+/// Creates `path` if missing; an existing node is fine.
+pub async fn ensure(client: &zk::Client, path: &str, data: &[u8]) -> Result<()> {
+    match client.create(path, data, &persistent()).await {
+        Ok(_) | Err(zk::Error::NodeExists) => Ok(()),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Connects to the coordinator named by `zookeeper.connect`, creating the chroot if missing (as
+/// Kafka does), and returns the session seen from the chroot.
+pub async fn connect(
+    zk_connect: &ZkConnect,
+    session_timeout: Duration,
+    connect_timeout: Duration,
+) -> Result<zk::Client> {
+    let hosts: Vec<String> = zk_connect
+        .servers
+        .iter()
+        .map(|(h, p)| format!("{h}:{p}"))
+        .collect();
+    let hosts = hosts.join(",");
+    let open = |s: String| async move {
+        let attempt = zk::Client::connector()
+            .with_session_timeout(session_timeout)
+            .with_connection_timeout(connect_timeout)
+            .connect(&s);
+        match tokio::time::timeout(connect_timeout.max(Duration::from_secs(1)), attempt).await {
+            Ok(Ok(c)) => Ok(c),
+            Ok(Err(source)) => Err(ClusterError::Connect { connect: s, source }),
+            Err(_) => Err(ClusterError::Connect {
+                connect: s,
+                source: zk::Error::Timeout,
+            }),
+        }
+    };
+    let client = open(hosts.clone()).await?;
+    let Some(chroot) = &zk_connect.chroot else {
+        return Ok(client);
+    };
+    let mut path = String::new();
+    for part in chroot.split('/').filter(|p| !p.is_empty()) {
+        path.push('/');
+        path.push_str(part);
+        ensure(&client, &path, b"").await?;
+    }
+    // The same session, seen from the chroot.
+    client
+        .chroot(chroot.as_str())
+        .map_err(|_| ClusterError::Malformed {
+            path: chroot.clone(),
+            reason: "not a valid chroot path".into(),
+        })
+}
+
+impl Cluster {
+    /// Connects, creates Kafka's persistent paths and the cluster id, registers this broker and
+    /// loads the metadata.
+    pub async fn join(
+        cfg: &BrokerConfig,
+        broker_id: i32,
+        advertised: Vec<String>,
+    ) -> Result<Arc<Cluster>> {
+        let client = connect(
+            &cfg.zookeeper_connect,
+            Duration::from_millis(u64::from(cfg.zookeeper_session_timeout_ms)),
+            Duration::from_millis(u64::from(cfg.zookeeper_connection_timeout_ms)),
+        )
+        .await?;
+        for p in znodes::PERSISTENT_PATHS {
+            ensure(&client, p, b"").await?;
+        }
+        let id = ClusterId {
+            version: "1".into(),
+            id: crate::ids::new_cluster_id(),
+        };
+        ensure(
+            &client,
+            znodes::CLUSTER_ID,
+            &serde_json::to_vec(&id).expect("json"),
+        )
+        .await?;
+        let (changed, _) = watch::channel(0);
+        let cluster = Arc::new(Cluster {
+            client,
+            broker_id,
+            metadata: RwLock::new(Arc::new(Metadata::default())),
+            changed,
+        });
+        cluster.register(cfg, advertised).await?;
+        cluster.refresh_all().await?;
+        Ok(cluster)
+    }
+
+    async fn register(&self, cfg: &BrokerConfig, advertised: Vec<String>) -> Result<()> {
+        let first = advertised.first().cloned().unwrap_or_default();
+        let (host, port) = first
+            .split_once("://")
+            .and_then(|(_, hp)| hp.rsplit_once(':'))
+            .map(|(h, p)| (h.to_string(), p.parse().unwrap_or(-1)))
+            .unwrap_or_default();
+        let reg = BrokerRegistration {
+            listener_security_protocol_map: cfg
+                .listeners
+                .iter()
+                .map(|l| (l.name.clone(), "PLAINTEXT".to_string()))
+                .collect(),
+            endpoints: advertised,
+            jmx_port: -1,
+            rack: None,
+            host: Some(host),
+            timestamp: now_ms_string(),
+            port,
+            version: 4,
+        };
+        let path = znodes::broker_path(self.broker_id);
+        match self
+            .client
+            .create(
+                &path,
+                &serde_json::to_vec(&reg).expect("json"),
+                &ephemeral(),
+            )
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(zk::Error::NodeExists) => {
+                // Our own registration from an earlier session of this process is fine to
+                // replace only when that session is gone; a live one is another broker.
+                Err(ClusterError::DuplicateBrokerId(self.broker_id))
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// The current metadata snapshot.
+    pub fn metadata(&self) -> Arc<Metadata> {
+        self.metadata
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// A receiver that changes whenever the metadata does.
+    pub fn subscribe(&self) -> watch::Receiver<u64> {
+        self.changed.subscribe()
+    }
+
+    fn publish(&self, m: Metadata) {
+        *self.metadata.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(m);
+        self.changed.send_modify(|v| *v += 1);
+    }
+
+    /// Reads brokers, topics, partition states, topic configs and the controller.
+    pub async fn refresh_all(&self) -> Result<()> {
+        let c = &self.client;
+        let mut m = Metadata::default();
+        if let Ok((data, _)) = c.get_data(znodes::CLUSTER_ID).await {
+            if let Ok(id) = parse::<ClusterId>(znodes::CLUSTER_ID, &data) {
+                m.cluster_id = id.id;
+            }
+        }
+        m.controller = match c.get_data(znodes::CONTROLLER).await {
+            Ok((data, _)) => parse::<znodes::ControllerRegistration>(znodes::CONTROLLER, &data)
+                .ok()
+                .map(|r| r.brokerid),
+            Err(_) => None,
+        };
+        for id in c.list_children(BROKER_IDS).await? {
+            let path = format!("{BROKER_IDS}/{id}");
+            let (Ok(n), Ok((data, _))) = (id.parse::<i32>(), c.get_data(&path).await) else {
+                continue;
+            };
+            match parse::<BrokerRegistration>(&path, &data) {
+                Ok(reg) => {
+                    m.brokers.insert(n, reg);
+                }
+                Err(e) => tracing::warn!("{e}"),
+            }
+        }
+        for topic in c.list_children(TOPICS).await? {
+            if let Some(t) = self.read_topic(&topic).await? {
+                m.topics.insert(topic, t);
+            }
+        }
+        self.publish(m);
+        Ok(())
+    }
+
+    async fn read_topic(&self, topic: &str) -> Result<Option<TopicMeta>> {
+        let c = &self.client;
+        let path = znodes::topic_path(topic);
+        let data = match c.get_data(&path).await {
+            Ok((d, _)) => d,
+            Err(zk::Error::NoNode) => return Ok(None),
+            Err(e) => return Err(e.into()),
+        };
+        let assignment: TopicAssignment = match parse(&path, &data) {
+            Ok(a) => a,
+            Err(e) => {
+                tracing::warn!("{e}");
+                return Ok(None);
+            }
+        };
+        let id = assignment
+            .topic_id
+            .as_deref()
+            .and_then(crate::ids::parse_uuid)
+            .unwrap_or_else(|| crate::ids::uuid_from_name(topic));
+        let mut partitions = BTreeMap::new();
+        for (p, replicas) in assignment.replicas() {
+            let spath = znodes::partition_state_path(topic, p);
+            let state = match c.get_data(&spath).await {
+                Ok((d, _)) => parse::<PartitionState>(&spath, &d).ok(),
+                Err(_) => None,
+            };
+            partitions.insert(p, PartitionMeta { replicas, state });
+        }
+        let config = match c.get_data(&znodes::topic_config_path(topic)).await {
+            Ok((d, _)) => parse::<TopicConfig>(&znodes::topic_config_path(topic), &d)
+                .map(|c| c.config)
+                .unwrap_or_default(),
+            Err(_) => BTreeMap::new(),
+        };
+        Ok(Some(TopicMeta {
+            id,
+            partitions,
+            config,
+        }))
+    }
+
+    /// Follows the coordinator: a persistent recursive watch on `/brokers` plus `/controller`,
+    /// re-reading the metadata (debounced) after each burst of changes. Runs until the session
+    /// ends.
+    pub async fn watch_loop(self: Arc<Self>) -> Result<()> {
+        let mut brokers = self
+            .client
+            .watch("/brokers", zk::AddWatchMode::PersistentRecursive)
+            .await?;
+        let mut controller = self
+            .client
+            .watch(znodes::CONTROLLER, zk::AddWatchMode::Persistent)
+            .await?;
+        let mut config = self
+            .client
+            .watch(znodes::CONFIG_TOPICS, zk::AddWatchMode::PersistentRecursive)
+            .await?;
+        // Changes made between the initial load and the watches.
+        self.refresh_all().await?;
+        loop {
+            let ev = tokio::select! {
+                e = brokers.changed() => e,
+                e = controller.changed() => e,
+                e = config.changed() => e,
+            };
+            if matches!(
+                ev.session_state,
+                zk::SessionState::Expired | zk::SessionState::Closed | zk::SessionState::AuthFailed
+            ) {
+                return Err(ClusterError::Zk(zk::Error::SessionExpired));
+            }
+            // Let a burst (a topic with many partitions) settle, then read once.
+            tokio::time::sleep(Duration::from_millis(5)).await;
+            if let Err(e) = self.refresh_all().await {
+                tracing::warn!(error = %e, "metadata refresh failed; will retry on the next change");
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        }
+    }
+
+    /// Creates a topic: `/config/topics/<t>` then `/brokers/topics/<t>` with replicas spread
+    /// over live brokers (Kafka's rack-unaware round robin). The controller then elects leaders.
+    pub async fn create_topic(
+        &self,
+        topic: &str,
+        partitions: i32,
+        replication_factor: i16,
+        config: BTreeMap<String, String>,
+    ) -> Result<Result<(), CreateTopicError>> {
+        let live: Vec<i32> = self.metadata().brokers.keys().copied().collect();
+        if live.is_empty() || (replication_factor as usize) > live.len() {
+            return Ok(Err(CreateTopicError::ReplicationFactor(
+                replication_factor,
+                live.len(),
+            )));
+        }
+        let start = (crate::ids::hash_str(topic) as usize) % live.len();
+        let mut assignment = BTreeMap::new();
+        for p in 0..partitions {
+            let replicas: Vec<i32> = (0..replication_factor as usize)
+                .map(|r| live[(start + p as usize + r) % live.len()])
+                .collect();
+            assignment.insert(p.to_string(), replicas);
+        }
+        let cfg = TopicConfig { version: 1, config };
+        let cfg_path = znodes::topic_config_path(topic);
+        match self
+            .client
+            .create(
+                &cfg_path,
+                &serde_json::to_vec(&cfg).expect("json"),
+                &persistent(),
+            )
+            .await
+        {
+            Ok(_) => {}
+            Err(zk::Error::NodeExists) => {
+                self.client
+                    .set_data(&cfg_path, &serde_json::to_vec(&cfg).expect("json"), None)
+                    .await?;
+            }
+            Err(e) => return Err(e.into()),
+        }
+        let a = TopicAssignment {
+            version: 3,
+            partitions: assignment,
+            topic_id: Some(crate::ids::encode_uuid(&uuid::Uuid::new_v4())),
+            adding_replicas: BTreeMap::new(),
+            removing_replicas: BTreeMap::new(),
+        };
+        match self
+            .client
+            .create(
+                &znodes::topic_path(topic),
+                &serde_json::to_vec(&a).expect("json"),
+                &persistent(),
+            )
+            .await
+        {
+            Ok(_) => Ok(Ok(())),
+            Err(zk::Error::NodeExists) => Ok(Err(CreateTopicError::Exists)),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Asks the controller to delete `topic` (Kafka's `/admin/delete_topics/<t>` marker).
+    pub async fn request_topic_deletion(&self, topic: &str) -> Result<()> {
+        ensure(&self.client, &znodes::delete_topic_path(topic), b"").await
+    }
+
+    /// Waits until every partition of `topic` has a leader in the metadata, up to `timeout`.
+    pub async fn wait_for_leaders(&self, topic: &str, timeout: Duration) -> bool {
+        let mut rx = self.subscribe();
+        let ready = |m: &Metadata| {
+            m.topics
+                .get(topic)
+                .is_some_and(|t| t.partitions.values().all(|p| p.leader().is_some()))
+        };
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            if ready(&self.metadata()) {
+                return true;
+            }
+            if tokio::time::timeout_at(deadline, rx.changed())
+                .await
+                .is_err()
+            {
+                return ready(&self.metadata());
+            }
+        }
+    }
+}
+
+/// Why CreateTopics refused a topic.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CreateTopicError {
+    Exists,
+    ReplicationFactor(i16, usize),
+}

@@ -1,0 +1,159 @@
+//! The Kafka wire protocol on the broker's listeners: size-prefixed frames (the size is checked
+//! against `socket.request.max.bytes` before anything is allocated), the request header, and
+//! dispatch through [`crate::api::SUPPORTED`].
+//!
+//! As in Kafka, a connection's requests are handled one after another, so responses leave in
+//! request order while clients may pipeline requests. Bad input (an unknown API key, an
+//! unsupported version, a body that does not decode, an oversized frame) closes that connection
+//! with a logged reason; an unsupported ApiVersions version gets Kafka's UNSUPPORTED_VERSION
+//! answer in the v0 layout so clients retry with a lower version.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use bytes::{BufMut, BytesMut};
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::{ApiKey, RequestHeader, RequestKind, ResponseHeader, ResponseKind};
+use kafka_protocol::protocol::{Decodable, Encodable};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use crate::api;
+use crate::Broker;
+
+/// Why a connection was closed by the broker.
+#[derive(Debug, thiserror::Error)]
+pub enum ConnError {
+    #[error("request of {0} bytes exceeds socket.request.max.bytes ({1})")]
+    TooLarge(i64, i32),
+    #[error("request size {0} is invalid")]
+    BadSize(i32),
+    #[error("unknown API key {0}")]
+    UnknownApi(i16),
+    #[error("{0:?} v{1} is not supported (supported: v{2}..=v{3})")]
+    UnsupportedVersion(ApiKey, i16, i16, i16),
+    #[error("{0:?} is not supported by this broker")]
+    UnsupportedApi(ApiKey),
+    #[error("malformed {0:?} v{1} request: {2}")]
+    Malformed(ApiKey, i16, String),
+    #[error("cannot encode the {0:?} response: {1}")]
+    Encode(ApiKey, String),
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+}
+
+pub async fn serve(broker: Arc<Broker>, listener: String, mut stream: TcpStream, peer: SocketAddr) {
+    let _ = stream.set_nodelay(true);
+    match run(&broker, &listener, &mut stream).await {
+        Ok(()) => tracing::debug!(%peer, "client disconnected"),
+        Err(ConnError::Io(e)) => tracing::debug!(%peer, error = %e, "connection ended"),
+        Err(e) => tracing::warn!(%peer, "closing connection: {e}"),
+    }
+}
+
+async fn run(broker: &Broker, listener: &str, stream: &mut TcpStream) -> Result<(), ConnError> {
+    let max = broker.config.socket_request_max_bytes;
+    let mut out = BytesMut::with_capacity(64 * 1024);
+    loop {
+        let mut len = [0u8; 4];
+        match stream.read_exact(&mut len).await {
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(()),
+            Err(e) => return Err(e.into()),
+        }
+        let size = i32::from_be_bytes(len);
+        if size < 8 {
+            return Err(ConnError::BadSize(size));
+        }
+        if size > max {
+            return Err(ConnError::TooLarge(i64::from(size), max));
+        }
+        let mut body = BytesMut::zeroed(size as usize);
+        stream.read_exact(&mut body).await?;
+        let api_key = i16::from_be_bytes([body[0], body[1]]);
+        let version = i16::from_be_bytes([body[2], body[3]]);
+        let correlation_id = i32::from_be_bytes([body[4], body[5], body[6], body[7]]);
+        let key = ApiKey::try_from(api_key).map_err(|()| ConnError::UnknownApi(api_key))?;
+        let Some(range) = api::supported(key) else {
+            return Err(ConnError::UnsupportedApi(key));
+        };
+        if version < range.min || version > range.max {
+            if key == ApiKey::ApiVersions {
+                let resp = api::api_versions::response(ResponseError::UnsupportedVersion.code());
+                write_response(
+                    &mut out,
+                    correlation_id,
+                    key,
+                    0,
+                    &ResponseKind::ApiVersions(resp),
+                )?;
+                stream.write_all(&out).await?;
+                out.clear();
+                continue;
+            }
+            return Err(ConnError::UnsupportedVersion(
+                key, version, range.min, range.max,
+            ));
+        }
+        let mut bytes = body.freeze();
+        let header = RequestHeader::decode(&mut bytes, key.request_header_version(version))
+            .map_err(|e| ConnError::Malformed(key, version, e.to_string()))?;
+        let request = RequestKind::decode(key, &mut bytes, version)
+            .map_err(|e| ConnError::Malformed(key, version, e.to_string()))?;
+        let response = dispatch(broker, listener, &header, version, request).await;
+        if let Some(response) = response {
+            write_response(&mut out, header.correlation_id, key, version, &response)?;
+            stream.write_all(&out).await?;
+            out.clear();
+        }
+    }
+}
+
+fn write_response(
+    out: &mut BytesMut,
+    correlation_id: i32,
+    key: ApiKey,
+    version: i16,
+    resp: &ResponseKind,
+) -> Result<(), ConnError> {
+    let start = out.len();
+    out.put_i32(0);
+    let mut header = ResponseHeader::default();
+    header.correlation_id = correlation_id;
+    header
+        .encode(out, key.response_header_version(version))
+        .map_err(|e| ConnError::Encode(key, e.to_string()))?;
+    resp.encode(out, version)
+        .map_err(|e| ConnError::Encode(key, e.to_string()))?;
+    let len = (out.len() - start - 4) as i32;
+    out[start..start + 4].copy_from_slice(&len.to_be_bytes());
+    Ok(())
+}
+
+/// Routes one decoded request; `None` means no response is sent (Produce with acks=0).
+async fn dispatch(
+    broker: &Broker,
+    listener: &str,
+    _header: &RequestHeader,
+    version: i16,
+    request: RequestKind,
+) -> Option<ResponseKind> {
+    Some(match request {
+        RequestKind::ApiVersions(_) => ResponseKind::ApiVersions(api::api_versions::response(0)),
+        RequestKind::Metadata(r) => {
+            ResponseKind::Metadata(api::metadata::handle(broker, listener, version, r).await)
+        }
+        RequestKind::CreateTopics(r) => {
+            ResponseKind::CreateTopics(api::admin::create_topics(broker, r).await)
+        }
+        RequestKind::DeleteTopics(r) => {
+            ResponseKind::DeleteTopics(api::admin::delete_topics(broker, version, r).await)
+        }
+        other => {
+            // Unreachable while SUPPORTED and this match agree; answer nothing and let the
+            // client time out rather than send a malformed reply.
+            tracing::error!(request = ?std::mem::discriminant(&other), "no handler for a supported API");
+            return None;
+        }
+    })
+}

@@ -8,7 +8,8 @@ set -euo pipefail
 #   zookeeper          a real ZooKeeper 3.8 and zkCli.sh, to test and compare against
 #   python3-kazoo      the kazoo ZooKeeper client (for Debian's /usr/bin/python3)
 #   netcat-openbsd     nc, for four-letter words in scripts
-APT_PACKAGES=(protobuf-compiler zookeeper python3-kazoo netcat-openbsd)
+#   kcat               the librdkafka command-line client, to test the broker with
+APT_PACKAGES=(protobuf-compiler zookeeper python3-kazoo netcat-openbsd kcat)
 
 missing=()
 for p in "${APT_PACKAGES[@]}"; do

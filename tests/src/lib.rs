@@ -286,3 +286,162 @@ impl CoordCluster {
         self.nodes[i].start();
     }
 }
+
+/// One broker process started from a `server.properties` written for the test.
+#[derive(Debug)]
+pub struct BrokerNode {
+    pub id: i32,
+    pub port: u16,
+    pub config: PathBuf,
+    pub log_dir: PathBuf,
+    pub log: PathBuf,
+    child: Option<Child>,
+}
+
+impl BrokerNode {
+    /// Writes `server-<id>.properties` in `dir` (listener on a free loopback port, `extra`
+    /// lines appended) and starts the broker. Waits until it answers on its port.
+    pub fn start(dir: &Path, id: i32, zookeeper_connect: &str, extra: &str) -> BrokerNode {
+        let port = free_port();
+        let log_dir = dir.join(format!("kafka-logs-{id}"));
+        let config = dir.join(format!("server-{id}.properties"));
+        std::fs::write(
+            &config,
+            format!(
+                "broker.id={id}\nlisteners=PLAINTEXT://127.0.0.1:{port}\nlog.dirs={}\nzookeeper.connect={zookeeper_connect}\nzookeeper.session.timeout.ms=6000\ngroup.initial.rebalance.delay.ms=0\noffsets.topic.replication.factor=1\n{extra}",
+                log_dir.display()
+            ),
+        )
+        .unwrap();
+        let mut node = BrokerNode {
+            id,
+            port,
+            config,
+            log_dir,
+            log: dir.join(format!("broker-{id}.log")),
+            child: None,
+        };
+        node.spawn();
+        node.wait_until_listening(Duration::from_secs(30));
+        node
+    }
+
+    pub fn spawn(&mut self) {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)
+            .expect("open broker log");
+        let child = Command::new(binary("broker"))
+            .arg(&self.config)
+            .env("RUST_LOG", "info,sluice_broker=debug")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("log handle"))
+            .stderr(log)
+            .spawn()
+            .expect("spawn broker");
+        self.child = Some(child);
+    }
+
+    /// Waits until the broker answers an ApiVersions request (it accepts connections only once
+    /// it has joined the cluster).
+    pub fn wait_until_listening(&mut self, timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        let addr = self.addr();
+        while !answers_api_versions(addr) {
+            if let Some(c) = &mut self.child {
+                if let Ok(Some(status)) = c.try_wait() {
+                    panic!(
+                        "broker {} exited with {status}:\n{}",
+                        self.id,
+                        self.log_text()
+                    );
+                }
+            }
+            assert!(
+                Instant::now() < deadline,
+                "broker {} not listening:\n{}",
+                self.id,
+                self.log_text()
+            );
+            std::thread::sleep(Duration::from_millis(25));
+        }
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], self.port))
+    }
+
+    pub fn bootstrap(&self) -> String {
+        self.addr().to_string()
+    }
+
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// SIGTERM and wait for the exit code.
+    pub fn stop(&mut self) -> Option<i32> {
+        let mut c = self.child.take()?;
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(c.id().to_string())
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            if let Ok(Some(status)) = c.try_wait() {
+                return status.code();
+            }
+            if Instant::now() > deadline {
+                let _ = c.kill();
+                let _ = c.wait();
+                panic!("broker {} ignored SIGTERM for 15 s", self.id);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Waits for the process to exit on its own and returns its exit code.
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<i32> {
+        let c = self.child.as_mut()?;
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Ok(Some(status)) = c.try_wait() {
+                self.child = None;
+                return status.code();
+            }
+            if Instant::now() > deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+/// Sends ApiVersions v0 and reports whether an answer came back within a second.
+pub fn answers_api_versions(addr: SocketAddr) -> bool {
+    let Ok(mut s) = TcpStream::connect_timeout(&addr, Duration::from_millis(200)) else {
+        return false;
+    };
+    let _ = s.set_read_timeout(Some(Duration::from_secs(1)));
+    // size, api key 18, version 0, correlation id 1, null client id
+    let req = [0u8, 0, 0, 10, 0, 18, 0, 0, 0, 0, 0, 1, 0xff, 0xff];
+    if s.write_all(&req).is_err() {
+        return false;
+    }
+    let mut len = [0u8; 4];
+    s.read_exact(&mut len).is_ok()
+}
+
+impl Drop for BrokerNode {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}

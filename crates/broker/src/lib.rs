@@ -189,6 +189,18 @@ impl BrokerServer {
                 }
             }));
         }
+        // Serve clients once a controller is known, so the first Metadata answer already names
+        // it (librdkafka's admin client waits minutes before asking again). Connections made
+        // meanwhile wait in the listen backlog.
+        let mut rx = cluster.subscribe();
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(10), async {
+            while cluster.metadata().controller.is_none() {
+                if rx.changed().await.is_err() {
+                    break;
+                }
+            }
+        })
+        .await;
         for (name, listener) in listeners {
             let broker = broker.clone();
             tasks.push(tokio::spawn(async move {
@@ -231,7 +243,7 @@ impl BrokerServer {
         }
     }
 
-    /// Stops serving and closes the coordinator session (its ephemerals go at once).
+    /// Stops serving and removes this broker's ephemerals (registration, controller) at once.
     pub async fn shutdown(self) {
         for t in &self.tasks {
             t.abort();

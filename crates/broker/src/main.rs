@@ -59,6 +59,10 @@ fn main() -> ExitCode {
         }
     };
     runtime.block_on(async move {
+        // Handlers first: a SIGTERM during start-up must still mean a clean stop.
+        use tokio::signal::unix::{signal, SignalKind};
+        let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
+        let mut int = signal(SignalKind::interrupt()).expect("SIGINT handler");
         let mut server = match BrokerServer::start(loaded.config).await {
             Ok(s) => s,
             Err(e) => {
@@ -66,9 +70,6 @@ fn main() -> ExitCode {
                 return ExitCode::from(1);
             }
         };
-        use tokio::signal::unix::{signal, SignalKind};
-        let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
-        let mut int = signal(SignalKind::interrupt()).expect("SIGINT handler");
         let code = tokio::select! {
             _ = term.recv() => ExitCode::SUCCESS,
             _ = int.recv() => ExitCode::SUCCESS,

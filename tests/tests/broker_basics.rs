@@ -1,0 +1,297 @@
+//! The broker as a process, registered in a coord node, driven by real Kafka clients
+//! (librdkafka through `rdkafka`, and Debian's kcat): metadata, topic administration, chroot,
+//! duplicate ids and bad input.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::process::Command;
+use std::time::Duration;
+
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::config::ClientConfig;
+use rdkafka::types::RDKafkaErrorCode;
+use sluice_e2e::{BrokerNode, CoordCluster};
+use zookeeper_client as zk;
+
+fn admin(bootstrap: &str) -> AdminClient<DefaultClientContext> {
+    ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .create()
+        .expect("admin client")
+}
+
+fn kcat(args: &[&str]) -> String {
+    let out = Command::new("kcat")
+        .args(args)
+        .output()
+        .expect("kcat (Debian package kcat, installed by scripts/setup.sh)");
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn registers_under_the_chroot_and_serves_metadata_to_kcat() {
+    let coord = CoordCluster::start(1, "");
+    let broker = BrokerNode::start(
+        coord.dir.path(),
+        7,
+        &format!("{}/kafka", coord.connect_string()),
+        "num.partitions=3\n",
+    );
+
+    let zkc = zk::Client::connector()
+        .connect(&coord.connect_string())
+        .await
+        .unwrap();
+    assert_eq!(
+        zkc.list_children("/kafka/brokers/ids").await.unwrap(),
+        vec!["7".to_string()]
+    );
+    let (data, stat) = zkc.get_data("/kafka/brokers/ids/7").await.unwrap();
+    assert_ne!(
+        stat.ephemeral_owner, 0,
+        "broker registration must be ephemeral"
+    );
+    let text = String::from_utf8(data).unwrap();
+    assert!(
+        text.contains(&format!(
+            "\"endpoints\":[\"PLAINTEXT://127.0.0.1:{}\"]",
+            broker.port
+        )),
+        "{text}"
+    );
+    assert!(zkc
+        .get_data("/kafka/controller")
+        .await
+        .unwrap()
+        .0
+        .starts_with(b"{\"version\":1,\"brokerid\":7"));
+
+    // kcat -L on an unknown topic auto-creates it with num.partitions.
+    let out = kcat(&["-b", &broker.bootstrap(), "-L", "-t", "weblogs"]);
+    assert!(out.contains("topic \"weblogs\" with 3 partitions"), "{out}");
+    assert!(
+        out.contains("partition 2, leader 7, replicas: 7, isrs: 7"),
+        "{out}"
+    );
+    let (assignment, _) = zkc.get_data("/kafka/brokers/topics/weblogs").await.unwrap();
+    assert!(String::from_utf8(assignment)
+        .unwrap()
+        .contains("\"partitions\":{\"0\":[7],\"1\":[7],\"2\":[7]}"));
+    let (state, _) = zkc
+        .get_data("/kafka/brokers/topics/weblogs/partitions/0/state")
+        .await
+        .unwrap();
+    assert_eq!(
+        String::from_utf8(state).unwrap(),
+        "{\"controller_epoch\":1,\"leader\":7,\"version\":1,\"leader_epoch\":0,\"isr\":[7]}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admin_client_creates_and_deletes_topics_with_kafkas_errors() {
+    let coord = CoordCluster::start(1, "");
+    let broker = BrokerNode::start(coord.dir.path(), 1, &coord.connect_string(), "");
+    let a = admin(&broker.bootstrap());
+    let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
+    let results = a
+        .create_topics(
+            &[
+                NewTopic::new("orders", 4, TopicReplication::Fixed(1)),
+                NewTopic::new("bad name!", 1, TopicReplication::Fixed(1)),
+                NewTopic::new("too-replicated", 1, TopicReplication::Fixed(3)),
+            ],
+            &opts,
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{e}\n{}", broker.log_text()));
+    assert_eq!(results[0], Ok("orders".to_string()));
+    assert_eq!(
+        results[1],
+        Err(("bad name!".to_string(), RDKafkaErrorCode::InvalidTopic))
+    );
+    assert_eq!(
+        results[2],
+        Err((
+            "too-replicated".to_string(),
+            RDKafkaErrorCode::InvalidReplicationFactor
+        ))
+    );
+    let again = a
+        .create_topics(
+            &[NewTopic::new("orders", 1, TopicReplication::Fixed(1))],
+            &opts,
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        again[0],
+        Err(("orders".to_string(), RDKafkaErrorCode::TopicAlreadyExists))
+    );
+
+    let out = kcat(&["-b", &broker.bootstrap(), "-L", "-t", "orders"]);
+    assert!(out.contains("topic \"orders\" with 4 partitions"), "{out}");
+
+    let deleted = a
+        .delete_topics(&["orders", "missing"], &opts)
+        .await
+        .unwrap();
+    assert_eq!(deleted[0], Ok("orders".to_string()));
+    assert_eq!(
+        deleted[1],
+        Err((
+            "missing".to_string(),
+            RDKafkaErrorCode::UnknownTopicOrPartition
+        ))
+    );
+    let out = kcat(&["-b", &broker.bootstrap(), "-L"]);
+    assert!(!out.contains("\"orders\""), "{out}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn topic_deletion_can_be_disabled() {
+    let coord = CoordCluster::start(1, "");
+    let broker = BrokerNode::start(
+        coord.dir.path(),
+        1,
+        &coord.connect_string(),
+        "delete.topic.enable=false\n",
+    );
+    let a = admin(&broker.bootstrap());
+    let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
+    a.create_topics(
+        &[NewTopic::new("keep", 1, TopicReplication::Fixed(1))],
+        &opts,
+    )
+    .await
+    .unwrap();
+    let r = a.delete_topics(&["keep"], &opts).await.unwrap();
+    assert_eq!(
+        r[0],
+        Err(("keep".to_string(), RDKafkaErrorCode::TopicDeletionDisabled))
+    );
+}
+
+#[test]
+fn a_second_broker_with_the_same_id_is_refused() {
+    let coord = CoordCluster::start(1, "");
+    let _first = BrokerNode::start(coord.dir.path(), 3, &coord.connect_string(), "");
+    let dup_dir = coord.dir.path().join("dup");
+    std::fs::create_dir_all(&dup_dir).unwrap();
+    let port = sluice_e2e::free_port();
+    let cfg = dup_dir.join("server.properties");
+    std::fs::write(
+        &cfg,
+        format!("broker.id=3\nlisteners=PLAINTEXT://127.0.0.1:{port}\nlog.dirs={}\nzookeeper.connect={}\n", dup_dir.join("logs").display(), coord.connect_string()),
+    )
+    .unwrap();
+    let out = Command::new(sluice_e2e::binary("broker"))
+        .arg(&cfg)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("broker.id 3 is already registered by another live broker"),
+        "{err}"
+    );
+}
+
+/// Sends raw bytes; true when the broker closed the connection.
+fn closes(addr: std::net::SocketAddr, bytes: &[u8]) -> bool {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let _ = s.write_all(bytes);
+    let mut buf = [0u8; 64];
+    matches!(s.read(&mut buf), Ok(0) | Err(_)) && !matches!(s.read(&mut buf), Ok(n) if n > 0)
+}
+
+fn frame(api_key: i16, version: i16, correlation: i32, rest: &[u8]) -> Vec<u8> {
+    let mut body = Vec::new();
+    body.extend_from_slice(&api_key.to_be_bytes());
+    body.extend_from_slice(&version.to_be_bytes());
+    body.extend_from_slice(&correlation.to_be_bytes());
+    body.extend_from_slice(&(-1i16).to_be_bytes()); // null client id
+    body.extend_from_slice(rest);
+    let mut out = (body.len() as i32).to_be_bytes().to_vec();
+    out.extend(body);
+    out
+}
+
+#[test]
+fn bad_input_closes_only_that_connection() {
+    let coord = CoordCluster::start(1, "");
+    let broker = BrokerNode::start(
+        coord.dir.path(),
+        1,
+        &coord.connect_string(),
+        "socket.request.max.bytes=1048576\n",
+    );
+    let addr = broker.addr();
+    assert!(
+        closes(addr, &[0x7f, 0xff, 0xff, 0xff]),
+        "2 GB length prefix"
+    );
+    assert!(closes(addr, &[0xff, 0xff, 0xff, 0xff]), "negative length");
+    assert!(
+        closes(addr, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"),
+        "an HTTP request"
+    );
+    assert!(closes(addr, &frame(999, 0, 1, &[])), "unknown API key");
+    assert!(
+        closes(addr, &frame(3, 99, 1, &[])),
+        "unsupported Metadata version"
+    );
+    assert!(
+        closes(addr, &frame(3, 1, 1, &[0, 0, 0, 9])),
+        "truncated Metadata body"
+    );
+
+    // ApiVersions with a version from the future: UNSUPPORTED_VERSION (35) in the v0 layout.
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    s.write_all(&frame(18, 77, 42, &[])).unwrap();
+    let mut len = [0u8; 4];
+    s.read_exact(&mut len).unwrap();
+    let mut body = vec![0u8; i32::from_be_bytes(len) as usize];
+    s.read_exact(&mut body).unwrap();
+    assert_eq!(
+        i32::from_be_bytes(body[0..4].try_into().unwrap()),
+        42,
+        "correlation id"
+    );
+    assert_eq!(
+        i16::from_be_bytes(body[4..6].try_into().unwrap()),
+        35,
+        "UNSUPPORTED_VERSION"
+    );
+
+    let log = broker.log_text();
+    assert!(log.contains("exceeds socket.request.max.bytes"), "{log}");
+    assert!(log.contains("unknown API key 999"), "{log}");
+    // Still serving.
+    let out = kcat(&["-b", &broker.bootstrap(), "-L"]);
+    assert!(out.contains("1 brokers:"), "{out}");
+}
+
+#[test]
+fn sigterm_deregisters_at_once() {
+    let coord = CoordCluster::start(1, "");
+    let mut broker = BrokerNode::start(coord.dir.path(), 5, &coord.connect_string(), "");
+    assert_eq!(broker.stop(), Some(0));
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let zkc = zk::Client::connector()
+            .connect(&coord.connect_string())
+            .await
+            .unwrap();
+        assert!(zkc.list_children("/brokers/ids").await.unwrap().is_empty());
+    });
+}

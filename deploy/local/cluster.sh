@@ -15,18 +15,32 @@ ROOT=$(cd "$HERE/../.." && pwd)
 STATE_DIR=${STATE_DIR:-$HERE/state}
 BROKERS=${BROKERS:-3}
 PROFILE=${PROFILE:-release}
-BIN="${CARGO_TARGET_DIR:-$ROOT/target}/$PROFILE"
+PROFILE_DIR=$PROFILE
+[ "$PROFILE" = dev ] && PROFILE_DIR=debug
+BIN="${CARGO_TARGET_DIR:-$ROOT/target}/$PROFILE_DIR"
 
 log() { printf '%s\n' "$*" >&2; }
 
 # Reads one line of answer to a ZooKeeper four-letter word on 127.0.0.1:$1.
 four_letter() {
     local port=$1 word=$2 reply=""
-    exec 3<>"/dev/tcp/127.0.0.1/$port" 2>/dev/null || return 1
+    { exec 3<>"/dev/tcp/127.0.0.1/$port"; } 2>/dev/null || return 1
     printf '%s' "$word" >&3
     IFS= read -r -t 2 reply <&3 || true
     exec 3<&- 3>&- || true
     printf '%s' "$reply"
+}
+
+# The `Mode:` of `srvr` (leader, follower, standalone, looking).
+coord_mode() {
+    local line mode=""
+    { exec 3<>"/dev/tcp/127.0.0.1/$1"; } 2>/dev/null || return 0
+    printf 'srvr' >&3
+    while IFS= read -r -t 2 line <&3; do
+        case "$line" in Mode:*) mode=${line#Mode: } ;; esac
+    done
+    exec 3<&- 3>&- || true
+    printf '%s' "$mode"
 }
 
 port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
@@ -118,16 +132,16 @@ down() {
 status() {
     local i
     for i in 1 2 3; do
-        local port=$((2180 + i)) mode="not answering"
+        local port=$((2180 + i)) state=down mode=""
         if running "$STATE_DIR/coord-$i.pid"; then
-            mode=$(four_letter "$port" srvr | tr -d '\r' || true)
-            mode=${mode:-running}
+            state=up
+            mode=$(coord_mode "$port")
         fi
-        echo "coord-$i  port $port  $( [ -f "$STATE_DIR/coord-$i.pid" ] && running "$STATE_DIR/coord-$i.pid" && echo up || echo down )  ${mode}"
+        echo "coord-$i   port $port  $state  ${mode:-not answering}"
     done
     for i in 1 2 3; do
         local port=$((9091 + i))
-        echo "broker-$i port $port  $( running "$STATE_DIR/broker-$i.pid" && echo up || echo down )"
+        echo "broker-$i  port $port  $( running "$STATE_DIR/broker-$i.pid" && echo up || echo down )"
     done
 }
 

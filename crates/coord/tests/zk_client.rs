@@ -365,6 +365,8 @@ async fn digest_acls_are_enforced() {
     );
     stranger.auth("digest", b"alice:secret").await.unwrap();
     assert_eq!(stranger.get_data("/private").await.unwrap().0, b"s");
+    let users = stranger.list_auth_users().await.unwrap();
+    assert!(users.iter().any(|u| u.scheme() == "digest" && u.user() == "alice"), "{users:?}");
     let anon = connect(&node.connect_string()).await;
     assert_eq!(
         anon.create(
@@ -419,4 +421,17 @@ async fn containers_and_ttl_need_their_switch() {
     let (stat, _) = c.create("/t", b"", &ttl).await.unwrap();
     assert_eq!(stat.ephemeral_owner, 0);
     assert!(c.check_stat("/t").await.unwrap().is_some());
+}
+
+#[tokio::test]
+async fn an_unknown_auth_scheme_fails_cleanly() {
+    let node = standalone("").await;
+    let c = connect(&node.connect_string()).await;
+    let err = tokio::time::timeout(Duration::from_secs(10), c.auth("kerberos", b"x"))
+        .await
+        .expect("the failure must be reported, not retried forever");
+    assert!(err.is_err(), "{err:?}");
+    // The node is fine for everyone else.
+    let other = connect(&node.connect_string()).await;
+    other.create("/after-auth-failure", b"", &persistent()).await.unwrap();
 }

@@ -420,12 +420,8 @@ impl Conn {
                         }
                     }
                     None => {
-                        // ZooKeeper sends an AuthFailed state event and closes the connection.
-                        self.push_event(&WatcherEvent {
-                            event_type: sluice_jute::EventType::None,
-                            state: KeeperState::AuthFailed,
-                            path: String::new(),
-                        });
+                        // ZooKeeper answers AuthFailed and closes; the client raises the
+                        // AuthFailed state event itself.
                         Slot::Ready {
                             xid,
                             err: ErrorCode::AuthFailed,

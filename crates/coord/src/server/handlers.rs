@@ -381,7 +381,11 @@ pub(crate) fn local(
                 .iter()
                 .map(|id| sluice_jute::ClientInfo {
                     auth_scheme: id.scheme.clone(),
-                    user: id.id.clone(),
+                    // DigestAuthenticationProvider.getUserName: the name before the hash.
+                    user: match id.scheme.as_str() {
+                        "digest" => id.id.split(':').next().unwrap_or_default().to_string(),
+                        _ => id.id.clone(),
+                    },
                 })
                 .collect(),
         })),

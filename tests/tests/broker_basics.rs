@@ -186,7 +186,7 @@ fn a_second_broker_with_the_same_id_is_refused() {
     let cfg = dup_dir.join("server.properties");
     std::fs::write(
         &cfg,
-        format!("broker.id=3\nlisteners=PLAINTEXT://127.0.0.1:{port}\nlog.dirs={}\nzookeeper.connect={}\n", dup_dir.join("logs").display(), coord.connect_string()),
+        format!("broker.id=3\nlisteners=PLAINTEXT://127.0.0.1:{port}\nlog.dirs={}\nzookeeper.connect={}\nzookeeper.session.timeout.ms=2000\n", dup_dir.join("logs").display(), coord.connect_string()),
     )
     .unwrap();
     let out = Command::new(sluice_e2e::binary("broker"))
@@ -294,4 +294,18 @@ fn sigterm_deregisters_at_once() {
             .unwrap();
         assert!(zkc.list_children("/brokers/ids").await.unwrap().is_empty());
     });
+}
+
+#[test]
+fn sigterm_stops_the_broker_even_when_the_coordinator_is_gone() {
+    let mut coord = CoordCluster::start(1, "");
+    let mut broker = BrokerNode::start(coord.dir.path(), 2, &coord.connect_string(), "");
+    coord.nodes[0].kill();
+    let started = std::time::Instant::now();
+    assert_eq!(broker.stop(), Some(0));
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "took {:?}",
+        started.elapsed()
+    );
 }

@@ -13,7 +13,9 @@
 
 pub mod api;
 pub mod cluster;
+pub mod groups;
 pub mod ids;
+pub mod partitions;
 pub mod server;
 pub mod topics;
 
@@ -32,9 +34,23 @@ pub struct Broker {
     pub config: BrokerConfig,
     pub id: i32,
     pub cluster: Arc<Cluster>,
+    pub partitions: Arc<partitions::PartitionManager>,
+    /// Consumer groups coordinated here (decision 0007).
+    pub groups: Arc<groups::GroupCoordinator>,
 }
 
 impl Broker {
+    /// `min.insync.replicas` of `topic`: its own setting, else the broker's.
+    pub fn min_insync_replicas(&self, topic: &str) -> i32 {
+        self.cluster
+            .metadata()
+            .topics
+            .get(topic)
+            .and_then(|t| t.config.get("min.insync.replicas"))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(self.config.min_insync_replicas)
+    }
+
     /// Creates `topic` with `num.partitions` and `default.replication.factor`, as Kafka does for
     /// a Metadata or Produce request naming an unknown topic.
     pub async fn auto_create_topic(&self, topic: &str) -> Result<(), ClusterError> {
@@ -69,6 +85,10 @@ pub enum StartError {
     },
     #[error(transparent)]
     Cluster(#[from] ClusterError),
+    #[error("log: {0}")]
+    Log(#[from] sluice_log::LogError),
+    #[error("log recovery did not complete")]
+    Recovery,
 }
 
 /// A running broker.
@@ -158,6 +178,14 @@ impl BrokerServer {
         } else {
             generate_id(&config).await?
         };
+        // Recover the logs before joining: a broker is only advertised once it can serve them.
+        let parts = {
+            let cfg = config.clone();
+            tokio::task::spawn_blocking(move || partitions::PartitionManager::open(&cfg, broker_id))
+                .await
+                .map_err(|_| StartError::Recovery)??
+        };
+        let parts = Arc::new(parts);
         let cluster = Cluster::join(&config, broker_id, advertised.clone()).await?;
         for a in &advertised {
             tracing::info!(broker = broker_id, "advertising {a} to clients");
@@ -166,7 +194,13 @@ impl BrokerServer {
             config: config.clone(),
             id: broker_id,
             cluster: cluster.clone(),
+            partitions: parts.clone(),
+            groups: Arc::new(groups::GroupCoordinator::new(
+                groups::GroupConfig::of(&config),
+                groups::log_persist(parts.clone()),
+            )),
         });
+        parts.reconcile(&cluster.metadata());
         let (fatal_tx, fatal) = tokio::sync::watch::channel(None);
         let fatal_tx = Arc::new(fatal_tx);
         let mut tasks = Vec::new();
@@ -189,6 +223,21 @@ impl BrokerServer {
                 }
             }));
         }
+        {
+            // Open (or drop) partition logs whenever the metadata changes.
+            let c = cluster.clone();
+            let p = parts.clone();
+            let mut rx = cluster.subscribe();
+            tasks.push(tokio::spawn(async move {
+                while rx.changed().await.is_ok() {
+                    let m = c.metadata();
+                    let p = p.clone();
+                    let _ = tokio::task::spawn_blocking(move || p.reconcile(&m)).await;
+                }
+            }));
+            tasks.push(tokio::spawn(parts.clone().run_housekeeping()));
+        }
+        tasks.push(tokio::spawn(groups::loader::run(broker.clone())));
         // Serve clients once a controller is known, so the first Metadata answer already names
         // it (librdkafka's admin client waits minutes before asking again). Connections made
         // meanwhile wait in the listen backlog.
@@ -243,17 +292,38 @@ impl BrokerServer {
         }
     }
 
-    /// Stops serving and removes this broker's ephemerals (registration, controller) at once.
+    /// Stops serving, removes this broker's ephemerals (registration, controller) at once and
+    /// closes the logs cleanly.
     pub async fn shutdown(self) {
         for t in &self.tasks {
             t.abort();
         }
-        let _ = self
-            .broker
-            .cluster
-            .client
-            .delete(&cluster::znodes::broker_path(self.broker.id), None)
-            .await;
+        let parts = self.broker.partitions.clone();
+        let _ = tokio::task::spawn_blocking(move || parts.close_all()).await;
+        // Bounded: with the coordinator gone these calls would wait for it forever; the
+        // session then simply expires.
+        let cleanup = async {
+            let c = &self.broker.cluster.client;
+            let _ = c
+                .delete(&cluster::znodes::broker_path(self.broker.id), None)
+                .await;
+            // Hand the controller role over at once instead of after the session timeout.
+            if let Ok((data, _)) = c.get_data(cluster::znodes::CONTROLLER).await {
+                let mine = serde_json::from_slice::<cluster::znodes::ControllerRegistration>(&data)
+                    .is_ok_and(|r| r.brokerid == self.broker.id);
+                if mine {
+                    let _ = c.delete(cluster::znodes::CONTROLLER, None).await;
+                }
+            }
+        };
+        if tokio::time::timeout(std::time::Duration::from_secs(3), cleanup)
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                "coordinator unreachable during shutdown; its session will expire instead"
+            );
+        }
     }
 }
 

@@ -44,14 +44,19 @@ pub enum ConnError {
 
 pub async fn serve(broker: Arc<Broker>, listener: String, mut stream: TcpStream, peer: SocketAddr) {
     let _ = stream.set_nodelay(true);
-    match run(&broker, &listener, &mut stream).await {
+    match run(&broker, &listener, peer, &mut stream).await {
         Ok(()) => tracing::debug!(%peer, "client disconnected"),
         Err(ConnError::Io(e)) => tracing::debug!(%peer, error = %e, "connection ended"),
         Err(e) => tracing::warn!(%peer, "closing connection: {e}"),
     }
 }
 
-async fn run(broker: &Broker, listener: &str, stream: &mut TcpStream) -> Result<(), ConnError> {
+async fn run(
+    broker: &Broker,
+    listener: &str,
+    peer: SocketAddr,
+    stream: &mut TcpStream,
+) -> Result<(), ConnError> {
     let max = broker.config.socket_request_max_bytes;
     let mut out = BytesMut::with_capacity(64 * 1024);
     loop {
@@ -100,7 +105,7 @@ async fn run(broker: &Broker, listener: &str, stream: &mut TcpStream) -> Result<
             .map_err(|e| ConnError::Malformed(key, version, e.to_string()))?;
         let request = RequestKind::decode(key, &mut bytes, version)
             .map_err(|e| ConnError::Malformed(key, version, e.to_string()))?;
-        let response = dispatch(broker, listener, &header, version, request).await;
+        let response = dispatch(broker, listener, peer, &header, version, request).await;
         if let Some(response) = response {
             write_response(&mut out, header.correlation_id, key, version, &response)?;
             stream.write_all(&out).await?;
@@ -134,11 +139,21 @@ fn write_response(
 async fn dispatch(
     broker: &Broker,
     listener: &str,
-    _header: &RequestHeader,
+    peer: SocketAddr,
+    header: &RequestHeader,
     version: i16,
     request: RequestKind,
 ) -> Option<ResponseKind> {
     Some(match request {
+        RequestKind::Produce(r) => {
+            return api::produce::handle(broker, r)
+                .await
+                .map(ResponseKind::Produce)
+        }
+        RequestKind::Fetch(r) => ResponseKind::Fetch(api::fetch::handle(broker, version, r).await),
+        RequestKind::ListOffsets(r) => {
+            ResponseKind::ListOffsets(api::list_offsets::handle(broker, version, r).await)
+        }
         RequestKind::ApiVersions(_) => ResponseKind::ApiVersions(api::api_versions::response(0)),
         RequestKind::Metadata(r) => {
             ResponseKind::Metadata(api::metadata::handle(broker, listener, version, r).await)
@@ -148,6 +163,36 @@ async fn dispatch(
         }
         RequestKind::DeleteTopics(r) => {
             ResponseKind::DeleteTopics(api::admin::delete_topics(broker, version, r).await)
+        }
+        RequestKind::FindCoordinator(r) => ResponseKind::FindCoordinator(
+            api::groups::find_coordinator(broker, listener, version, r).await,
+        ),
+        RequestKind::JoinGroup(r) => {
+            ResponseKind::JoinGroup(api::groups::join_group(broker, header, peer, version, r).await)
+        }
+        RequestKind::SyncGroup(r) => {
+            ResponseKind::SyncGroup(api::groups::sync_group(broker, version, r).await)
+        }
+        RequestKind::Heartbeat(r) => {
+            ResponseKind::Heartbeat(api::groups::heartbeat(broker, version, r))
+        }
+        RequestKind::LeaveGroup(r) => {
+            ResponseKind::LeaveGroup(api::groups::leave_group(broker, version, r))
+        }
+        RequestKind::OffsetCommit(r) => {
+            ResponseKind::OffsetCommit(api::groups::offset_commit(broker, version, r))
+        }
+        RequestKind::OffsetFetch(r) => {
+            ResponseKind::OffsetFetch(api::groups::offset_fetch(broker, version, r))
+        }
+        RequestKind::ListGroups(r) => {
+            ResponseKind::ListGroups(api::groups::list_groups(broker, version, r))
+        }
+        RequestKind::DescribeGroups(r) => {
+            ResponseKind::DescribeGroups(api::groups::describe_groups(broker, version, r))
+        }
+        RequestKind::DeleteGroups(r) => {
+            ResponseKind::DeleteGroups(api::groups::delete_groups(broker, r))
         }
         other => {
             // Unreachable while SUPPORTED and this match agree; answer nothing and let the

@@ -3,7 +3,11 @@
 
 pub mod admin;
 pub mod api_versions;
+pub mod fetch;
+pub mod groups;
+pub mod list_offsets;
 pub mod metadata;
+pub mod produce;
 
 use kafka_protocol::messages::ApiKey;
 
@@ -22,10 +26,23 @@ const fn api(key: ApiKey, min: i16, max: i16) -> Supported {
 
 /// Every API and version range the broker answers.
 pub const SUPPORTED: &[Supported] = &[
+    api(ApiKey::Produce, 3, 11),
+    api(ApiKey::Fetch, 4, 17),
+    api(ApiKey::ListOffsets, 0, 9),
     api(ApiKey::Metadata, 0, 12),
     api(ApiKey::ApiVersions, 0, 4),
     api(ApiKey::CreateTopics, 0, 7),
     api(ApiKey::DeleteTopics, 0, 6),
+    api(ApiKey::FindCoordinator, 0, 6),
+    api(ApiKey::JoinGroup, 0, 9),
+    api(ApiKey::SyncGroup, 0, 5),
+    api(ApiKey::Heartbeat, 0, 4),
+    api(ApiKey::LeaveGroup, 0, 5),
+    api(ApiKey::OffsetCommit, 0, 9),
+    api(ApiKey::OffsetFetch, 0, 9),
+    api(ApiKey::ListGroups, 0, 5),
+    api(ApiKey::DescribeGroups, 0, 5),
+    api(ApiKey::DeleteGroups, 0, 2),
 ];
 
 /// The served version range of `key`, if it is served at all.

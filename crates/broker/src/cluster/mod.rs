@@ -203,12 +203,23 @@ impl Cluster {
             metadata: RwLock::new(Arc::new(Metadata::default())),
             changed,
         });
-        cluster.register(cfg, advertised).await?;
+        cluster
+            .register(
+                cfg,
+                advertised,
+                Duration::from_millis(u64::from(cfg.zookeeper_session_timeout_ms)),
+            )
+            .await?;
         cluster.refresh_all().await?;
         Ok(cluster)
     }
 
-    async fn register(&self, cfg: &BrokerConfig, advertised: Vec<String>) -> Result<()> {
+    async fn register(
+        &self,
+        cfg: &BrokerConfig,
+        advertised: Vec<String>,
+        session_timeout: Duration,
+    ) -> Result<()> {
         let first = advertised.first().cloned().unwrap_or_default();
         let (host, port) = first
             .split_once("://")
@@ -230,22 +241,28 @@ impl Cluster {
             version: 4,
         };
         let path = znodes::broker_path(self.broker_id);
-        match self
-            .client
-            .create(
-                &path,
-                &serde_json::to_vec(&reg).expect("json"),
-                &ephemeral(),
-            )
-            .await
-        {
-            Ok(_) => Ok(()),
-            Err(zk::Error::NodeExists) => {
-                // Our own registration from an earlier session of this process is fine to
-                // replace only when that session is gone; a live one is another broker.
-                Err(ClusterError::DuplicateBrokerId(self.broker_id))
+        let data = serde_json::to_vec(&reg).expect("json");
+        // A registration left by this broker's previous, crashed process lives until that
+        // session expires; wait that long before calling the id a duplicate. A live broker
+        // with the same id keeps its registration, and then this one refuses to start.
+        let deadline = tokio::time::Instant::now() + session_timeout + Duration::from_secs(2);
+        loop {
+            match self.client.create(&path, &data, &ephemeral()).await {
+                Ok(_) => return Ok(()),
+                Err(zk::Error::NodeExists) if tokio::time::Instant::now() < deadline => {
+                    if let Ok((Some(_), w)) = self.client.check_and_watch_stat(&path).await {
+                        tracing::info!(
+                            broker = self.broker_id,
+                            "{path} exists; waiting for the previous session to expire"
+                        );
+                        let _ = tokio::time::timeout_at(deadline, w.changed()).await;
+                    }
+                }
+                Err(zk::Error::NodeExists) => {
+                    return Err(ClusterError::DuplicateBrokerId(self.broker_id))
+                }
+                Err(e) => return Err(e.into()),
             }
-            Err(e) => Err(e.into()),
         }
     }
 

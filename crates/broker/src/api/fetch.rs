@@ -1,0 +1,162 @@
+//! Fetch (v4+): whole record batches from each partition up to the high watermark, waiting up
+//! to `max_wait_ms` until `min_bytes` are there. A waiting fetch wakes as soon as an append
+//! lands, so end-to-end latency does not depend on the consumer's `fetch.wait.max.ms`.
+//!
+//! Topics are named (v4–v12) or given by id (v13+). Fetch sessions (KIP-227) are not kept: the
+//! answer's session id 0 tells clients to send full requests.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
+use kafka_protocol::messages::{FetchRequest, FetchResponse, TopicName};
+use kafka_protocol::protocol::StrBytes;
+use tokio::sync::watch;
+
+use crate::Broker;
+
+struct Wanted {
+    topic: String,
+    topic_index: usize,
+    partition: i32,
+    offset: i64,
+    max_bytes: i32,
+}
+
+pub async fn handle(broker: &Broker, version: i16, req: FetchRequest) -> FetchResponse {
+    let m = broker.cluster.metadata();
+    let mut resp = FetchResponse::default();
+    let mut wanted = Vec::new();
+    for t in &req.topics {
+        let name = if version >= 13 {
+            m.topics
+                .iter()
+                .find(|(_, tm)| tm.id == t.topic_id)
+                .map(|(n, _)| n.clone())
+        } else {
+            Some(t.topic.0.to_string())
+        };
+        let mut tr = FetchableTopicResponse::default();
+        tr.topic = t.topic.clone();
+        tr.topic_id = t.topic_id;
+        if let Some(n) = &name {
+            tr.topic = TopicName(StrBytes::from_string(n.clone()));
+        }
+        for p in &t.partitions {
+            let mut pd = PartitionData::default();
+            pd.partition_index = p.partition;
+            pd.high_watermark = -1;
+            pd.last_stable_offset = -1;
+            pd.log_start_offset = -1;
+            pd.preferred_read_replica = kafka_protocol::messages::BrokerId(-1);
+            match &name {
+                None => pd.error_code = ResponseError::UnknownTopicId.code(),
+                Some(n) => wanted.push(Wanted {
+                    topic: n.clone(),
+                    topic_index: resp.responses.len(),
+                    partition: p.partition,
+                    offset: p.fetch_offset,
+                    max_bytes: p.partition_max_bytes,
+                }),
+            }
+            tr.partitions.push(pd);
+        }
+        resp.responses.push(tr);
+    }
+
+    let deadline = tokio::time::Instant::now()
+        + Duration::from_millis(req.max_wait_ms.clamp(0, 60_000) as u64);
+    let min_bytes = req.min_bytes.max(0) as u64;
+    let max_total = if req.max_bytes > 0 {
+        req.max_bytes as u64
+    } else {
+        u64::MAX
+    };
+    loop {
+        let mut total = 0u64;
+        let mut waits: Vec<watch::Receiver<u64>> = Vec::new();
+        for w in &wanted {
+            let pd = resp.responses[w.topic_index]
+                .partitions
+                .iter_mut()
+                .find(|pd| pd.partition_index == w.partition)
+                .expect("a response entry per wanted partition");
+            pd.records = None;
+            pd.error_code = 0;
+            let meta = m
+                .topics
+                .get(&w.topic)
+                .and_then(|t| t.partitions.get(&w.partition));
+            let Some(meta) = meta else {
+                pd.error_code = ResponseError::UnknownTopicOrPartition.code();
+                continue;
+            };
+            if meta.leader() != Some(broker.id) {
+                pd.error_code = ResponseError::NotLeaderOrFollower.code();
+                continue;
+            }
+            let Some(part) = broker.partitions.get(&w.topic, w.partition) else {
+                pd.error_code = ResponseError::NotLeaderOrFollower.code();
+                continue;
+            };
+            waits.push(part.subscribe());
+            // Kafka returns at least one whole batch even when it is larger than the limits, so
+            // a consumer never stalls on a big batch; the log's `read` does the same.
+            let budget = (w.max_bytes.max(0) as u64).min(max_total.saturating_sub(total));
+            match (w.offset >= 0).then(|| part.read(w.offset as u64, budget, true)) {
+                None => pd.error_code = ResponseError::OffsetOutOfRange.code(),
+                Some(Err(e)) => {
+                    let o = part.offsets();
+                    pd.high_watermark = o.high_watermark as i64;
+                    pd.last_stable_offset = o.high_watermark as i64;
+                    pd.log_start_offset = o.log_start as i64;
+                    pd.error_code = e.kafka_error_code();
+                }
+                Some(Ok((slice, o))) => {
+                    pd.high_watermark = o.high_watermark as i64;
+                    pd.last_stable_offset = o.high_watermark as i64;
+                    pd.log_start_offset = o.log_start as i64;
+                    if version >= 4 {
+                        pd.aborted_transactions = Some(Vec::new());
+                    }
+                    if slice.len > 0 && total < max_total {
+                        match slice.to_bytes() {
+                            Ok(b) => {
+                                total += b.len() as u64;
+                                pd.records = Some(b);
+                            }
+                            Err(e) => pd.error_code = e.kafka_error_code(),
+                        }
+                    } else {
+                        pd.records = Some(Bytes::new());
+                    }
+                }
+            }
+        }
+        if total >= min_bytes || waits.is_empty() || tokio::time::Instant::now() >= deadline {
+            return resp;
+        }
+        // Sleep until any partition gets an append, or the deadline.
+        let any_append = async {
+            let futs: Vec<_> = waits.iter_mut().map(|w| Box::pin(w.changed())).collect();
+            futures_select_any(futs).await;
+        };
+        if tokio::time::timeout_at(deadline, any_append).await.is_err() {
+            return resp;
+        }
+    }
+}
+
+/// Resolves when the first of `futs` does.
+async fn futures_select_any<F: std::future::Future + Unpin>(mut futs: Vec<F>) {
+    std::future::poll_fn(|cx| {
+        for f in futs.iter_mut() {
+            if std::pin::Pin::new(f).poll(cx).is_ready() {
+                return std::task::Poll::Ready(());
+            }
+        }
+        std::task::Poll::Pending
+    })
+    .await
+}

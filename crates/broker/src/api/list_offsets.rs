@@ -1,0 +1,84 @@
+//! ListOffsets: earliest (-2), latest (-1), max timestamp (-3) or the first offset at or after
+//! a timestamp. v0 answers in the old layout (an `offsets` array), which lag monitors of the
+//! seed's era (Burrow 1.2) still send.
+
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::list_offsets_response::{
+    ListOffsetsPartitionResponse, ListOffsetsTopicResponse,
+};
+use kafka_protocol::messages::{ListOffsetsRequest, ListOffsetsResponse};
+
+use crate::Broker;
+
+const LATEST: i64 = -1;
+const EARLIEST: i64 = -2;
+const MAX_TIMESTAMP: i64 = -3;
+
+pub async fn handle(broker: &Broker, version: i16, req: ListOffsetsRequest) -> ListOffsetsResponse {
+    let m = broker.cluster.metadata();
+    let mut resp = ListOffsetsResponse::default();
+    for t in req.topics {
+        let topic = t.name.0.to_string();
+        let mut tr = ListOffsetsTopicResponse::default();
+        tr.name = t.name.clone();
+        for p in t.partitions {
+            let mut pr = ListOffsetsPartitionResponse::default();
+            pr.partition_index = p.partition_index;
+            pr.timestamp = -1;
+            pr.offset = -1;
+            pr.leader_epoch = -1;
+            let meta = m
+                .topics
+                .get(&topic)
+                .and_then(|tm| tm.partitions.get(&p.partition_index));
+            let part = broker.partitions.get(&topic, p.partition_index);
+            match (meta, part) {
+                (None, _) => pr.error_code = ResponseError::UnknownTopicOrPartition.code(),
+                (Some(pm), Some(part)) if pm.leader() == Some(broker.id) => {
+                    let o = part.offsets();
+                    if version >= 4 {
+                        pr.leader_epoch = pm.state.as_ref().map_or(-1, |s| s.leader_epoch);
+                    }
+                    let found: Option<(i64, i64)> = match p.timestamp {
+                        LATEST => Some((-1, o.high_watermark as i64)),
+                        EARLIEST => Some((-1, o.log_start as i64)),
+                        ts => match part.offset_for_timestamp(if ts == MAX_TIMESTAMP {
+                            i64::MAX
+                        } else {
+                            ts
+                        }) {
+                            Ok(Some(to)) => Some((to.timestamp, to.offset as i64)),
+                            Ok(None) => None,
+                            Err(e) => {
+                                pr.error_code = e.kafka_error_code();
+                                None
+                            }
+                        },
+                    };
+                    if version == 0 {
+                        // Old layout: offsets descending, at most max_num_offsets of them.
+                        let mut offsets = Vec::new();
+                        if let Some((_, off)) = found {
+                            offsets.push(off);
+                        }
+                        if p.timestamp == LATEST
+                            && o.log_start as i64 != o.high_watermark as i64
+                            && p.max_num_offsets > 1
+                        {
+                            offsets.push(o.log_start as i64);
+                        }
+                        offsets.truncate(p.max_num_offsets.max(0) as usize);
+                        pr.old_style_offsets = offsets;
+                    } else if let Some((ts, off)) = found {
+                        pr.timestamp = ts;
+                        pr.offset = off;
+                    }
+                }
+                _ => pr.error_code = ResponseError::NotLeaderOrFollower.code(),
+            }
+            tr.partitions.push(pr);
+        }
+        resp.topics.push(tr);
+    }
+    resp
+}

@@ -9,7 +9,8 @@ set -euo pipefail
 #   python3-kazoo      the kazoo ZooKeeper client (for Debian's /usr/bin/python3)
 #   netcat-openbsd     nc, for four-letter words in scripts
 #   kcat               the librdkafka command-line client, to test the broker with
-APT_PACKAGES=(protobuf-compiler zookeeper python3-kazoo netcat-openbsd kcat)
+#   python3-kafka      kafka-python (for Debian's /usr/bin/python3), to test consumer groups
+APT_PACKAGES=(protobuf-compiler zookeeper python3-kazoo netcat-openbsd kcat python3-kafka)
 
 missing=()
 for p in "${APT_PACKAGES[@]}"; do

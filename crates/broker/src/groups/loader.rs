@@ -1,0 +1,109 @@
+//! Follows the metadata: loads the groups of every `__consumer_offsets` partition this broker
+//! starts leading (reading the partition from its start), forgets those it stops leading, runs
+//! the group timers every 100 ms and offset expiry every minute.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+
+use super::{GroupCoordinator, OFFSETS_TOPIC};
+use crate::partitions::Partition;
+use crate::Broker;
+
+/// Reads `(key, value)` of every record of `part` up to its high watermark.
+fn read_all(part: &Partition) -> Result<Vec<(Bytes, Option<Bytes>)>, sluice_log::LogError> {
+    let mut out = Vec::new();
+    let mut from = part.offsets().log_start;
+    loop {
+        let (slice, o) = part.read(from, 1 << 20, true)?;
+        if slice.is_empty() || from >= o.high_watermark {
+            break;
+        }
+        let (recs, _) = super::records::decode_batches(slice.to_bytes()?);
+        out.extend(
+            recs.into_iter()
+                .filter(|(off, _, _)| *off >= from as i64)
+                .map(|(_, k, v)| (k, v)),
+        );
+        if slice.next_offset <= from {
+            break;
+        }
+        from = slice.next_offset;
+    }
+    Ok(out)
+}
+
+/// One pass: load newly led partitions, unload lost ones.
+async fn reconcile(broker: &Arc<Broker>, groups: &Arc<GroupCoordinator>) {
+    let m = broker.cluster.metadata();
+    let led: Vec<i32> = m
+        .topics
+        .get(OFFSETS_TOPIC)
+        .map(|t| {
+            t.partitions
+                .iter()
+                .filter(|(_, pm)| pm.leader() == Some(broker.id))
+                .map(|(p, _)| *p)
+                .collect()
+        })
+        .unwrap_or_default();
+    let owned = groups.owned_partitions();
+    for p in owned.iter().filter(|p| !led.contains(p)) {
+        groups.unload(*p);
+    }
+    for p in led.into_iter().filter(|p| !owned.contains(p)) {
+        // The log may not be open yet (reconciled by another task); retry on the next pass.
+        let Some(part) = broker.partitions.get(OFFSETS_TOPIC, p) else {
+            continue;
+        };
+        groups.begin_load(p);
+        let started = Instant::now();
+        match tokio::task::spawn_blocking(move || read_all(&part)).await {
+            Ok(Ok(records)) => {
+                tracing::debug!(
+                    partition = p,
+                    records = records.len(),
+                    ms = started.elapsed().as_millis() as u64,
+                    "read {OFFSETS_TOPIC}"
+                );
+                groups.finish_load(p, records);
+            }
+            Ok(Err(e)) => {
+                tracing::error!(partition = p, error = %e, "cannot load {OFFSETS_TOPIC}");
+                groups.unload(p);
+            }
+            Err(_) => groups.unload(p),
+        }
+    }
+}
+
+pub async fn run(broker: Arc<Broker>) {
+    let groups = broker.groups.clone();
+    let mut rx = broker.cluster.subscribe();
+    let mut tick = tokio::time::interval(Duration::from_millis(100));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut last_reconcile = Instant::now() - Duration::from_secs(10);
+    let mut last_expiry = Instant::now();
+    loop {
+        let changed = tokio::select! {
+            r = rx.changed() => {
+                if r.is_err() {
+                    return;
+                }
+                true
+            }
+            _ = tick.tick() => false,
+        };
+        let now = Instant::now();
+        if changed || now.duration_since(last_reconcile) >= Duration::from_millis(500) {
+            last_reconcile = now;
+            reconcile(&broker, &groups).await;
+        }
+        groups.tick(Instant::now());
+        if now.duration_since(last_expiry) >= Duration::from_secs(60) {
+            last_expiry = now;
+            groups.expire_offsets(super::now_ms());
+        }
+    }
+}

@@ -1,0 +1,417 @@
+//! Consumer groups through the broker with real clients: librdkafka (`rdkafka`) members
+//! splitting a topic's partitions and rebalancing when one leaves or dies, kcat's balanced
+//! consumer, committed offsets surviving consumer and broker restarts (SIGTERM and SIGKILL),
+//! and Debian's kafka-python consumer and admin client.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
+use rdkafka::message::Message;
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use sluice_e2e::{BrokerNode, CoordCluster};
+
+/// Writes `n` records round-robin over `partitions` partitions of `topic`.
+async fn produce(bootstrap: &str, topic: &str, partitions: i32, n: usize) {
+    let p: FutureProducer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("message.timeout.ms", "20000")
+        .set("linger.ms", "1")
+        .create()
+        .expect("producer");
+    for i in 0..n {
+        let v = format!("v{i}");
+        p.send(
+            FutureRecord::<(), _>::to(topic)
+                .payload(&v)
+                .partition(i as i32 % partitions),
+            Duration::from_secs(20),
+        )
+        .await
+        .expect("acknowledged");
+    }
+}
+
+fn member(bootstrap: &str, group: &str) -> BaseConsumer {
+    member_with(bootstrap, group, "range,roundrobin")
+}
+
+fn member_with(bootstrap: &str, group: &str, strategy: &str) -> BaseConsumer {
+    ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("partition.assignment.strategy", strategy)
+        .set("group.id", group)
+        .set("session.timeout.ms", "6000")
+        .set("heartbeat.interval.ms", "500")
+        .set("auto.offset.reset", "earliest")
+        .set("enable.auto.commit", "false")
+        .create()
+        .expect("consumer")
+}
+
+fn assigned(c: &BaseConsumer) -> BTreeSet<i32> {
+    c.assignment()
+        .map(|tpl| tpl.elements().iter().map(|e| e.partition()).collect())
+        .unwrap_or_default()
+}
+
+/// Polls every consumer until `done` holds (or panics after `timeout`); returns the
+/// `(partition, offset)` of every record seen, per consumer.
+fn poll_until(
+    consumers: &[&BaseConsumer],
+    timeout: Duration,
+    what: &str,
+    mut done: impl FnMut(&[&BaseConsumer], &[Vec<(i32, i64)>]) -> bool,
+) -> Vec<Vec<(i32, i64)>> {
+    let deadline = Instant::now() + timeout;
+    let mut seen = vec![Vec::new(); consumers.len()];
+    loop {
+        for (i, c) in consumers.iter().enumerate() {
+            while let Some(r) = c.poll(Duration::from_millis(20)) {
+                if let Ok(m) = r {
+                    seen[i].push((m.partition(), m.offset()));
+                }
+            }
+        }
+        if done(consumers, &seen) {
+            return seen;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out waiting until {what}; seen {seen:?}"
+        );
+    }
+}
+
+fn broker_with(coord: &CoordCluster, partitions: i32) -> BrokerNode {
+    BrokerNode::start(
+        coord.dir.path(),
+        1,
+        &coord.connect_string(),
+        &format!("num.partitions={partitions}\noffsets.topic.num.partitions=5\n"),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rdkafka_members_split_the_partitions_and_rebalance_when_one_leaves() {
+    split_and_leave("range,roundrobin").await;
+}
+
+/// The broker only relays assignments, so librdkafka's incremental assignor works too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cooperative_sticky_members_split_and_rebalance() {
+    split_and_leave("cooperative-sticky").await;
+}
+
+async fn split_and_leave(strategy: &'static str) {
+    let coord = CoordCluster::start(1, "");
+    let broker = broker_with(&coord, 4);
+    let b = broker.bootstrap();
+    produce(&b, "events", 4, 40).await;
+    tokio::task::spawn_blocking(move || {
+        let c1 = member_with(&b, "split", strategy);
+        let c2 = member_with(&b, "split", strategy);
+        c1.subscribe(&["events"]).unwrap();
+        c2.subscribe(&["events"]).unwrap();
+        let seen = poll_until(
+            &[&c1, &c2],
+            Duration::from_secs(60),
+            "both members share the topic",
+            |cs, seen| {
+                let (a1, a2) = (assigned(cs[0]), assigned(cs[1]));
+                let total: BTreeSet<(i32, i64)> = seen.iter().flatten().copied().collect();
+                !a1.is_empty()
+                    && !a2.is_empty()
+                    && a1.is_disjoint(&a2)
+                    && a1.union(&a2).count() == 4
+                    && total.len() == 40
+            },
+        );
+        let all: Vec<(i32, i64)> = seen.iter().flatten().copied().collect();
+        let unique: BTreeSet<(i32, i64)> = all.iter().copied().collect();
+        assert_eq!(unique.len(), 40, "every record once per offset");
+
+        // A member that closes leaves the group at once (no session timeout to wait for).
+        drop(c2);
+        let left = Instant::now();
+        poll_until(
+            &[&c1],
+            Duration::from_secs(30),
+            "the remaining member has everything",
+            |cs, _| assigned(cs[0]).len() == 4,
+        );
+        assert!(
+            left.elapsed() < Duration::from_secs(5),
+            "rebalanced by LeaveGroup, took {:?}",
+            left.elapsed()
+        );
+    })
+    .await
+    .unwrap();
+}
+
+fn kcat_member(bootstrap: &str, group: &str, topic: &str, out: &std::path::Path) -> Child {
+    Command::new("kcat")
+        .args([
+            "-b",
+            bootstrap,
+            "-G",
+            group,
+            "-X",
+            "auto.offset.reset=earliest",
+            "-X",
+            "session.timeout.ms=6000",
+            "-X",
+            "heartbeat.interval.ms=500",
+            "-f",
+            "%p:%o\n",
+            "-u",
+            topic,
+        ])
+        .stdin(Stdio::null())
+        .stdout(std::fs::File::create(out).unwrap())
+        .stderr(std::fs::File::create(out.with_extension("err")).unwrap())
+        .spawn()
+        .expect("kcat (Debian package kcat, installed by scripts/setup.sh)")
+}
+
+fn kcat_records(out: &std::path::Path) -> BTreeSet<(i32, i64)> {
+    std::fs::read_to_string(out)
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| {
+            let (p, o) = l.split_once(':')?;
+            Some((p.parse().ok()?, o.parse().ok()?))
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kcat_balanced_consumer_shares_with_rdkafka_and_a_killed_member_times_out() {
+    let coord = CoordCluster::start(1, "");
+    let broker = broker_with(&coord, 4);
+    let b = broker.bootstrap();
+    produce(&b, "logs", 4, 40).await;
+    let out = coord.dir.path().join("kcat.out");
+    tokio::task::spawn_blocking(move || {
+        let mut kcat = kcat_member(&b, "mixed", "logs", &out);
+        let c1 = member(&b, "mixed");
+        c1.subscribe(&["logs"]).unwrap();
+        // c1 may read everything before kcat joins; then kcat reads its share again (nothing
+        // is committed): wait until each partition not assigned to c1 was read by kcat.
+        poll_until(
+            &[&c1],
+            Duration::from_secs(60),
+            "kcat and rdkafka share the topic",
+            |cs, seen| {
+                let mine = assigned(cs[0]);
+                let from_kcat = kcat_records(&out);
+                let mut all: BTreeSet<(i32, i64)> = seen[0].iter().copied().collect();
+                all.extend(from_kcat.iter().copied());
+                !mine.is_empty()
+                    && mine.len() < 4
+                    && all.len() == 40
+                    && (0..4)
+                        .filter(|p| !mine.contains(p))
+                        .all(|p| from_kcat.iter().filter(|(kp, _)| *kp == p).count() == 10)
+            },
+        );
+
+        // kcat dies without leaving: after its session timeout (6 s) c1 takes everything.
+        let _ = kcat.kill();
+        let _ = kcat.wait();
+        let died = Instant::now();
+        poll_until(
+            &[&c1],
+            Duration::from_secs(40),
+            "the survivor has everything",
+            |cs, _| assigned(cs[0]).len() == 4,
+        );
+        let took = died.elapsed();
+        assert!(
+            took >= Duration::from_secs(3),
+            "a dead member is noticed by its session timeout, took {took:?}"
+        );
+    })
+    .await
+    .unwrap();
+}
+
+/// A fresh member of `group` reads `topic` until `n` records; returns the first offset seen
+/// per partition, then commits synchronously and closes.
+fn resume(bootstrap: &str, group: &str, topic: &str, n: usize) -> BTreeMap<i32, i64> {
+    let c = member(bootstrap, group);
+    c.subscribe(&[topic]).unwrap();
+    let seen = poll_until(
+        &[&c],
+        Duration::from_secs(60),
+        "the new records arrive",
+        |_, seen| seen[0].len() >= n,
+    );
+    let mut first = BTreeMap::new();
+    for (p, o) in &seen[0] {
+        first.entry(*p).or_insert(*o);
+    }
+    assert_eq!(
+        seen[0].len(),
+        n,
+        "only the records after the committed offsets: {seen:?}"
+    );
+    c.commit_consumer_state(CommitMode::Sync).expect("commit");
+    first
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn committed_offsets_survive_consumer_and_broker_restarts() {
+    let coord = CoordCluster::start(1, "");
+    let mut broker = broker_with(&coord, 2);
+    let b = broker.bootstrap();
+    produce(&b, "orders", 2, 20).await;
+    let first = tokio::task::spawn_blocking({
+        let b = b.clone();
+        move || resume(&b, "billing", "orders", 20)
+    })
+    .await
+    .unwrap();
+    assert_eq!(first, BTreeMap::from([(0, 0), (1, 0)]));
+
+    // New consumer process, same group: it resumes at the commits.
+    produce(&b, "orders", 2, 10).await;
+    let first = tokio::task::spawn_blocking({
+        let b = b.clone();
+        move || resume(&b, "billing", "orders", 10)
+    })
+    .await
+    .unwrap();
+    assert_eq!(first, BTreeMap::from([(0, 10), (1, 10)]));
+
+    // Broker stopped cleanly, then killed: the commits are reloaded from __consumer_offsets.
+    for (round, clean) in [(0i64, true), (1, false)] {
+        if clean {
+            assert_eq!(broker.stop(), Some(0));
+        } else {
+            broker.kill();
+        }
+        broker.spawn();
+        broker.wait_until_listening(Duration::from_secs(60));
+        produce(&b, "orders", 2, 10).await;
+        let first = tokio::task::spawn_blocking({
+            let b = b.clone();
+            move || resume(&b, "billing", "orders", 10)
+        })
+        .await
+        .unwrap();
+        let at = 15 + 5 * round;
+        assert_eq!(
+            first,
+            BTreeMap::from([(0, at), (1, at)]),
+            "after a {} restart",
+            if clean { "clean" } else { "SIGKILL" }
+        );
+    }
+    assert!(broker
+        .log_text()
+        .contains("loaded groups from __consumer_offsets"));
+
+    // What lag monitors read: Kafka's offset-commit keys (version 1: group, topic, partition)
+    // and group-metadata keys (version 2), readable by any consumer of the topic.
+    let keys = tokio::task::spawn_blocking(move || offsets_topic_keys(&b))
+        .await
+        .unwrap();
+    let mut want = vec![0u8, 1, 0, 7];
+    want.extend_from_slice(b"billing");
+    want.extend_from_slice(&[0, 6]);
+    want.extend_from_slice(b"orders");
+    assert!(
+        keys.iter().any(|k| k.starts_with(&want)),
+        "offset commit keys: {keys:?}"
+    );
+    let group_key = [&[0u8, 2, 0, 7][..], b"billing"].concat();
+    assert!(keys.contains(&group_key), "group keys: {keys:?}");
+}
+
+/// Every record key of `__consumer_offsets` (5 partitions in these tests).
+fn offsets_topic_keys(bootstrap: &str) -> Vec<Vec<u8>> {
+    let c: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("group.id", "reader")
+        .set("enable.auto.commit", "false")
+        .create()
+        .expect("consumer");
+    let mut tpl = rdkafka::TopicPartitionList::new();
+    for p in 0..5 {
+        tpl.add_partition_offset("__consumer_offsets", p, rdkafka::Offset::Beginning)
+            .unwrap();
+    }
+    c.assign(&tpl).unwrap();
+    let mut keys = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while Instant::now() < deadline {
+        if let Some(Ok(m)) = c.poll(Duration::from_millis(100)) {
+            keys.push(m.key().unwrap_or_default().to_vec());
+        }
+    }
+    keys
+}
+
+const KAFKA_PYTHON: &str = r#"
+import json, sys
+from kafka import KafkaConsumer, KafkaAdminClient
+bootstrap, topic = sys.argv[1], sys.argv[2]
+c = KafkaConsumer(topic, bootstrap_servers=bootstrap, group_id='py-group', client_id='py-client',
+                  auto_offset_reset='earliest', enable_auto_commit=False, consumer_timeout_ms=20000)
+n = 0
+for m in c:
+    n += 1
+    if n >= 12:
+        break
+c.commit()
+admin = KafkaAdminClient(bootstrap_servers=bootstrap)
+listed = admin.list_consumer_groups()
+desc = admin.describe_consumer_groups(['py-group'])[0]
+offsets = admin.list_consumer_group_offsets('py-group')
+print(json.dumps({
+    'consumed': n,
+    'listed': [list(g) for g in listed],
+    'state': desc.state,
+    'protocol': desc.protocol,
+    'members': [[m.client_id, m.member_id] for m in desc.members],
+    'offsets': sorted([tp.partition, o.offset] for tp, o in offsets.items()),
+}))
+c.close()
+admin.close()
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kafka_python_consumer_group_and_admin() {
+    let coord = CoordCluster::start(1, "");
+    let broker = broker_with(&coord, 3);
+    let b = broker.bootstrap();
+    produce(&b, "clicks", 3, 12).await;
+    let out = tokio::task::spawn_blocking(move || {
+        Command::new("/usr/bin/python3")
+            .args(["-c", KAFKA_PYTHON, &b, "clicks"])
+            .output()
+            .expect("/usr/bin/python3 with python3-kafka (scripts/setup.sh)")
+    })
+    .await
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+    assert!(
+        out.status.success(),
+        "kafka-python failed:\n{stdout}\n{stderr}\n{}",
+        broker.log_text()
+    );
+    assert!(stdout.contains(r#""consumed": 12"#), "{stdout}");
+    assert!(stdout.contains(r#"["py-group", "consumer"]"#), "{stdout}");
+    assert!(stdout.contains(r#""state": "Stable""#), "{stdout}");
+    assert!(stdout.contains(r#""protocol": "range""#), "{stdout}");
+    assert!(stdout.contains(r#""py-client""#), "{stdout}");
+    assert!(
+        stdout.contains(r#""offsets": [[0, 4], [1, 4], [2, 4]]"#),
+        "{stdout}"
+    );
+}

@@ -53,7 +53,9 @@ start_one() { # name binary config
         log "$name already running (pid $(cat "$pidfile"))"
         return
     fi
-    (cd "$STATE_DIR" && nohup "$BIN/$bin" "$config" >"logs/$name.log" 2>&1 & echo $! >"$pidfile")
+    # exec: the recorded pid is the daemon's own, so `down` signals the daemon itself.
+    (cd "$STATE_DIR" && exec nohup "$BIN/$bin" "$config" >"logs/$name.log" 2>&1) &
+    echo $! >"$pidfile"
     log "started $name (pid $(cat "$pidfile")), log: $STATE_DIR/logs/$name.log"
 }
 
@@ -68,7 +70,13 @@ wait_until() { # description seconds command...
     return 1
 }
 
-coord_ok() { [ "$(four_letter "$1" ruok)" = "imok" ]; }
+# Healthy: our process is alive (not some other program on the port), answers, and knows the
+# ensemble's leader.
+coord_ok() {
+    running "$STATE_DIR/coord-$2.pid" && [ "$(four_letter "$1" ruok)" = "imok" ] &&
+        case "$(coord_mode "$1")" in leader | follower | standalone) true ;; *) false ;; esac
+}
+broker_ok() { running "$STATE_DIR/broker-$2.pid" && port_open "$1"; }
 
 up() {
     log "building ($PROFILE)..."
@@ -81,7 +89,7 @@ up() {
     done
     for i in 1 2 3; do
         local port=$((2180 + i))
-        if ! wait_until "coord-$i on port $port" 30 coord_ok "$port"; then
+        if ! wait_until "coord-$i on port $port" 30 coord_ok "$port" "$i"; then
             log "coord-$i is not healthy; last lines of its log:"
             tail -n 20 "$STATE_DIR/logs/coord-$i.log" >&2 || true
             exit 1
@@ -95,7 +103,7 @@ up() {
     done
     for i in $(seq 1 "$BROKERS"); do
         local port=$((9091 + i))
-        if ! wait_until "broker-$i on port $port" 60 port_open "$port"; then
+        if ! wait_until "broker-$i on port $port" 60 broker_ok "$port" "$i"; then
             log "broker-$i is not healthy; last lines of its log:"
             tail -n 20 "$STATE_DIR/logs/broker-$i.log" >&2 || true
             exit 1

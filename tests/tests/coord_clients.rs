@@ -93,15 +93,16 @@ zk.ensure_path("/kazoo/nodes")
 p = zk.create("/kazoo/nodes/n-", b"x", ephemeral=True, sequence=True)
 print("created", p)
 seen = []
-fired = threading.Event()
+events = [threading.Event() for _ in range(3)]
 @zk.DataWatch("/kazoo/data")
 def watch(data, stat):
     seen.append(data)
-    if len(seen) == 3:
-        fired.set()
+    events[len(seen) - 1].set()
+events[0].wait(10)
 zk.create("/kazoo/data", b"one")
+events[1].wait(10)
 zk.set("/kazoo/data", b"two")
-fired.wait(10)
+events[2].wait(10)
 print("seen", seen)
 t = zk.transaction()
 t.create("/kazoo/a", b"1")

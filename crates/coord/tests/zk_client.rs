@@ -366,7 +366,12 @@ async fn digest_acls_are_enforced() {
     stranger.auth("digest", b"alice:secret").await.unwrap();
     assert_eq!(stranger.get_data("/private").await.unwrap().0, b"s");
     let users = stranger.list_auth_users().await.unwrap();
-    assert!(users.iter().any(|u| u.scheme() == "digest" && u.user() == "alice"), "{users:?}");
+    assert!(
+        users
+            .iter()
+            .any(|u| u.scheme() == "digest" && u.user() == "alice"),
+        "{users:?}"
+    );
     let anon = connect(&node.connect_string()).await;
     assert_eq!(
         anon.create(
@@ -433,5 +438,8 @@ async fn an_unknown_auth_scheme_fails_cleanly() {
     assert!(err.is_err(), "{err:?}");
     // The node is fine for everyone else.
     let other = connect(&node.connect_string()).await;
-    other.create("/after-auth-failure", b"", &persistent()).await.unwrap();
+    other
+        .create("/after-auth-failure", b"", &persistent())
+        .await
+        .unwrap();
 }

@@ -8,6 +8,7 @@
 #
 # STATE_DIR (default deploy/local/state) holds every dataDir, log.dirs, pid file and log file; the
 # properties files use paths relative to it. BROKERS=N starts only the first N brokers.
+# PROFILE=dev|release (default release); BIN_DIR with SKIP_BUILD=1 runs already-built binaries.
 set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -17,7 +18,7 @@ BROKERS=${BROKERS:-3}
 PROFILE=${PROFILE:-release}
 PROFILE_DIR=$PROFILE
 [ "$PROFILE" = dev ] && PROFILE_DIR=debug
-BIN="${CARGO_TARGET_DIR:-$ROOT/target}/$PROFILE_DIR"
+BIN=${BIN_DIR:-"${CARGO_TARGET_DIR:-$ROOT/target}/$PROFILE_DIR"}
 
 log() { printf '%s\n' "$*" >&2; }
 
@@ -79,8 +80,10 @@ coord_ok() {
 broker_ok() { running "$STATE_DIR/broker-$2.pid" && port_open "$1"; }
 
 up() {
-    log "building ($PROFILE)..."
-    (cd "$ROOT" && cargo build --quiet --profile "$PROFILE" --bin coord --bin broker)
+    if [ -z "${SKIP_BUILD:-}" ]; then
+        log "building ($PROFILE)..."
+        (cd "$ROOT" && cargo build --quiet --profile "$PROFILE" --bin coord --bin broker)
+    fi
     mkdir -p "$STATE_DIR/logs"
     for i in 1 2 3; do
         mkdir -p "$STATE_DIR/zk-$i"

@@ -11,7 +11,10 @@ fn cluster_sh(state: &std::path::Path, arg: &str) -> (bool, String) {
         .arg(script)
         .arg(arg)
         .env("STATE_DIR", state)
-        .env("PROFILE", "dev")
+        // The binaries the test run built (a nested `cargo build` would resolve features
+        // differently from the test build and recompile the world).
+        .env("BIN_DIR", sluice_e2e::bin_dir())
+        .env("SKIP_BUILD", "1")
         .output()
         .expect("run cluster.sh");
     let text = format!(
@@ -76,7 +79,9 @@ fn cluster_sh_starts_three_coords_then_three_brokers_and_stops_them() {
         .unwrap();
     assert_eq!(
         String::from_utf8_lossy(&produced.stdout).trim(),
-        "first line"
+        "first line",
+        "{}",
+        String::from_utf8_lossy(&produced.stderr)
     );
 
     let (ok, out) = cluster_sh(state.path(), "down");

@@ -16,8 +16,24 @@ use super::znodes::{self, ControllerRegistration, PartitionState};
 use super::{ensure, persistent, Cluster, Metadata, Result};
 
 /// Campaigns for `/controller` and, while holding it, keeps partition state in line with the
-/// live brokers. Returns when the session is lost.
+/// live brokers. Returns only when the session has expired; a coordinator that is briefly
+/// unreachable is retried.
 pub async fn run(cluster: Arc<Cluster>, unclean: bool) -> Result<()> {
+    loop {
+        match campaign(cluster.clone(), unclean).await {
+            Err(super::ClusterError::Zk(zk::Error::SessionExpired)) => {
+                return Err(zk::Error::SessionExpired.into())
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "controller: coordinator unavailable; retrying");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+            Ok(()) => return Ok(()),
+        }
+    }
+}
+
+async fn campaign(cluster: Arc<Cluster>, unclean: bool) -> Result<()> {
     loop {
         let reg = ControllerRegistration {
             version: 1,

@@ -363,9 +363,24 @@ impl Cluster {
     }
 
     /// Follows the coordinator: a persistent recursive watch on `/brokers` plus `/controller`,
-    /// re-reading the metadata (debounced) after each burst of changes. Runs until the session
-    /// ends.
+    /// re-reading the metadata (debounced) after each burst of changes. Returns only when the
+    /// session has expired; a coordinator that is briefly unreachable is retried.
     pub async fn watch_loop(self: Arc<Self>) -> Result<()> {
+        loop {
+            match self.clone().follow().await {
+                Err(ClusterError::Zk(zk::Error::SessionExpired)) => {
+                    return Err(zk::Error::SessionExpired.into())
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "coordinator unavailable; metadata may be stale, retrying");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
+                Ok(()) => return Ok(()),
+            }
+        }
+    }
+
+    async fn follow(self: Arc<Self>) -> Result<()> {
         let mut brokers = self
             .client
             .watch("/brokers", zk::AddWatchMode::PersistentRecursive)

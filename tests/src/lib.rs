@@ -65,6 +65,52 @@ pub fn mode(addr: SocketAddr) -> Option<String> {
         .find_map(|l| l.strip_prefix("Mode: ").map(str::to_string))
 }
 
+/// Starts `bin CONFIG` with stdout and stderr appended to `log`.
+fn spawn_daemon(bin: &str, config: &Path, log: &Path, rust_log: &str) -> Child {
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)
+        .expect("open daemon log");
+    Command::new(binary(bin))
+        .arg(config)
+        .env("RUST_LOG", rust_log)
+        .stdin(Stdio::null())
+        .stdout(file.try_clone().expect("log handle"))
+        .stderr(file)
+        .spawn()
+        .unwrap_or_else(|e| panic!("spawn {bin}: {e}"))
+}
+
+/// SIGKILL and reap.
+fn kill_child(child: &mut Option<Child>) {
+    if let Some(mut c) = child.take() {
+        let _ = c.kill();
+        let _ = c.wait();
+    }
+}
+
+/// SIGTERM, then the exit code (`None` when a signal ended it); panics after 15 s.
+fn stop_child(child: &mut Option<Child>, what: &str) -> Option<i32> {
+    let mut c = child.take()?;
+    let _ = Command::new("kill")
+        .arg("-TERM")
+        .arg(c.id().to_string())
+        .status();
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        if let Ok(Some(status)) = c.try_wait() {
+            return status.code();
+        }
+        if Instant::now() > deadline {
+            let _ = c.kill();
+            let _ = c.wait();
+            panic!("{what} ignored SIGTERM for 15 s");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 /// One coord node of a [`CoordCluster`].
 #[derive(Debug)]
 pub struct CoordNode {
@@ -98,53 +144,22 @@ impl CoordNode {
     }
 
     fn start(&mut self) {
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&self.log)
-            .expect("open node log");
-        let child = Command::new(binary("coord"))
-            .arg(&self.config)
-            .env("RUST_LOG", "info,openraft=warn")
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().expect("log handle"))
-            .stderr(log)
-            .spawn()
-            .expect("spawn coord");
-        self.child = Some(child);
+        self.child = Some(spawn_daemon(
+            "coord",
+            &self.config,
+            &self.log,
+            "info,openraft=warn",
+        ));
     }
 
     /// SIGKILL and reap.
     pub fn kill(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
+        kill_child(&mut self.child);
     }
 
     /// SIGTERM and wait for the exit code.
     pub fn stop(&mut self) -> Option<i32> {
-        let mut c = self.child.take()?;
-        self.signal_pid(c.id(), "TERM");
-        let deadline = Instant::now() + Duration::from_secs(15);
-        loop {
-            if let Ok(Some(status)) = c.try_wait() {
-                return status.code();
-            }
-            if Instant::now() > deadline {
-                let _ = c.kill();
-                let _ = c.wait();
-                panic!("node {} ignored SIGTERM for 15 s", self.id);
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    fn signal_pid(&self, pid: u32, sig: &str) {
-        let _ = Command::new("kill")
-            .arg(format!("-{sig}"))
-            .arg(pid.to_string())
-            .status();
+        stop_child(&mut self.child, &format!("coord node {}", self.id))
     }
 
     /// SIGSTOP: the process hangs with its sockets open.
@@ -327,20 +342,12 @@ impl BrokerNode {
     }
 
     pub fn spawn(&mut self) {
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&self.log)
-            .expect("open broker log");
-        let child = Command::new(binary("broker"))
-            .arg(&self.config)
-            .env("RUST_LOG", "info,sluice_broker=debug")
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().expect("log handle"))
-            .stderr(log)
-            .spawn()
-            .expect("spawn broker");
-        self.child = Some(child);
+        self.child = Some(spawn_daemon(
+            "broker",
+            &self.config,
+            &self.log,
+            "info,sluice_broker=debug",
+        ));
     }
 
     /// Waits until the broker answers an ApiVersions request (it accepts connections only once
@@ -377,31 +384,12 @@ impl BrokerNode {
     }
 
     pub fn kill(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
+        kill_child(&mut self.child);
     }
 
     /// SIGTERM and wait for the exit code.
     pub fn stop(&mut self) -> Option<i32> {
-        let mut c = self.child.take()?;
-        let _ = Command::new("kill")
-            .arg("-TERM")
-            .arg(c.id().to_string())
-            .status();
-        let deadline = Instant::now() + Duration::from_secs(15);
-        loop {
-            if let Ok(Some(status)) = c.try_wait() {
-                return status.code();
-            }
-            if Instant::now() > deadline {
-                let _ = c.kill();
-                let _ = c.wait();
-                panic!("broker {} ignored SIGTERM for 15 s", self.id);
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        stop_child(&mut self.child, &format!("broker {}", self.id))
     }
 
     /// Waits for the process to exit on its own and returns its exit code.

@@ -6,6 +6,8 @@
 //! (`target/<profile>/coord`), which `cargo test --workspace` / `cargo nextest run --workspace`
 //! build; `SLUICE_BIN_DIR` overrides the directory.
 
+pub mod kafka;
+
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};

@@ -16,7 +16,9 @@ pub mod cluster;
 pub mod groups;
 pub mod ids;
 pub mod partitions;
+pub mod producers;
 pub mod server;
+pub mod topic_config;
 pub mod topics;
 
 use std::collections::BTreeMap;
@@ -37,6 +39,8 @@ pub struct Broker {
     pub partitions: Arc<partitions::PartitionManager>,
     /// Consumer groups coordinated here (decision 0007).
     pub groups: Arc<groups::GroupCoordinator>,
+    /// Producer ids for idempotent producers (InitProducerId).
+    pub producer_ids: producers::ProducerIds,
 }
 
 impl Broker {
@@ -199,6 +203,7 @@ impl BrokerServer {
                 groups::GroupConfig::of(&config),
                 groups::log_persist(parts.clone()),
             )),
+            producer_ids: producers::ProducerIds::default(),
         });
         parts.reconcile(&cluster.metadata());
         let (fatal_tx, fatal) = tokio::sync::watch::channel(None);

@@ -22,6 +22,34 @@ use sluice_log::{FetchSlice, LogConfig, LogError, LogManager, SharedLog, TopicPa
 use tokio::sync::watch;
 
 use crate::cluster::Metadata;
+use crate::producers::{ProducerStates, SequenceError, Verdict, REBUILD_WINDOW};
+
+/// What a produce append did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Appended {
+    pub base_offset: u64,
+    pub log_start_offset: u64,
+    /// A retried idempotent batch already in the log: nothing was written.
+    pub duplicate: bool,
+}
+
+/// Why a produce append was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum AppendError {
+    #[error(transparent)]
+    Log(#[from] LogError),
+    #[error(transparent)]
+    Sequence(#[from] SequenceError),
+}
+
+impl AppendError {
+    pub fn kafka_error_code(&self) -> i16 {
+        match self {
+            AppendError::Log(e) => e.kafka_error_code(),
+            AppendError::Sequence(e) => e.kafka_error_code(),
+        }
+    }
+}
 
 /// One partition's log and live state.
 #[derive(Debug)]
@@ -32,6 +60,8 @@ pub struct Partition {
     /// Log end offset after every append; fetches wait on it.
     appended: watch::Sender<u64>,
     pub leader_epoch: AtomicI32,
+    /// Idempotent producers' sequences; locked before the log on the append path.
+    producers: Mutex<ProducerStates>,
 }
 
 impl Partition {
@@ -47,19 +77,77 @@ impl Partition {
             log,
             appended,
             leader_epoch: AtomicI32::new(epoch),
+            producers: Mutex::new(ProducerStates::default()),
         }
     }
 
-    /// Appends a produce payload as leader; the high watermark follows (single replica).
-    pub fn append(&self, payload: &[u8]) -> Result<sluice_log::AppendInfo, LogError> {
+    /// Appends a produce payload as leader; the high watermark follows (single replica). A
+    /// retried idempotent batch that is already in the log is acknowledged with its original
+    /// offsets and not written again.
+    pub fn append(&self, payload: &[u8]) -> Result<Appended, AppendError> {
         let epoch = self.leader_epoch.load(Ordering::Relaxed);
+        let headers: Vec<sluice_log::batch::BatchHeader> = sluice_log::batch::Batches::new(payload)
+            .map_while(|b| b.ok().map(|(_, h, _)| h))
+            .collect();
+        let idempotent = headers
+            .iter()
+            .any(|h| h.producer_id >= 0 && h.base_sequence >= 0);
+        let mut producers = self.producers.lock().unwrap_or_else(|e| e.into_inner());
+        if idempotent && !producers.is_loaded() {
+            self.rebuild_producers(&mut producers)?;
+        }
+        if idempotent {
+            if let Verdict::Duplicate { first_offset, .. } = producers.check(&headers)? {
+                let log_start_offset = self.offsets().log_start;
+                return Ok(Appended {
+                    base_offset: first_offset,
+                    log_start_offset,
+                    duplicate: true,
+                });
+            }
+        }
         let mut log = self.log.write().unwrap_or_else(|e| e.into_inner());
         let info = log.append(payload, epoch)?;
         let leo = log.log_end_offset();
         log.set_high_watermark(leo);
         drop(log);
+        if producers.is_loaded() {
+            let now = sluice_log::now_ms();
+            for h in &info.batches {
+                producers.record(h, now);
+            }
+        }
+        drop(producers);
         self.appended.send_replace(leo);
-        Ok(info)
+        Ok(Appended {
+            base_offset: info.base_offset,
+            log_start_offset: info.log_start_offset,
+            duplicate: false,
+        })
+    }
+
+    /// Reads the producer state back from the batch headers at the tail of the log.
+    fn rebuild_producers(&self, producers: &mut ProducerStates) -> Result<(), LogError> {
+        let log = self.log.read().unwrap_or_else(|e| e.into_inner());
+        let from = log.log_end_offset().saturating_sub(REBUILD_WINDOW);
+        let mut headers = Vec::new();
+        for b in log.batch_headers(from) {
+            headers.push(b?.header);
+        }
+        drop(log);
+        producers.rebuild(&headers, sluice_log::now_ms());
+        if !producers.is_empty() {
+            tracing::debug!(topic = %self.topic, partition = self.index, producers = producers.len(), "rebuilt idempotent producer state");
+        }
+        Ok(())
+    }
+
+    /// Forgets idle idempotent producers.
+    pub fn expire_producers(&self, now_ms: u64) {
+        self.producers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .expire(now_ms, crate::producers::PRODUCER_EXPIRATION_MS);
     }
 
     pub fn read(
@@ -89,11 +177,31 @@ impl Partition {
             .offset_for_timestamp(ts)
     }
 
+    /// OffsetForLeaderEpoch: (largest epoch <= `epoch`, its end offset).
+    pub fn end_offset_for_epoch(&self, epoch: i32) -> Option<(i32, u64)> {
+        self.log
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .end_offset_for_epoch(epoch)
+    }
+
     pub fn delete_records_before(&self, offset: u64) -> Result<u64, LogError> {
         self.log
             .write()
             .unwrap_or_else(|e| e.into_inner())
             .delete_records_before(offset)
+    }
+
+    /// Applies changed topic settings (a no-op when they are unchanged).
+    pub fn set_log_config(&self, config: &LogConfig) {
+        if self.log.read().unwrap_or_else(|e| e.into_inner()).config() == config {
+            return;
+        }
+        self.log
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .set_config(config.clone());
+        tracing::info!(topic = %self.topic, partition = self.index, ?config, "topic settings applied");
     }
 
     pub fn subscribe(&self) -> watch::Receiver<u64> {
@@ -186,9 +294,13 @@ impl PartitionManager {
                 if !meta.replicas.contains(&self.broker_id) {
                     continue;
                 }
+                let lc = crate::topic_config::log_config(&self.config, &t.config);
                 let part = match self.get(topic, p) {
-                    Some(part) => part,
-                    None => match self.create(topic, p) {
+                    Some(part) => {
+                        part.set_log_config(&lc);
+                        part
+                    }
+                    None => match self.create(topic, p, lc) {
                         Ok(part) => part,
                         Err(e) => {
                             tracing::error!(topic, partition = p, error = %e, "cannot create the partition log");
@@ -219,10 +331,15 @@ impl PartitionManager {
         }
     }
 
-    fn create(&self, topic: &str, partition: i32) -> Result<Arc<Partition>, LogError> {
+    fn create(
+        &self,
+        topic: &str,
+        partition: i32,
+        config: LogConfig,
+    ) -> Result<Arc<Partition>, LogError> {
         let tp = TopicPartition::new(topic, partition);
         let log = self
-            .with_logs(|l| l.get_or_create(&tp, log_config(&self.config)))
+            .with_logs(|l| l.get_or_create(&tp, config))
             .unwrap_or_else(|| Err(LogError::Offline(std::path::PathBuf::from("(shut down)"))))?;
         let mut map = self.partitions.write().unwrap_or_else(|e| e.into_inner());
         let part = map
@@ -256,6 +373,16 @@ impl PartitionManager {
     /// Retention and time-based flushes over every partition, and the offset checkpoints.
     pub fn housekeeping(&self, retention_due: bool) {
         let now = sluice_log::now_ms();
+        let parts: Vec<Arc<Partition>> = self
+            .partitions
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .cloned()
+            .collect();
+        for p in parts {
+            p.expire_producers(now);
+        }
         self.with_logs(|logs| {
             if let Err(e) = logs.flush_due(now) {
                 tracing::error!(error = %e, "flush failed");

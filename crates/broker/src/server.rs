@@ -191,6 +191,30 @@ async fn dispatch(
         RequestKind::DescribeGroups(r) => {
             ResponseKind::DescribeGroups(api::groups::describe_groups(broker, version, r))
         }
+        RequestKind::InitProducerId(r) => {
+            ResponseKind::InitProducerId(api::produce::init_producer_id(broker, r).await)
+        }
+        RequestKind::CreatePartitions(r) => {
+            ResponseKind::CreatePartitions(api::admin::create_partitions(broker, r).await)
+        }
+        RequestKind::DeleteRecords(r) => {
+            ResponseKind::DeleteRecords(api::admin::delete_records(broker, r).await)
+        }
+        RequestKind::DescribeConfigs(r) => {
+            ResponseKind::DescribeConfigs(api::configs::describe_configs(broker, version, r))
+        }
+        RequestKind::IncrementalAlterConfigs(r) => ResponseKind::IncrementalAlterConfigs(
+            api::configs::incremental_alter_configs(broker, r).await,
+        ),
+        RequestKind::AlterConfigs(r) => {
+            ResponseKind::AlterConfigs(api::configs::alter_configs(broker, r).await)
+        }
+        RequestKind::DescribeCluster(r) => {
+            ResponseKind::DescribeCluster(api::metadata::describe_cluster(broker, listener, r))
+        }
+        RequestKind::OffsetForLeaderEpoch(r) => ResponseKind::OffsetForLeaderEpoch(
+            api::list_offsets::offset_for_leader_epoch(broker, r),
+        ),
         RequestKind::DeleteGroups(r) => {
             ResponseKind::DeleteGroups(api::groups::delete_groups(broker, r))
         }

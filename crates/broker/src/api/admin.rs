@@ -1,6 +1,7 @@
-//! Topic administration: CreateTopics and DeleteTopics. Both write to the coordinator; the
-//! controller carries them out, and the handlers wait (up to the request's timeout) until the
-//! metadata shows the result, as Kafka's do.
+//! Topic administration: CreateTopics, DeleteTopics and CreatePartitions write to the
+//! coordinator; the controller carries them out, and the handlers wait (up to the request's
+//! timeout) until the metadata shows the result, as Kafka's do. DeleteRecords moves a
+//! partition's log start offset on its leader.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -13,7 +14,7 @@ use kafka_protocol::messages::{
 };
 use kafka_protocol::protocol::StrBytes;
 
-use crate::cluster::CreateTopicError;
+use crate::cluster::{AddPartitionsError, CreateTopicError};
 use crate::Broker;
 
 fn timeout_of(ms: i32) -> Duration {
@@ -66,6 +67,13 @@ pub async fn create_topics(broker: &Broker, req: CreateTopicsRequest) -> CreateT
                 .iter()
                 .filter_map(|c| Some((c.name.to_string(), c.value.as_ref()?.to_string())))
                 .collect();
+            if let Err(msg) = crate::topic_config::validate_all(
+                configs.iter().map(|(k, v)| (k.as_str(), v.as_str())),
+            ) {
+                fail(&mut out, ResponseError::InvalidConfig, msg);
+                resp.topics.push(out);
+                continue;
+            }
             out.num_partitions = partitions;
             out.replication_factor = rf;
             if req.validate_only {
@@ -194,6 +202,137 @@ pub async fn delete_topics(
             }
             break;
         }
+    }
+    resp
+}
+
+pub async fn create_partitions(
+    broker: &Broker,
+    req: kafka_protocol::messages::CreatePartitionsRequest,
+) -> kafka_protocol::messages::CreatePartitionsResponse {
+    use kafka_protocol::messages::create_partitions_response::CreatePartitionsTopicResult;
+    let mut resp = kafka_protocol::messages::CreatePartitionsResponse::default();
+    let mut grown = Vec::new();
+    for t in req.topics {
+        let name = t.name.0.to_string();
+        let mut out = CreatePartitionsTopicResult::default();
+        out.name = t.name.clone();
+        let assignments = t.assignments.map(|a| {
+            a.into_iter()
+                .map(|a| a.broker_ids.into_iter().map(|b| b.0).collect())
+                .collect()
+        });
+        let (code, msg) = match broker
+            .cluster
+            .add_partitions(&name, t.count, assignments, !req.validate_only)
+            .await
+        {
+            Ok(Ok(())) => {
+                grown.push((name, t.count));
+                (0, None)
+            }
+            Ok(Err(AddPartitionsError::UnknownTopic)) => (
+                ResponseError::UnknownTopicOrPartition.code(),
+                Some(format!("The topic '{name}' does not exist.")),
+            ),
+            Ok(Err(AddPartitionsError::NotAnIncrease { current, count })) => (
+                ResponseError::InvalidPartitions.code(),
+                Some(if count == current {
+                    format!("Topic already has {current} partitions.")
+                } else {
+                    format!("Topic currently has {current} partitions, which is higher than the requested {count}.")
+                }),
+            ),
+            Ok(Err(AddPartitionsError::Assignment(m))) => {
+                (ResponseError::InvalidReplicaAssignment.code(), Some(m))
+            }
+            Ok(Err(AddPartitionsError::ReplicationFactor(rf, live))) => (
+                ResponseError::InvalidReplicationFactor.code(),
+                Some(format!(
+                    "Replication factor: {rf} larger than available brokers: {live}."
+                )),
+            ),
+            Err(e) => (
+                ResponseError::UnknownServerError.code(),
+                Some(e.to_string()),
+            ),
+        };
+        out.error_code = code;
+        out.error_message = msg.map(StrBytes::from_string);
+        resp.results.push(out);
+    }
+    if !req.validate_only {
+        let timeout = timeout_of(req.timeout_ms);
+        for (name, count) in grown {
+            broker
+                .cluster
+                .wait_for_partitions(&name, count.max(0) as usize, timeout)
+                .await;
+        }
+    }
+    resp
+}
+
+/// DeleteRecords: on the leader, moves each partition's log start offset up to the requested
+/// offset (-1: the high watermark) and deletes the segments wholly below it, durably.
+pub async fn delete_records(
+    broker: &Broker,
+    req: kafka_protocol::messages::DeleteRecordsRequest,
+) -> kafka_protocol::messages::DeleteRecordsResponse {
+    use kafka_protocol::messages::delete_records_response::{
+        DeleteRecordsPartitionResult, DeleteRecordsTopicResult,
+    };
+    let mut resp = kafka_protocol::messages::DeleteRecordsResponse::default();
+    let m = broker.cluster.metadata();
+    for t in req.topics {
+        let topic = t.name.0.to_string();
+        let mut tr = DeleteRecordsTopicResult::default();
+        tr.name = t.name.clone();
+        for p in t.partitions {
+            let mut pr = DeleteRecordsPartitionResult::default();
+            pr.partition_index = p.partition_index;
+            pr.low_watermark = -1;
+            let meta = m
+                .topics
+                .get(&topic)
+                .and_then(|tm| tm.partitions.get(&p.partition_index));
+            let part = broker.partitions.get(&topic, p.partition_index);
+            match (meta, part) {
+                (None, _) => pr.error_code = ResponseError::UnknownTopicOrPartition.code(),
+                (Some(pm), Some(part)) if pm.leader() == Some(broker.id) => {
+                    let hw = part.offsets().high_watermark;
+                    let target = if p.offset == -1 {
+                        Some(hw)
+                    } else {
+                        u64::try_from(p.offset).ok()
+                    };
+                    match target {
+                        Some(o) if o <= hw => {
+                            let done =
+                                tokio::task::spawn_blocking(move || part.delete_records_before(o))
+                                    .await;
+                            match done {
+                                Ok(Ok(lso)) => {
+                                    tracing::info!(
+                                        topic,
+                                        partition = p.partition_index,
+                                        log_start_offset = lso,
+                                        "records deleted"
+                                    );
+                                    pr.low_watermark = lso as i64;
+                                }
+                                Ok(Err(e)) => pr.error_code = e.kafka_error_code(),
+                                Err(_) => pr.error_code = ResponseError::UnknownServerError.code(),
+                            }
+                        }
+                        _ => pr.error_code = ResponseError::OffsetOutOfRange.code(),
+                    }
+                }
+                _ => pr.error_code = ResponseError::NotLeaderOrFollower.code(),
+            }
+            tr.partitions.push(pr);
+        }
+        resp.topics.push(tr);
     }
     resp
 }

@@ -82,3 +82,49 @@ pub async fn handle(broker: &Broker, version: i16, req: ListOffsetsRequest) -> L
     }
     resp
 }
+
+/// OffsetForLeaderEpoch (KIP-101/320): the end offset of the requested epoch on the leader, so a
+/// consumer can check its position after a leader change.
+pub fn offset_for_leader_epoch(
+    broker: &Broker,
+    req: kafka_protocol::messages::OffsetForLeaderEpochRequest,
+) -> kafka_protocol::messages::OffsetForLeaderEpochResponse {
+    use kafka_protocol::messages::offset_for_leader_epoch_response::{
+        EpochEndOffset, OffsetForLeaderTopicResult,
+    };
+    let mut resp = kafka_protocol::messages::OffsetForLeaderEpochResponse::default();
+    let m = broker.cluster.metadata();
+    for t in req.topics {
+        let topic = t.topic.0.to_string();
+        let mut tr = OffsetForLeaderTopicResult::default();
+        tr.topic = t.topic.clone();
+        for p in t.partitions {
+            let mut e = EpochEndOffset::default();
+            e.partition = p.partition;
+            e.leader_epoch = -1;
+            e.end_offset = -1;
+            let meta = m
+                .topics
+                .get(&topic)
+                .and_then(|tm| tm.partitions.get(&p.partition));
+            match (meta, broker.partitions.get(&topic, p.partition)) {
+                (None, _) => e.error_code = ResponseError::UnknownTopicOrPartition.code(),
+                (Some(pm), Some(part)) if pm.leader() == Some(broker.id) => {
+                    let current = part.leader_epoch.load(std::sync::atomic::Ordering::Relaxed);
+                    if p.current_leader_epoch >= 0 && p.current_leader_epoch < current {
+                        e.error_code = ResponseError::FencedLeaderEpoch.code();
+                    } else if p.current_leader_epoch > current {
+                        e.error_code = ResponseError::UnknownLeaderEpoch.code();
+                    } else if let Some((epoch, end)) = part.end_offset_for_epoch(p.leader_epoch) {
+                        e.leader_epoch = epoch;
+                        e.end_offset = end as i64;
+                    }
+                }
+                _ => e.error_code = ResponseError::NotLeaderOrFollower.code(),
+            }
+            tr.partitions.push(e);
+        }
+        resp.topics.push(tr);
+    }
+    resp
+}

@@ -137,3 +137,40 @@ pub fn build(m: &Metadata, listener: &str, requested: Option<&[String]>) -> Meta
         .collect();
     r
 }
+
+/// DescribeCluster: the cluster id, the controller and every live broker's endpoint for the
+/// listener the request came in on.
+pub fn describe_cluster(
+    broker: &Broker,
+    listener: &str,
+    req: kafka_protocol::messages::DescribeClusterRequest,
+) -> kafka_protocol::messages::DescribeClusterResponse {
+    use kafka_protocol::messages::describe_cluster_response::DescribeClusterBroker;
+    let mut r = kafka_protocol::messages::DescribeClusterResponse::default();
+    // Only brokers are described (endpoint type 1); controllers are not separate here.
+    if req.endpoint_type > 1 {
+        r.error_code = ResponseError::InvalidRequest.code();
+        r.error_message = Some(StrBytes::from_static_str(
+            "only broker endpoints (type 1) can be described",
+        ));
+        return r;
+    }
+    r.endpoint_type = 1;
+    let meta = build(&broker.cluster.metadata(), listener, Some(&[]));
+    r.cluster_id = meta.cluster_id.unwrap_or_default();
+    r.controller_id = meta.controller_id;
+    r.cluster_authorized_operations = i32::MIN;
+    r.brokers = meta
+        .brokers
+        .into_iter()
+        .map(|b| {
+            let mut d = DescribeClusterBroker::default();
+            d.broker_id = b.node_id;
+            d.host = b.host;
+            d.port = b.port;
+            d.rack = b.rack;
+            d
+        })
+        .collect();
+    r
+}

@@ -3,6 +3,7 @@
 
 pub mod admin;
 pub mod api_versions;
+pub mod configs;
 pub mod fetch;
 pub mod groups;
 pub mod list_offsets;
@@ -43,6 +44,14 @@ pub const SUPPORTED: &[Supported] = &[
     api(ApiKey::ListGroups, 0, 5),
     api(ApiKey::DescribeGroups, 0, 5),
     api(ApiKey::DeleteGroups, 0, 2),
+    api(ApiKey::InitProducerId, 0, 5),
+    api(ApiKey::OffsetForLeaderEpoch, 0, 4),
+    api(ApiKey::DeleteRecords, 0, 2),
+    api(ApiKey::CreatePartitions, 0, 3),
+    api(ApiKey::DescribeConfigs, 0, 4),
+    api(ApiKey::AlterConfigs, 0, 2),
+    api(ApiKey::IncrementalAlterConfigs, 0, 1),
+    api(ApiKey::DescribeCluster, 0, 1),
 ];
 
 /// The served version range of `key`, if it is served at all.

@@ -52,9 +52,17 @@ pub async fn handle(broker: &Broker, req: ProduceRequest) -> Option<ProduceRespo
                     tokio::task::spawn_blocking(move || part.append(&payload)).await
                 };
                 match result {
-                    Ok(Ok(info)) => {
-                        pr.base_offset = info.base_offset as i64;
-                        pr.log_start_offset = info.log_start_offset as i64;
+                    Ok(Ok(done)) => {
+                        if done.duplicate {
+                            tracing::debug!(
+                                topic,
+                                partition = pd.index,
+                                base_offset = done.base_offset,
+                                "duplicate idempotent batch acknowledged"
+                            );
+                        }
+                        pr.base_offset = done.base_offset as i64;
+                        pr.log_start_offset = done.log_start_offset as i64;
                     }
                     Ok(Err(e)) => {
                         tracing::debug!(topic, partition = pd.index, error = %e, "produce refused");
@@ -74,4 +82,44 @@ pub async fn handle(broker: &Broker, req: ProduceRequest) -> Option<ProduceRespo
         resp.responses.push(tr);
     }
     (acks != 0).then_some(resp)
+}
+
+/// InitProducerId for idempotent producers: a fresh producer id at epoch 0, as Kafka answers a
+/// request without a transactional id. Transactions are not supported: a transactional id is
+/// refused.
+pub async fn init_producer_id(
+    broker: &Broker,
+    req: kafka_protocol::messages::InitProducerIdRequest,
+) -> kafka_protocol::messages::InitProducerIdResponse {
+    let mut resp = kafka_protocol::messages::InitProducerIdResponse::default();
+    resp.producer_id = kafka_protocol::messages::ProducerId(-1);
+    resp.producer_epoch = -1;
+    if req
+        .transactional_id
+        .as_ref()
+        .is_some_and(|t| !t.0.is_empty())
+    {
+        tracing::warn!(
+            transactional_id = ?req.transactional_id,
+            "InitProducerId refused: transactions are not supported by this broker"
+        );
+        resp.error_code = ResponseError::InvalidRequest.code();
+        return resp;
+    }
+    match broker
+        .producer_ids
+        .next(&broker.cluster.client, broker.id)
+        .await
+    {
+        Ok(id) => {
+            tracing::debug!(producer_id = id, "InitProducerId");
+            resp.producer_id = kafka_protocol::messages::ProducerId(id);
+            resp.producer_epoch = 0;
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot reserve producer ids");
+            resp.error_code = ResponseError::CoordinatorNotAvailable.code();
+        }
+    }
+    resp
 }

@@ -440,6 +440,15 @@ impl Cluster {
                 .collect();
             assignment.insert(p.to_string(), replicas);
         }
+        // An existing topic keeps its configuration: refuse before touching it.
+        if self
+            .client
+            .check_stat(&znodes::topic_path(topic))
+            .await?
+            .is_some()
+        {
+            return Ok(Err(CreateTopicError::Exists));
+        }
         let cfg = TopicConfig { version: 1, config };
         let cfg_path = znodes::topic_config_path(topic);
         match self
@@ -481,6 +490,148 @@ impl Cluster {
         }
     }
 
+    /// Read-modify-write of `/config/topics/<topic>` (compare-and-set, retried on a race).
+    /// `change` edits the overrides or refuses with a message; `write = false` only checks.
+    pub async fn alter_topic_config(
+        &self,
+        topic: &str,
+        write: bool,
+        change: impl Fn(&mut BTreeMap<String, String>) -> std::result::Result<(), String>,
+    ) -> Result<std::result::Result<(), String>> {
+        let path = znodes::topic_config_path(topic);
+        loop {
+            let (mut cfg, version) = match self.client.get_data(&path).await {
+                Ok((d, stat)) => (parse::<TopicConfig>(&path, &d)?, Some(stat.version)),
+                Err(zk::Error::NoNode) => (
+                    TopicConfig {
+                        version: 1,
+                        config: BTreeMap::new(),
+                    },
+                    None,
+                ),
+                Err(e) => return Err(e.into()),
+            };
+            if let Err(msg) = change(&mut cfg.config) {
+                return Ok(Err(msg));
+            }
+            if !write {
+                return Ok(Ok(()));
+            }
+            let data = serde_json::to_vec(&cfg).expect("json");
+            let written = match version {
+                Some(v) => self
+                    .client
+                    .set_data(&path, &data, Some(v))
+                    .await
+                    .map(|_| ()),
+                None => self
+                    .client
+                    .create(&path, &data, &persistent())
+                    .await
+                    .map(|_| ()),
+            };
+            match written {
+                Ok(()) => {
+                    tracing::info!(topic, config = ?cfg.config, "topic configuration changed");
+                    return Ok(Ok(()));
+                }
+                Err(zk::Error::BadVersion) | Err(zk::Error::NodeExists) => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+
+    /// CreatePartitions: grows `topic` to `count` partitions, with the given replica lists for
+    /// the new ones or Kafka-style round robin over live brokers. The controller then elects
+    /// their leaders. `write = false` only checks.
+    pub async fn add_partitions(
+        &self,
+        topic: &str,
+        count: i32,
+        assignments: Option<Vec<Vec<i32>>>,
+        write: bool,
+    ) -> Result<std::result::Result<(), AddPartitionsError>> {
+        let path = znodes::topic_path(topic);
+        loop {
+            let (data, stat) = match self.client.get_data(&path).await {
+                Ok(x) => x,
+                Err(zk::Error::NoNode) => return Ok(Err(AddPartitionsError::UnknownTopic)),
+                Err(e) => return Err(e.into()),
+            };
+            let mut a: TopicAssignment = parse(&path, &data)?;
+            let current = a.partitions.len() as i32;
+            if count <= current {
+                return Ok(Err(AddPartitionsError::NotAnIncrease { current, count }));
+            }
+            let rf = a.replicas().values().next().map_or(1, Vec::len);
+            let live: Vec<i32> = self.metadata().brokers.keys().copied().collect();
+            let new: Vec<Vec<i32>> = match &assignments {
+                Some(given) => {
+                    if given.len() as i32 != count - current {
+                        return Ok(Err(AddPartitionsError::Assignment(format!(
+                            "Increasing the number of partitions by {} but {} assignments provided.",
+                            count - current,
+                            given.len()
+                        ))));
+                    }
+                    for r in given {
+                        let mut distinct = r.clone();
+                        distinct.sort_unstable();
+                        distinct.dedup();
+                        if r.len() != rf || distinct.len() != rf {
+                            return Ok(Err(AddPartitionsError::Assignment(format!(
+                                "Inconsistent replication factor between partitions: {} replicas {r:?}, expected {rf} distinct brokers.",
+                                r.len()
+                            ))));
+                        }
+                        if let Some(b) = r.iter().find(|b| !live.contains(b)) {
+                            return Ok(Err(AddPartitionsError::Assignment(format!(
+                                "Unknown broker {b} in the assignment {r:?}."
+                            ))));
+                        }
+                    }
+                    given.clone()
+                }
+                None => {
+                    if live.len() < rf {
+                        return Ok(Err(AddPartitionsError::ReplicationFactor(rf, live.len())));
+                    }
+                    let start = (crate::ids::hash_str(topic) as usize) % live.len();
+                    (current..count)
+                        .map(|p| {
+                            (0..rf)
+                                .map(|r| live[(start + p as usize + r) % live.len()])
+                                .collect()
+                        })
+                        .collect()
+                }
+            };
+            if !write {
+                return Ok(Ok(()));
+            }
+            for (i, replicas) in new.into_iter().enumerate() {
+                a.partitions
+                    .insert((current + i as i32).to_string(), replicas);
+            }
+            match self
+                .client
+                .set_data(
+                    &path,
+                    &serde_json::to_vec(&a).expect("json"),
+                    Some(stat.version),
+                )
+                .await
+            {
+                Ok(_) => {
+                    tracing::info!(topic, from = current, to = count, "partitions added");
+                    return Ok(Ok(()));
+                }
+                Err(zk::Error::BadVersion) => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+
     /// Asks the controller to delete `topic` (Kafka's `/admin/delete_topics/<t>` marker).
     pub async fn request_topic_deletion(&self, topic: &str) -> Result<()> {
         ensure(&self.client, &znodes::delete_topic_path(topic), b"").await
@@ -488,11 +639,16 @@ impl Cluster {
 
     /// Waits until every partition of `topic` has a leader in the metadata, up to `timeout`.
     pub async fn wait_for_leaders(&self, topic: &str, timeout: Duration) -> bool {
+        self.wait_for_partitions(topic, 1, timeout).await
+    }
+
+    /// Waits until `topic` has at least `count` partitions, each with a leader, up to `timeout`.
+    pub async fn wait_for_partitions(&self, topic: &str, count: usize, timeout: Duration) -> bool {
         let mut rx = self.subscribe();
         let ready = |m: &Metadata| {
-            m.topics
-                .get(topic)
-                .is_some_and(|t| t.partitions.values().all(|p| p.leader().is_some()))
+            m.topics.get(topic).is_some_and(|t| {
+                t.partitions.len() >= count && t.partitions.values().all(|p| p.leader().is_some())
+            })
         };
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
@@ -507,6 +663,15 @@ impl Cluster {
             }
         }
     }
+}
+
+/// Why CreatePartitions refused a topic.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AddPartitionsError {
+    UnknownTopic,
+    NotAnIncrease { current: i32, count: i32 },
+    Assignment(String),
+    ReplicationFactor(usize, usize),
 }
 
 /// Why CreateTopics refused a topic.

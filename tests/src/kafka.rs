@@ -1,0 +1,187 @@
+//! A minimal blocking Kafka protocol client for tests that need exact requests: one request,
+//! one response, over a plain TCP connection, encoded and decoded by `kafka-protocol` (an
+//! implementation independent of the broker's handlers).
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::time::Duration;
+
+use bytes::{Buf, BytesMut};
+use kafka_protocol::messages::{ApiKey, RequestHeader, RequestKind, ResponseHeader, ResponseKind};
+use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
+use kafka_protocol::records::{
+    Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
+};
+
+/// One connection to a broker.
+#[derive(Debug)]
+pub struct KafkaConn {
+    stream: TcpStream,
+    next_correlation: i32,
+}
+
+impl KafkaConn {
+    pub fn connect(addr: SocketAddr) -> KafkaConn {
+        let stream = TcpStream::connect(addr).expect("connect to broker");
+        stream
+            .set_read_timeout(Some(Duration::from_secs(30)))
+            .unwrap();
+        KafkaConn {
+            stream,
+            next_correlation: 1,
+        }
+    }
+
+    /// Sends `req` as `key` v`version` and returns the decoded response.
+    pub fn call(&mut self, key: ApiKey, version: i16, req: RequestKind) -> ResponseKind {
+        let correlation = self.next_correlation;
+        self.next_correlation += 1;
+        let mut header = RequestHeader::default();
+        header.request_api_key = key as i16;
+        header.request_api_version = version;
+        header.correlation_id = correlation;
+        header.client_id = Some(StrBytes::from_static_str("sluice-e2e"));
+        let mut body = BytesMut::new();
+        header
+            .encode(&mut body, key.request_header_version(version))
+            .unwrap();
+        req.encode(&mut body, version).unwrap();
+        let mut frame = (body.len() as i32).to_be_bytes().to_vec();
+        frame.extend_from_slice(&body);
+        self.stream.write_all(&frame).expect("send request");
+        let mut len = [0u8; 4];
+        self.stream.read_exact(&mut len).expect("response size");
+        let mut buf = vec![0u8; i32::from_be_bytes(len) as usize];
+        self.stream.read_exact(&mut buf).expect("response body");
+        let mut bytes = bytes::Bytes::from(buf);
+        let h = ResponseHeader::decode(&mut bytes, key.response_header_version(version)).unwrap();
+        assert_eq!(h.correlation_id, correlation);
+        let resp = ResponseKind::decode(key, &mut bytes, version).expect("decode response");
+        assert_eq!(
+            bytes.remaining(),
+            0,
+            "trailing bytes in the {key:?} response"
+        );
+        resp
+    }
+}
+
+/// An uncompressed v2 batch of `values` (no keys) from an idempotent producer.
+pub fn idempotent_batch(
+    producer_id: i64,
+    epoch: i16,
+    first_seq: i32,
+    values: &[&[u8]],
+) -> bytes::Bytes {
+    let records: Vec<Record> = values
+        .iter()
+        .enumerate()
+        .map(|(i, v)| Record {
+            transactional: false,
+            control: false,
+            partition_leader_epoch: -1,
+            producer_id,
+            producer_epoch: epoch,
+            timestamp_type: TimestampType::Creation,
+            offset: i as i64,
+            sequence: first_seq + i as i32,
+            timestamp: 1_700_000_000_000,
+            key: None,
+            value: Some(bytes::Bytes::copy_from_slice(v)),
+            headers: Default::default(),
+        })
+        .collect();
+    let mut buf = BytesMut::new();
+    RecordBatchEncoder::encode(
+        &mut buf,
+        &records,
+        &RecordEncodeOptions {
+            version: 2,
+            compression: Compression::None,
+        },
+    )
+    .unwrap();
+    buf.freeze()
+}
+
+/// A TCP relay in front of a broker that can swallow the broker's answers and then cut every
+/// connection: the client's requests were carried out, but it never heard back, so it must
+/// retry them. Advertise the relay's port (`advertised.listeners`) so clients use it.
+#[derive(Debug)]
+pub struct LossyRelay {
+    pub port: u16,
+    swallow: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    generation: std::sync::Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl LossyRelay {
+    /// Listens on a free loopback port and relays each connection to `target`.
+    pub fn start(port: u16, target: SocketAddr) -> LossyRelay {
+        use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+        use std::sync::Arc;
+        let listener = std::net::TcpListener::bind(("127.0.0.1", port)).expect("relay port");
+        let swallow = Arc::new(AtomicBool::new(false));
+        let generation = Arc::new(AtomicU64::new(0));
+        let (sw, gen) = (swallow.clone(), generation.clone());
+        std::thread::spawn(move || {
+            for client in listener.incoming() {
+                let Ok(client) = client else { continue };
+                let Ok(server) = TcpStream::connect(target) else {
+                    continue;
+                };
+                let born = gen.load(Ordering::SeqCst);
+                let (c2, s2) = (client.try_clone().unwrap(), server.try_clone().unwrap());
+                // client -> broker: always relayed.
+                std::thread::spawn(move || {
+                    let (mut from, mut to) = (c2, s2);
+                    let _ = std::io::copy(&mut from, &mut to);
+                    let _ = to.shutdown(std::net::Shutdown::Both);
+                });
+                // broker -> client: dropped while swallowing; cut when the generation moves.
+                let (sw, gen) = (sw.clone(), gen.clone());
+                std::thread::spawn(move || {
+                    let (mut from, mut to) = (server, client);
+                    from.set_read_timeout(Some(Duration::from_millis(20)))
+                        .unwrap();
+                    let mut buf = vec![0u8; 64 * 1024];
+                    loop {
+                        if gen.load(Ordering::SeqCst) != born {
+                            break;
+                        }
+                        match from.read(&mut buf) {
+                            Ok(0) => break,
+                            Ok(n) => {
+                                if !sw.load(Ordering::SeqCst) && to.write_all(&buf[..n]).is_err() {
+                                    break;
+                                }
+                            }
+                            Err(e)
+                                if matches!(
+                                    e.kind(),
+                                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                                ) => {}
+                            Err(_) => break,
+                        }
+                    }
+                    let _ = to.shutdown(std::net::Shutdown::Both);
+                    let _ = from.shutdown(std::net::Shutdown::Both);
+                });
+            }
+        });
+        LossyRelay {
+            port,
+            swallow,
+            generation,
+        }
+    }
+
+    /// Swallows every answer for `how_long`, then closes every connection open until then.
+    pub fn lose_answers_then_cut(&self, how_long: Duration) {
+        use std::sync::atomic::Ordering;
+        self.swallow.store(true, Ordering::SeqCst);
+        std::thread::sleep(how_long);
+        self.generation.fetch_add(1, Ordering::SeqCst);
+        std::thread::sleep(Duration::from_millis(50));
+        self.swallow.store(false, Ordering::SeqCst);
+    }
+}

@@ -3,9 +3,12 @@
 //!
 //! - [`zookeeper_shell`]: the coordinator's shell, command- and output-compatible with ZooKeeper's
 //!   `zkCli.sh` (3.8) and Kafka's `bin/zookeeper-shell.sh`.
+//! - [`kafka`]: the Kafka-style tools (`kafka-topics`, `kafka-console-producer`,
+//!   `kafka-console-consumer`, `kafka-consumer-groups`), option- and output-compatible with
+//!   Apache Kafka 3.x's scripts, talking to the broker through librdkafka.
 //!
-//! The Kafka-style tools (`kafka-topics` and friends) will live beside it as further modules.
-//! Tools take their arguments and their output streams from the binary, so they never read
-//! environment variables or touch the process's exit status themselves.
+//! Tools take their arguments from the binary and hand their exit status back to it, so they
+//! never read environment variables or end the process themselves.
 
+pub mod kafka;
 pub mod zookeeper_shell;

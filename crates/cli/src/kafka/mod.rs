@@ -1,0 +1,16 @@
+//! The Kafka-style admin tools, command- and output-compatible with Apache Kafka 3.x's
+//! `bin/kafka-*.sh` scripts, driving the broker through librdkafka (the `rdkafka` crate):
+//!
+//! - [`topics`]: `kafka-topics` (create, list, describe, alter, delete topics);
+//! - [`producer`]: `kafka-console-producer` (stdin lines to records);
+//! - [`consumer`]: `kafka-console-consumer` (records to stdout lines);
+//! - [`groups`]: `kafka-consumer-groups` (list, describe, reset offsets, delete groups).
+//!
+//! Each tool exposes a clap `Args` struct and a `run` function that returns the process exit
+//! status; [`props`] holds what they share (`k=v` properties, properties files, client config).
+
+pub mod consumer;
+pub mod groups;
+pub mod producer;
+pub mod props;
+pub mod topics;

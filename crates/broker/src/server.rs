@@ -105,6 +105,26 @@ async fn run(
             .map_err(|e| ConnError::Malformed(key, version, e.to_string()))?;
         let request = RequestKind::decode(key, &mut bytes, version)
             .map_err(|e| ConnError::Malformed(key, version, e.to_string()))?;
+        if let RequestKind::Fetch(r) = request {
+            let answer = api::fetch::handle(broker, version, r).await;
+            let spliced = answer.spliced.len();
+            let response = ResponseKind::Fetch(answer.response);
+            write_response(&mut out, header.correlation_id, key, version, &response)?;
+            if spliced == 0 {
+                stream.write_all(&out).await?;
+            } else {
+                write_spliced(
+                    stream,
+                    &mut out,
+                    version >= 12,
+                    answer.seed,
+                    &answer.spliced,
+                )
+                .await?;
+            }
+            out.clear();
+            continue;
+        }
         let response = dispatch(broker, listener, peer, &header, version, request).await;
         if let Some(response) = response {
             write_response(&mut out, header.correlation_id, key, version, &response)?;
@@ -135,6 +155,88 @@ fn write_response(
     Ok(())
 }
 
+/// Writes an encoded Fetch response whose record placeholders ([`api::fetch::marker`]) stand
+/// for `slices`: the bytes around each placeholder from memory, the records with sendfile(2)
+/// straight from the segment file, the frame size corrected for the difference.
+async fn write_spliced(
+    stream: &mut TcpStream,
+    out: &mut BytesMut,
+    flexible: bool,
+    seed: u64,
+    slices: &[sluice_log::FetchSlice],
+) -> Result<(), ConnError> {
+    // (start of the length prefix, end of the marker, new length prefix) per slice.
+    let mut cuts = Vec::with_capacity(slices.len());
+    let mut pos = 4;
+    let mut size = out.len() as i64 - 4;
+    for (k, slice) in slices.iter().enumerate() {
+        let m = api::fetch::marker(seed, k);
+        let at = find(&out[pos..], &m)
+            .map(|i| pos + i)
+            .ok_or_else(|| ConnError::Encode(ApiKey::Fetch, "record placeholder missing".into()))?;
+        let (prefix_len, prefix) = if flexible {
+            // COMPACT_RECORDS: unsigned varint of length + 1 (16 + 1 fits one byte).
+            let mut p = Vec::with_capacity(5);
+            let mut v = slice.len + 1;
+            while v >= 0x80 {
+                p.push((v as u8 & 0x7f) | 0x80);
+                v >>= 7;
+            }
+            p.push(v as u8);
+            (1, p)
+        } else {
+            (4, (slice.len as i32).to_be_bytes().to_vec())
+        };
+        size += prefix.len() as i64 - prefix_len as i64 + slice.len as i64 - m.len() as i64;
+        cuts.push((at - prefix_len, at + m.len(), prefix));
+        pos = at + m.len();
+    }
+    out[..4].copy_from_slice(&(size as i32).to_be_bytes());
+    let mut from = 0;
+    let mut head = Vec::with_capacity(256);
+    for ((start, end, prefix), slice) in cuts.iter().zip(slices) {
+        head.clear();
+        head.extend_from_slice(&out[from..*start]);
+        head.extend_from_slice(prefix);
+        stream.write_all(&head).await?;
+        send_file(stream, slice).await?;
+        from = *end;
+    }
+    stream.write_all(&out[from..]).await?;
+    Ok(())
+}
+
+fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack.windows(needle.len()).position(|w| w == needle)
+}
+
+/// sendfile(2) of a whole slice to a non-blocking socket, waiting for room as needed.
+async fn send_file(stream: &TcpStream, slice: &sluice_log::FetchSlice) -> std::io::Result<()> {
+    let mut offset = slice.position;
+    let end = slice.position + slice.len;
+    while offset < end {
+        let want = (end - offset).min(1 << 30) as usize;
+        stream.writable().await?;
+        match stream.try_io(tokio::io::Interest::WRITABLE, || {
+            rustix::fs::sendfile(stream, slice.file(), Some(&mut offset), want)
+                .map_err(std::io::Error::from)
+        }) {
+            Ok(0) => {
+                // The file is shorter than the slice: it was truncated under us. The frame
+                // can no longer be completed; drop the connection.
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::UnexpectedEof,
+                    format!("segment {} ended while sending", slice.path.display()),
+                ));
+            }
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
 /// Routes one decoded request; `None` means no response is sent (Produce with acks=0).
 async fn dispatch(
     broker: &Broker,
@@ -150,7 +252,6 @@ async fn dispatch(
                 .await
                 .map(ResponseKind::Produce)
         }
-        RequestKind::Fetch(r) => ResponseKind::Fetch(api::fetch::handle(broker, version, r).await),
         RequestKind::ListOffsets(r) => {
             ResponseKind::ListOffsets(api::list_offsets::handle(broker, version, r).await)
         }

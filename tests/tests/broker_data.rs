@@ -346,3 +346,75 @@ async fn a_sigkilled_broker_restarts_with_every_acknowledged_record() {
     }
     assert!(!broker.log_text().contains("panicked"));
 }
+
+/// A byte flipped in the last batch on disk while the broker is down: on restart the batch's
+/// CRC fails, the tail is cut there, the records before it are served, the damaged one never
+/// is, and new records continue from the cut.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_corrupted_tail_byte_is_truncated_at_restart_not_served() {
+    let coord = CoordCluster::start(1, "");
+    let mut broker = BrokerNode::start(
+        coord.dir.path(),
+        1,
+        &coord.connect_string(),
+        "num.partitions=1\n",
+    );
+    let p = producer(&broker.bootstrap(), &[("linger.ms", "0")]);
+    for i in 0..20 {
+        // One batch per record: each send waits for the previous acknowledgement.
+        p.send(
+            FutureRecord::<(), _>::to("tail")
+                .partition(0)
+                .payload(&format!("record-{i}")),
+            Duration::from_secs(10),
+        )
+        .await
+        .expect("acknowledged");
+    }
+    drop(p);
+    broker.kill();
+    let seg = broker
+        .log_dir
+        .join("tail-0")
+        .join("00000000000000000000.log");
+    let mut bytes = std::fs::read(&seg).unwrap();
+    let last = bytes.len() - 3; // inside the last record's value
+    bytes[last] ^= 0xff;
+    std::fs::write(&seg, &bytes).unwrap();
+    broker.spawn();
+    broker.wait_until_listening(Duration::from_secs(30));
+    assert!(
+        broker
+            .log_text()
+            .contains("truncating segment after its last good batch"),
+        "the truncation is logged:\n{}",
+        broker.log_text()
+    );
+    let p = producer(&broker.bootstrap(), &[]);
+    let d = p
+        .send(
+            FutureRecord::<(), _>::to("tail")
+                .partition(0)
+                .payload("after"),
+            Duration::from_secs(10),
+        )
+        .await
+        .expect("acknowledged");
+    assert_eq!(d.offset, 19, "appends continue from the cut");
+    let got = tokio::task::spawn_blocking({
+        let b = broker.bootstrap();
+        move || consume(&b, "tail", 20)
+    })
+    .await
+    .unwrap();
+    let values: Vec<String> = got
+        .iter()
+        .map(|m| String::from_utf8_lossy(m.payload().unwrap()).into_owned())
+        .collect();
+    let mut expected: Vec<String> = (0..19).map(|i| format!("record-{i}")).collect();
+    expected.push("after".into());
+    assert_eq!(
+        values, expected,
+        "the damaged last batch is cut, never served"
+    );
+}

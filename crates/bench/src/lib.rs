@@ -10,9 +10,13 @@
 //! - [`failover`]: keep writing across a leader kill, then check that no acknowledged write is
 //!   missing.
 //! - [`probe`]: wait until one server answers a read (restart time).
+//!
+//! The crate also holds `kafka-load` ([`kafka`]), the broker's load generator: produce and
+//! consume throughput and end-to-end latency through librdkafka. It shares [`cpu`] and [`stats`].
 
 pub mod cpu;
 pub mod failover;
+pub mod kafka;
 pub mod layout;
 pub mod options;
 pub mod probe;

@@ -1,0 +1,296 @@
+#!/usr/bin/env bash
+# The broker's data path on this machine: one coord node and one broker (release builds, fresh
+# data in a temp directory, loopback ports), driven by kafka-load (librdkafka) through the
+# standard matrix:
+#
+#   small    one partition, acks=1, 100-byte records: produce SMALL_RECORDS, then consume them
+#   large    one partition, acks=1, 1 KiB records: produce LARGE_RECORDS, then consume them
+#   latency  end-to-end latency (produce -> consume, same process) at each rate of LATENCY_RATES
+#            for LATENCY_DURATION s each, one partition, acks=1, linger.ms=0
+#   idle     a fresh broker: VmRSS (/proc/PID/status) before and after creating IDLE_TOPICS
+#            topics x IDLE_PARTITIONS partitions, read IDLE_WAIT s after the last one
+#
+# Knobs (environment):
+#   PHASES            phases to run, in order (default "small large latency idle")
+#   SMALL_RECORDS     100-byte records produced and consumed (default 1000000; the full run
+#                     uses 5000000)
+#   LARGE_RECORDS     1 KiB records produced and consumed (default 200000; the full run uses
+#                     2000000, about 2 GB of log)
+#   LATENCY_RATES     records/s of the latency runs (default "1000 10000")
+#   LATENCY_DURATION  measured seconds per latency run (default 10; 1 s of warmup precedes it)
+#   IDLE_TOPICS, IDLE_PARTITIONS, IDLE_WAIT   (default 10, 100, 10)
+#   PRODUCE_ARGS      extra kafka-load produce options for the throughput phases (default
+#                     "--linger-ms 5 --batch-size 1000000", librdkafka's own defaults, written out;
+#                     "--producers 2" gave the best 100-byte figures on 2 cores, see
+#                     docs/benchmarks.md)
+#   CONSUME_ARGS      extra kafka-load consume options (default none)
+#   PERF=1            also `perf record -g` the broker during the small produce and consume runs
+#                     (needs perf); top symbols are printed and the data kept in BENCH_DIR
+#   BENCH_DIR         work directory (default a new /tmp/sluice-bench-broker.XXXXXX, kept
+#                     afterwards for the logs and results.jsonl)
+#   SKIP_BUILD=1      use the release binaries already in target/release
+#
+# Every kafka-load JSON report is appended to $BENCH_DIR/results.jsonl; the summary at the end
+# repeats the figures. Client and broker share the machine's cores. Every process this script
+# starts is killed on exit, also on failure.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+BIN="${CARGO_TARGET_DIR:-$ROOT/target}/release"
+PHASES=${PHASES:-"small large latency idle"}
+SMALL_RECORDS=${SMALL_RECORDS:-1000000}
+LARGE_RECORDS=${LARGE_RECORDS:-200000}
+LATENCY_RATES=${LATENCY_RATES:-"1000 10000"}
+LATENCY_DURATION=${LATENCY_DURATION:-10}
+IDLE_TOPICS=${IDLE_TOPICS:-10}
+IDLE_PARTITIONS=${IDLE_PARTITIONS:-100}
+IDLE_WAIT=${IDLE_WAIT:-10}
+PRODUCE_ARGS=${PRODUCE_ARGS:-"--linger-ms 5 --batch-size 1000000"}
+CONSUME_ARGS=${CONSUME_ARGS:-}
+PERF=${PERF:-}
+BENCH_DIR=${BENCH_DIR:-$(mktemp -d /tmp/sluice-bench-broker.XXXXXX)}
+mkdir -p "$BENCH_DIR"
+BENCH_DIR=$(cd "$BENCH_DIR" && pwd)
+RESULTS="$BENCH_DIR/results.jsonl"
+SUMMARY="$BENCH_DIR/summary.txt"
+LOAD="$BIN/kafka-load"
+
+log() { printf '%s\n' "$*" >&2; }
+die() { log "bench-broker: $*"; exit 1; }
+
+# --- processes ------------------------------------------------------------------------------
+# Every process started here is recorded with its start time (field 22 of /proc/PID/stat); the
+# trap kills whichever of them is still alive, and the start time guards against killing an
+# unrelated process that reused a PID.
+STARTED="$BENCH_DIR/started.pids"
+: >"$STARTED"
+proc_start() { sed 's/^.*) //' "/proc/$1/stat" 2>/dev/null | awk '{print $20}'; }
+remember() { echo "$1 $(proc_start "$1")" >>"$STARTED"; }
+cleanup() {
+    local pid start
+    while read -r pid start; do
+        [ -n "$pid" ] && [ -n "$start" ] && [ "$(proc_start "$pid")" = "$start" ] &&
+            kill -KILL "$pid" 2>/dev/null || true
+    done <"$STARTED"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+# First free port from $1 on (away from deploy/local's 2181.., 9092.. and the ephemeral range).
+free_port_from() {
+    local p=$1
+    while ! port_free "$p"; do p=$((p + 1)); done
+    echo "$p"
+}
+
+four_letter() {
+    (
+        exec 3<>"/dev/tcp/127.0.0.1/$1" || exit 0
+        printf '%s' "$2" >&3
+        timeout 2 cat <&3 || true
+    ) 2>/dev/null | tr -d '\r'
+}
+
+wait_until() { # description seconds command...
+    local what=$1 secs=$2
+    shift 2
+    for _ in $(seq $((secs * 10))); do
+        if "$@"; then return 0; fi
+        sleep 0.1
+    done
+    log "timed out after ${secs}s waiting for $what"
+    return 1
+}
+
+alive() { kill -0 "$1" 2>/dev/null; }
+coord_ok() { alive "$COORD_PID" && four_letter "$COORD_PORT" srvr | grep -q '^Mode: standalone'; }
+broker_ok() { alive "$BROKER_PID" && ! port_free "$BROKER_PORT"; }
+
+rss_kib() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status"; }
+hwm_kib() { awk '/^VmHWM:/ {print $2}' "/proc/$1/status"; }
+mib() { awk -v k="$1" 'BEGIN {printf "%.1f", k / 1024}'; }
+
+# Starts a one-node coord and one broker with data in $BENCH_DIR/$1.
+start_cluster() {
+    local dir="$BENCH_DIR/$1"
+    mkdir -p "$dir/zk" "$dir/kafka-logs"
+    echo 1 >"$dir/zk/myid"
+    COORD_PORT=$(free_port_from 28181)
+    BROKER_PORT=$(free_port_from 29092)
+    cat >"$dir/zookeeper.properties" <<EOF
+dataDir=$dir/zk
+clientPort=$COORD_PORT
+clientPortAddress=127.0.0.1
+tickTime=2000
+initLimit=5
+syncLimit=2
+maxClientCnxns=0
+4lw.commands.whitelist=*
+admin.enableServer=false
+EOF
+    cat >"$dir/server.properties" <<EOF
+broker.id=1
+listeners=PLAINTEXT://127.0.0.1:$BROKER_PORT
+advertised.listeners=PLAINTEXT://127.0.0.1:$BROKER_PORT
+delete.topic.enable=true
+num.network.threads=3
+num.io.threads=8
+socket.send.buffer.bytes=102400
+socket.receive.buffer.bytes=102400
+socket.request.max.bytes=104857600
+log.dirs=$dir/kafka-logs
+num.partitions=1
+default.replication.factor=1
+min.insync.replicas=1
+offsets.topic.replication.factor=1
+transaction.state.log.replication.factor=1
+transaction.state.log.min.isr=1
+log.retention.hours=168
+log.segment.bytes=1073741824
+log.retention.check.interval.ms=300000
+zookeeper.connect=127.0.0.1:$COORD_PORT
+zookeeper.connection.timeout.ms=6000
+group.initial.rebalance.delay.ms=0
+EOF
+    "$BIN/coord" "$dir/zookeeper.properties" >"$dir/coord.log" 2>&1 &
+    COORD_PID=$!
+    remember "$COORD_PID"
+    wait_until "coord on port $COORD_PORT" 30 coord_ok || { tail -n 20 "$dir/coord.log" >&2; die "coord did not start"; }
+    "$BIN/broker" "$dir/server.properties" >"$dir/broker.log" 2>&1 &
+    BROKER_PID=$!
+    remember "$BROKER_PID"
+    wait_until "broker on port $BROKER_PORT" 60 broker_ok || { tail -n 20 "$dir/broker.log" >&2; die "broker did not start"; }
+    BOOTSTRAP="127.0.0.1:$BROKER_PORT"
+    log "cluster $1: coord pid $COORD_PID (port $COORD_PORT), broker pid $BROKER_PID ($BOOTSTRAP), data in $dir"
+}
+
+stop_cluster() {
+    local pid
+    for pid in "$BROKER_PID" "$COORD_PID"; do
+        kill -TERM "$pid" 2>/dev/null || true
+        for _ in $(seq 100); do alive "$pid" || break; sleep 0.1; done
+        kill -KILL "$pid" 2>/dev/null || true
+        wait "$pid" 2>/dev/null || true
+    done
+}
+
+machine_state() {
+    log "--- $(date -u +%H:%M:%S) load average: $(cut -d' ' -f1-3 /proc/loadavg); busiest processes:"
+    ps -eo pcpu,rss,comm --sort=-pcpu | head -n 5 >&2
+}
+
+# Runs kafka-load with the given arguments, prints the command and its summary, appends the JSON
+# report to results.jsonl (tagged with the phase name) and echoes it.
+run_load() { # name args...
+    local name=$1
+    shift
+    machine_state
+    log "+ kafka-load $*"
+    local json rc=0
+    json=$("$LOAD" "$@" --cpu-pids "$BROKER_PID") || rc=$?
+    # Exit code 1: the run completed with errors (reported in the JSON); 2: it could not run.
+    [ "$rc" -le 1 ] && [ -n "$json" ] || die "kafka-load $1 failed (exit code $rc)"
+    [ "$rc" -eq 0 ] || log "bench-broker: WARNING: $name completed with errors"
+    echo "$json" | jq -c --arg name "$name" '{name: $name} + .' >>"$RESULTS"
+    echo "$json"
+}
+
+perf_start() { # name
+    PERF_PID=""
+    [ -n "$PERF" ] || return 0
+    perf record -F 499 -g -p "$BROKER_PID" -o "$BENCH_DIR/perf-$1.data" >/dev/null 2>"$BENCH_DIR/perf-$1.log" &
+    PERF_PID=$!
+    remember "$PERF_PID"
+    sleep 0.5
+}
+
+perf_stop() { # name
+    [ -n "$PERF_PID" ] || return 0
+    kill -INT "$PERF_PID" 2>/dev/null || true
+    wait "$PERF_PID" 2>/dev/null || true
+    log "--- perf, broker during $1: top symbols (self time)"
+    perf report -i "$BENCH_DIR/perf-$1.data" --no-children -g none --sort dso,symbol --stdio 2>/dev/null |
+        grep -E '^ +[0-9.]+%' | head -n 25 | tee "$BENCH_DIR/perf-$1.top" >&2 || true
+}
+
+# --- phases ---------------------------------------------------------------------------------
+throughput_phase() { # name record-size records
+    local name=$1 size=$2 records=$3 topic="bench-$1"
+    perf_start "$name-produce"
+    # shellcheck disable=SC2086 # PRODUCE_ARGS holds several options
+    run_load "$name-produce" produce --bootstrap-server "$BOOTSTRAP" --topic "$topic" \
+        --partitions 1 --acks 1 --record-size "$size" --records "$records" $PRODUCE_ARGS >/dev/null
+    perf_stop "$name-produce"
+    perf_start "$name-consume"
+    # shellcheck disable=SC2086 # CONSUME_ARGS holds several options
+    run_load "$name-consume" consume --bootstrap-server "$BOOTSTRAP" --topic "$topic" \
+        --records "$records" $CONSUME_ARGS >/dev/null
+    perf_stop "$name-consume"
+}
+
+latency_phase() {
+    local rate
+    for rate in $LATENCY_RATES; do
+        run_load "latency-$rate" latency --bootstrap-server "$BOOTSTRAP" --topic "bench-latency-$rate" \
+            --partitions 1 --acks 1 --rate "$rate" --duration "$LATENCY_DURATION" >/dev/null
+    done
+}
+
+idle_phase() {
+    stop_cluster
+    start_cluster idle
+    sleep 2
+    local before t
+    before=$(rss_kib "$BROKER_PID")
+    log "+ creating $IDLE_TOPICS topics x $IDLE_PARTITIONS partitions"
+    for t in $(seq 1 "$IDLE_TOPICS"); do
+        "$LOAD" create-topic --bootstrap-server "$BOOTSTRAP" --topic "idle-$t" \
+            --partitions "$IDLE_PARTITIONS" >/dev/null 2>>"$BENCH_DIR/idle-create.log" ||
+            die "create-topic idle-$t failed (see $BENCH_DIR/idle-create.log)"
+    done
+    log "+ waiting ${IDLE_WAIT}s"
+    sleep "$IDLE_WAIT"
+    local after hwm
+    after=$(rss_kib "$BROKER_PID")
+    hwm=$(hwm_kib "$BROKER_PID")
+    jq -cn --argjson before "$before" --argjson after "$after" --argjson hwm "$hwm" \
+        --argjson topics "$IDLE_TOPICS" --argjson parts "$IDLE_PARTITIONS" --argjson wait "$IDLE_WAIT" \
+        '{name: "idle-rss", mode: "idle-rss", topics: $topics, partitions_per_topic: $parts,
+          wait_s: $wait, rss_before_kib: $before, rss_kib: $after, hwm_kib: $hwm}' >>"$RESULTS"
+    log "broker VmRSS: $(mib "$before") MiB before, $(mib "$after") MiB with $((IDLE_TOPICS * IDLE_PARTITIONS)) idle partitions (VmHWM $(mib "$hwm") MiB)"
+}
+
+# --- main -----------------------------------------------------------------------------------
+command -v jq >/dev/null || die "jq is needed to collect the JSON reports"
+if [ -n "$PERF" ]; then command -v perf >/dev/null || die "PERF=1 but perf is not installed"; fi
+if [ -z "${SKIP_BUILD:-}" ]; then
+    log "building release binaries..."
+    (cd "$ROOT" && cargo build --release -p sluice-coord -p sluice-broker -p sluice-bench)
+fi
+for b in coord broker kafka-load; do [ -x "$BIN/$b" ] || die "$BIN/$b is missing"; done
+: >"$RESULTS"
+log "bench-broker: results in $RESULTS; $(nproc) cores"
+
+start_cluster data
+for phase in $PHASES; do
+    case $phase in
+        small) throughput_phase small 100 "$SMALL_RECORDS" ;;
+        large) throughput_phase large 1024 "$LARGE_RECORDS" ;;
+        latency) latency_phase ;;
+        idle) idle_phase ;;
+        *) die "unknown phase $phase (small large latency idle)" ;;
+    esac
+done
+stop_cluster
+
+# --- summary --------------------------------------------------------------------------------
+{
+    echo "=== bench-broker summary ($(date -u +%Y-%m-%dT%H:%M:%SZ), $RESULTS)"
+    jq -r 'select(.mode == "produce" or .mode == "consume") |
+        "\(.name): \(.records) records of \(.bytes / (if .records > 0 then .records else 1 end) | floor) B in \(.elapsed_s * 1000 | round / 1000) s: \(.records_per_s | round) records/s, \(.mb_per_s * 10 | round / 10) MB/s; errors \(.errors); kafka-load cpu \(.cpu.client_s) s, broker cpu \(.cpu.servers_s | to_entries | map(.value) | add) s"' "$RESULTS"
+    jq -r 'select(.mode == "latency") |
+        "\(.name): \(.sent) records at \(.achieved_rate | round)/s, received \(.received), missing \(.missing): p50 \(.p50_ms) ms, p90 \(.p90_ms) ms, p99 \(.p99_ms) ms, p99.9 \(.p999_ms) ms, max \(.max_ms) ms"' "$RESULTS"
+    jq -r 'select(.mode == "idle-rss") |
+        "idle: broker VmRSS \(.rss_kib / 1024 * 10 | round / 10) MiB with \(.topics * .partitions_per_topic) partitions (\(.rss_before_kib / 1024 * 10 | round / 10) MiB before creating them; VmHWM \(.hwm_kib / 1024 * 10 | round / 10) MiB)"' "$RESULTS"
+} | tee "$SUMMARY"

@@ -73,8 +73,16 @@ async fn run(
         if size > max {
             return Err(ConnError::TooLarge(i64::from(size), max));
         }
-        let mut body = BytesMut::zeroed(size as usize);
-        stream.read_exact(&mut body).await?;
+        // Read into uninitialised capacity (no zero-fill of what the socket overwrites anyway),
+        // never past this frame.
+        let size = size as usize;
+        let mut body = BytesMut::with_capacity(size);
+        while body.len() < size {
+            let want = size - body.len();
+            if stream.read_buf(&mut (&mut body).limit(want)).await? == 0 {
+                return Err(std::io::Error::from(std::io::ErrorKind::UnexpectedEof).into());
+            }
+        }
         let api_key = i16::from_be_bytes([body[0], body[1]]);
         let version = i16::from_be_bytes([body[2], body[3]]);
         let correlation_id = i32::from_be_bytes([body[4], body[5], body[6], body[7]]);

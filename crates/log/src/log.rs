@@ -10,8 +10,10 @@
 //! whole batches ([`FetchSlice`]) without copying.
 //!
 //! Invariants the recovery design rests on (see docs/decisions/0004-partition-log.md):
-//! - every segment but the last was fsynced when the log rolled past it (or when recovery
-//!   checked it), so after a crash only the last segment can hold unflushed data;
+//! - every segment but the last two is on disk: a roll fsyncs the segment it leaves on a
+//!   background thread and waits for the previous roll's fsync first (recovery fsyncs what it
+//!   checked), so after a crash at most the last two segments can hold unflushed data, and the
+//!   recovery point says where to start;
 //! - the recovery point (all offsets below it are on disk) only moves forward after an
 //!   fsync, and moves back, durably, on truncation;
 //! - bytes past a segment's committed size are never served.
@@ -30,8 +32,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use bytes::Bytes;
 
 use crate::batch::{
-    set_base_offset, set_partition_leader_epoch, validate_payload, BatchHeader, BatchLimits,
-    Compression, PayloadBatch, TimestampType,
+    validate_payload, BatchHeader, BatchLimits, Compression, PayloadBatch, TimestampType,
 };
 use crate::config::LogConfig;
 use crate::dir::{DirHandle, PartitionCheckpoint, TopicPartition};
@@ -140,6 +141,14 @@ pub struct StoredBatch {
     pub header: BatchHeader,
 }
 
+/// A background fsync of a rolled segment; offsets below `upto` are on disk once it is done.
+#[derive(Debug)]
+struct RollFlush {
+    upto: u64,
+    path: PathBuf,
+    handle: std::thread::JoinHandle<std::io::Result<()>>,
+}
+
 /// State of the active (last) segment that only appends need.
 #[derive(Debug)]
 struct Active {
@@ -170,8 +179,10 @@ pub struct Log {
     unflushed_records: u64,
     last_flush_ms: u64,
     handle: Arc<DirHandle>,
-    write_buf: Vec<u8>,
     offline: bool,
+    /// The fsync of the segment last rolled away from, running on its own thread so appends
+    /// do not wait for a whole segment to reach the disk.
+    roll_flush: Option<RollFlush>,
 }
 
 fn open_for_append(path: &Path) -> Result<File> {
@@ -269,8 +280,8 @@ impl Log {
             unflushed_records: 0,
             last_flush_ms: now_ms(),
             handle,
-            write_buf: Vec::new(),
             offline: false,
+            roll_flush: None,
         };
         log.recover(clean, cp)?;
         Ok(log)
@@ -448,6 +459,48 @@ fn remove_leftover(path: &Path) {
     }
 }
 
+/// Writes the batches of `data` at `pos` with their first 16 bytes replaced by `baseOffset`
+/// (from the parsed header), the original `batchLength` and `epoch`: one `pwritev` per 512
+/// batches, without copying the records.
+fn write_patched_at(
+    file: &File,
+    data: &[u8],
+    batches: &[PayloadBatch],
+    epoch: i32,
+    pos: u64,
+) -> std::io::Result<()> {
+    use std::io::IoSlice;
+    let heads: Vec<[u8; 16]> = batches
+        .iter()
+        .map(|b| {
+            let mut h = [0u8; 16];
+            h[..8].copy_from_slice(&b.header.base_offset.to_be_bytes());
+            h[8..12].copy_from_slice(&data[b.position + 8..b.position + 12]);
+            h[12..].copy_from_slice(&epoch.to_be_bytes());
+            h
+        })
+        .collect();
+    let mut at = pos;
+    for (chunk, chunk_heads) in batches.chunks(512).zip(heads.chunks(512)) {
+        let mut iov: Vec<IoSlice<'_>> = Vec::with_capacity(chunk.len() * 2);
+        for (b, h) in chunk.iter().zip(chunk_heads) {
+            let end = b.position + b.header.size() as usize;
+            iov.push(IoSlice::new(h));
+            iov.push(IoSlice::new(&data[b.position + 16..end]));
+        }
+        let mut slices = &mut iov[..];
+        while !slices.is_empty() {
+            let n = rustix::io::pwritev(file, slices, at)?;
+            if n == 0 {
+                return Err(std::io::ErrorKind::WriteZero.into());
+            }
+            at += n as u64;
+            IoSlice::advance_slices(&mut slices, n);
+        }
+    }
+    Ok(())
+}
+
 /// Iterator over stored batch headers from an offset (see [`Log::batch_headers`]).
 #[derive(Debug)]
 pub struct BatchHeaders<'a> {
@@ -620,17 +673,9 @@ impl Log {
                 .filter(|n| *n <= i64::MAX as u64)
                 .ok_or(LogError::OffsetOverflow("log end offset past i64::MAX"))?;
         }
-        let mut buf = std::mem::take(&mut self.write_buf);
-        buf.clear();
-        buf.extend_from_slice(payload);
-        for b in &batches {
-            let bytes = &mut buf[b.position..];
-            set_base_offset(bytes, b.header.base_offset);
-            set_partition_leader_epoch(bytes, leader_epoch);
-        }
-        let result = self.write_batches(&buf, &batches);
-        self.write_buf = buf;
-        result
+        // Written straight from the payload, each batch's offset and epoch fields patched in
+        // on the way (a vectored write): the record bytes are not copied.
+        self.write_batches(payload, &batches, Some(leader_epoch))
     }
 
     /// Appends batches replicated from the leader, keeping their offsets and leader epochs.
@@ -661,11 +706,19 @@ impl Log {
             }
             expected = b.header.last_offset() as u64 + 1;
         }
-        self.write_batches(payload, &batches)
+        self.write_batches(payload, &batches, None)
     }
 
     /// The common write path: `data` holds `batches` with final offsets and epochs.
-    fn write_batches(&mut self, data: &[u8], batches: &[PayloadBatch]) -> Result<AppendInfo> {
+    /// Writes `data` (whole batches) at the log end. With `patch_epoch`, each batch is written
+    /// with its header's `baseOffset` and that `partitionLeaderEpoch` instead of the bytes in
+    /// `data`.
+    fn write_batches(
+        &mut self,
+        data: &[u8],
+        batches: &[PayloadBatch],
+        patch_epoch: Option<i32>,
+    ) -> Result<AppendInfo> {
         let first = batches.first().expect("validated payload is not empty");
         let last = batches.last().expect("validated payload is not empty");
         let base_offset = first.header.base_offset as u64;
@@ -702,7 +755,11 @@ impl Log {
         if pos0 + len > u32::MAX as u64 {
             return Err(LogError::OffsetOverflow("segment larger than 4 GiB"));
         }
-        if let Err(e) = seg.file.write_all_at(data, pos0) {
+        let written = match patch_epoch {
+            None => seg.file.write_all_at(data, pos0),
+            Some(epoch) => write_patched_at(&seg.file, data, batches, epoch, pos0),
+        };
+        if let Err(e) = written {
             let path = seg.path(LOG_SUFFIX);
             // Undo the partial write so the file ends at the committed size again.
             if seg.file.set_len(pos0).is_err() {
@@ -822,8 +879,10 @@ impl Log {
         if replace_empty && new_base == base {
             return Ok(());
         }
+        // One background fsync at a time: the previous roll's must be done before this one.
+        self.reap_roll_flush(true)?;
         if !replace_empty {
-            self.finish_active()?;
+            self.finish_active();
         }
         let seg = Segment::create(&self.dir, new_base, interval)?;
         if replace_empty {
@@ -832,30 +891,73 @@ impl Log {
             old.delete_files()?;
         }
         sync_dir(&self.dir)?;
-        self.active = Active {
-            indexer: Indexer::default(),
-            offsets_written: 0,
-            times_written: 0,
-            created_ms: now_ms(),
-            index_file: open_for_append(&seg.path(INDEX_SUFFIX))?,
-            time_index_file: open_for_append(&seg.path(TIME_INDEX_SUFFIX))?,
-        };
+        let old_active = std::mem::replace(
+            &mut self.active,
+            Active {
+                indexer: Indexer::default(),
+                offsets_written: 0,
+                times_written: 0,
+                created_ms: now_ms(),
+                index_file: open_for_append(&seg.path(INDEX_SUFFIX))?,
+                time_index_file: open_for_append(&seg.path(TIME_INDEX_SUFFIX))?,
+            },
+        );
         self.segments.insert(new_base, seg);
-        // Everything before the new segment is on disk now.
-        self.recovery_point = self.next_offset;
-        self.unflushed_records = 0;
-        self.last_flush_ms = now_ms();
-        self.publish_checkpoint();
-        // Persisting the recovery point here bounds recovery after a crash to one segment.
-        if let Err(e) = self.handle.write_recovery_points() {
-            tracing::warn!(error = %e, "could not write checkpoints after roll");
+        if !replace_empty {
+            // The old segment (and its indexes) reach the disk on their own thread, as Kafka's
+            // asynchronous flush at roll; the recovery point moves past it when that is done
+            // (`reap_roll_flush`), so recovery after a crash rescans it until then.
+            let old = &self.segments[&base];
+            let file = old.file.clone();
+            let path = old.path(LOG_SUFFIX);
+            let handle = std::thread::Builder::new()
+                .name("segment-fsync".into())
+                .spawn(move || {
+                    file.sync_data()?;
+                    old_active.index_file.sync_data()?;
+                    old_active.time_index_file.sync_data()
+                })
+                .map_err(|e| LogError::io("start segment fsync", &path, e))?;
+            self.roll_flush = Some(RollFlush {
+                upto: self.next_offset,
+                path,
+                handle,
+            });
         }
         Ok(())
     }
 
-    /// Final time entry and fsync of the active segment (log and indexes) before it becomes
-    /// inactive.
-    fn finish_active(&mut self) -> Result<()> {
+    /// Completes the background fsync of the last rolled segment if it is done (or, with
+    /// `wait`, once it is): advances the recovery point and persists it.
+    fn reap_roll_flush(&mut self, wait: bool) -> Result<()> {
+        let Some(f) = self.roll_flush.take() else {
+            return Ok(());
+        };
+        if !wait && !f.handle.is_finished() {
+            self.roll_flush = Some(f);
+            return Ok(());
+        }
+        let result = f
+            .handle
+            .join()
+            .unwrap_or_else(|_| Err(std::io::Error::other("fsync thread panicked")));
+        result.map_err(|e| LogError::io("fsync segment", &f.path, e))?;
+        let upto = f.upto.min(self.next_offset);
+        if upto > self.recovery_point {
+            self.recovery_point = upto;
+            self.publish_checkpoint();
+            // Persisting the recovery point here bounds recovery after a crash to the
+            // segments written since.
+            if let Err(e) = self.handle.write_recovery_points() {
+                tracing::warn!(error = %e, "could not write checkpoints after roll");
+            }
+        }
+        Ok(())
+    }
+
+    /// Final time entry and index entries of the active segment before it becomes inactive
+    /// (its fsync runs in the background, see `roll_at`).
+    fn finish_active(&mut self) {
         let base = *self.segments.keys().next_back().expect("segments");
         let indexer = self.active.indexer;
         indexer.finish(
@@ -863,21 +965,12 @@ impl Log {
             base,
         );
         self.write_pending_index_entries();
-        let seg = &self.segments[&base];
-        seg.sync()?;
-        for (f, suffix) in [
-            (&self.active.index_file, INDEX_SUFFIX),
-            (&self.active.time_index_file, TIME_INDEX_SUFFIX),
-        ] {
-            f.sync_data()
-                .map_err(|e| LogError::io("fsync index", seg.path(suffix), e))?;
-        }
-        Ok(())
     }
 
     /// fsyncs everything appended so far; afterwards the recovery point is the log end offset.
     pub fn flush(&mut self) -> Result<()> {
         self.check_online()?;
+        self.reap_roll_flush(true)?;
         if self.recovery_point >= self.next_offset && self.unflushed_records == 0 {
             return Ok(());
         }
@@ -902,6 +995,7 @@ impl Log {
     /// Flushes if `flush_interval_ms` has passed since the last flush (for the broker's
     /// periodic flusher). Returns whether it flushed.
     pub fn flush_if_due(&mut self, now_ms: u64) -> Result<bool> {
+        self.reap_roll_flush(false)?;
         match self.config.flush_interval_ms {
             Some(ms)
                 if self.unflushed_records > 0
@@ -1108,6 +1202,7 @@ impl Log {
     /// offset is at most `offset`. Durable before returning. Returns the new log end offset.
     pub fn truncate_to(&mut self, offset: u64) -> Result<u64> {
         self.check_online()?;
+        self.reap_roll_flush(true)?;
         if offset >= self.next_offset {
             return Ok(self.next_offset);
         }
@@ -1174,6 +1269,7 @@ impl Log {
     /// offset too).
     pub fn truncate_fully_and_start_at(&mut self, offset: u64) -> Result<()> {
         self.check_online()?;
+        self.reap_roll_flush(true)?;
         let interval = self.config.index_interval_bytes.max(1);
         // Create the new segment first (replacing one with the same base) so the log always
         // has an active segment, even if deleting the old files fails below.
@@ -1316,6 +1412,7 @@ impl Log {
     /// skips CRC checks altogether, is [`crate::LogManager::shutdown`]'s business).
     pub fn close(mut self) -> Result<()> {
         if !self.offline {
+            self.reap_roll_flush(true)?;
             self.flush()?;
         }
         self.publish_checkpoint();

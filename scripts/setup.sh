@@ -10,7 +10,9 @@ set -euo pipefail
 #   netcat-openbsd     nc, for four-letter words in scripts
 #   kcat               the librdkafka command-line client, to test the broker with
 #   python3-kafka      kafka-python (for Debian's /usr/bin/python3), to test consumer groups
-APT_PACKAGES=(protobuf-compiler zookeeper python3-kazoo netcat-openbsd kcat python3-kafka)
+#   rsyslog, rsyslog-kafka  the log shipper and its omkafka output, to test log shipping
+APT_PACKAGES=(protobuf-compiler zookeeper python3-kazoo netcat-openbsd kcat python3-kafka
+    rsyslog rsyslog-kafka)
 
 missing=()
 for p in "${APT_PACKAGES[@]}"; do

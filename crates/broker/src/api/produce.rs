@@ -44,6 +44,7 @@ pub async fn handle(broker: &Broker, req: ProduceRequest) -> Option<ProduceRespo
                 Some(_) => None,
             };
             if let Some(e) = error {
+                tracing::debug!(topic, partition = pd.index, error = ?e, "produce refused");
                 pr.error_code = e.code();
             } else if let Some(part) = broker.partitions.get(&topic, pd.index) {
                 let payload = pd.records.unwrap_or_default();

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The broker's data path on this machine: one coord node and one broker (release builds, fresh
-# data in a temp directory, loopback ports), driven by kafka-load (librdkafka) through the
-# standard matrix:
+# data in a temp directory, loopback ports), driven by kafka-load (librdkafka; with WIRE, also its
+# wire-level mode) through the standard matrix:
 #
 #   small    one partition, acks=1, 100-byte records: produce SMALL_RECORDS, then consume them
 #   large    one partition, acks=1, 1 KiB records: produce LARGE_RECORDS, then consume them
@@ -24,6 +24,14 @@
 #                     "--producers 2" gave the best 100-byte figures on 2 cores, see
 #                     docs/benchmarks.md)
 #   CONSUME_ARGS      extra kafka-load consume options (default none)
+#   WIRE=1            in the small and large phases, also produce and consume with
+#                     `kafka-load --wire` (pre-encoded batches, records counted from batch headers:
+#                     the client costs almost nothing per record, so the broker's capacity shows),
+#                     on a topic of its own (bench-small-wire, bench-large-wire) after the
+#                     librdkafka runs; WIRE=only runs the wire mode alone
+#   WIRE_PRODUCE_ARGS extra options of the wire produce runs (default none: 1 producer, batches of
+#                     up to 1000000 bytes, 5 requests in flight)
+#   WIRE_CONSUME_ARGS extra options of the wire consume runs (default none: 4 MiB per partition)
 #   PERF=1            also `perf record -g` the broker during the small produce and consume runs
 #                     (needs perf); top symbols are printed and the data kept in BENCH_DIR
 #   BENCH_DIR         work directory (default a new /tmp/sluice-bench-broker.XXXXXX, kept
@@ -47,6 +55,9 @@ IDLE_PARTITIONS=${IDLE_PARTITIONS:-100}
 IDLE_WAIT=${IDLE_WAIT:-10}
 PRODUCE_ARGS=${PRODUCE_ARGS:-"--linger-ms 5 --batch-size 1000000"}
 CONSUME_ARGS=${CONSUME_ARGS:-}
+WIRE=${WIRE:-}
+WIRE_PRODUCE_ARGS=${WIRE_PRODUCE_ARGS:-}
+WIRE_CONSUME_ARGS=${WIRE_CONSUME_ARGS:-}
 PERF=${PERF:-}
 BENCH_DIR=${BENCH_DIR:-$(mktemp -d /tmp/sluice-bench-broker.XXXXXX)}
 mkdir -p "$BENCH_DIR"
@@ -217,6 +228,12 @@ perf_stop() { # name
 # --- phases ---------------------------------------------------------------------------------
 throughput_phase() { # name record-size records
     local name=$1 size=$2 records=$3 topic="bench-$1"
+    if [ "$WIRE" != only ]; then librdkafka_runs "$name" "$size" "$records" "$topic"; fi
+    if [ -n "$WIRE" ]; then wire_runs "$name" "$size" "$records" "$topic-wire"; fi
+}
+
+librdkafka_runs() { # name record-size records topic
+    local name=$1 size=$2 records=$3 topic=$4
     perf_start "$name-produce"
     # shellcheck disable=SC2086 # PRODUCE_ARGS holds several options
     run_load "$name-produce" produce --bootstrap-server "$BOOTSTRAP" --topic "$topic" \
@@ -227,6 +244,20 @@ throughput_phase() { # name record-size records
     run_load "$name-consume" consume --bootstrap-server "$BOOTSTRAP" --topic "$topic" \
         --records "$records" $CONSUME_ARGS >/dev/null
     perf_stop "$name-consume"
+}
+
+wire_runs() { # name record-size records topic
+    local name=$1 size=$2 records=$3 topic=$4
+    perf_start "$name-wire-produce"
+    # shellcheck disable=SC2086 # WIRE_PRODUCE_ARGS holds several options
+    run_load "$name-wire-produce" produce --wire --bootstrap-server "$BOOTSTRAP" --topic "$topic" \
+        --partitions 1 --acks 1 --record-size "$size" --records "$records" $WIRE_PRODUCE_ARGS >/dev/null
+    perf_stop "$name-wire-produce"
+    perf_start "$name-wire-consume"
+    # shellcheck disable=SC2086 # WIRE_CONSUME_ARGS holds several options
+    run_load "$name-wire-consume" consume --wire --bootstrap-server "$BOOTSTRAP" --topic "$topic" \
+        --records "$records" --record-size "$size" $WIRE_CONSUME_ARGS >/dev/null
+    perf_stop "$name-wire-consume"
 }
 
 latency_phase() {
@@ -264,6 +295,7 @@ idle_phase() {
 # --- main -----------------------------------------------------------------------------------
 command -v jq >/dev/null || die "jq is needed to collect the JSON reports"
 if [ -n "$PERF" ]; then command -v perf >/dev/null || die "PERF=1 but perf is not installed"; fi
+case $WIRE in "" | 1 | only) ;; *) die "WIRE must be 1 or only, not $WIRE" ;; esac
 if [ -z "${SKIP_BUILD:-}" ]; then
     log "building release binaries..."
     (cd "$ROOT" && cargo build --release -p sluice-coord -p sluice-broker -p sluice-bench)
@@ -288,7 +320,7 @@ stop_cluster
 {
     echo "=== bench-broker summary ($(date -u +%Y-%m-%dT%H:%M:%SZ), $RESULTS)"
     jq -r 'select(.mode == "produce" or .mode == "consume") |
-        "\(.name): \(.records) records of \(.bytes / (if .records > 0 then .records else 1 end) | floor) B in \(.elapsed_s * 1000 | round / 1000) s: \(.records_per_s | round) records/s, \(.mb_per_s * 10 | round / 10) MB/s; errors \(.errors); kafka-load cpu \(.cpu.client_s) s, broker cpu \(.cpu.servers_s | to_entries | map(.value) | add) s"' "$RESULTS"
+        "\(.name) (\(.client // "librdkafka")): \(.records) records of \(.bytes / (if .records > 0 then .records else 1 end) | floor) B in \(.elapsed_s * 1000 | round / 1000) s: \(.records_per_s | round) records/s, \(.mb_per_s * 10 | round / 10) MB/s; errors \(.errors); kafka-load cpu \(.cpu.client_s) s, broker cpu \(.cpu.servers_s | to_entries | map(.value) | add) s"' "$RESULTS"
     jq -r 'select(.mode == "latency") |
         "\(.name): \(.sent) records at \(.achieved_rate | round)/s, received \(.received), missing \(.missing): p50 \(.p50_ms) ms, p90 \(.p90_ms) ms, p99 \(.p99_ms) ms, p99.9 \(.p999_ms) ms, max \(.max_ms) ms"' "$RESULTS"
     jq -r 'select(.mode == "idle-rss") |

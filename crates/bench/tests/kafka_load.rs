@@ -1,6 +1,7 @@
 //! Runs the `kafka-load` binary against a real one-node coord and one broker (the project's
 //! `coord` and `broker` binaries, started by `sluice-e2e`; build them first, e.g.
-//! `cargo build --bins`): produce, consume and latency complete and their JSON reports add up.
+//! `cargo build --bins`): produce, consume (librdkafka and `--wire`) and latency complete and their
+//! JSON reports add up.
 
 use std::process::Command;
 
@@ -84,6 +85,73 @@ fn produce_consume_and_latency_against_one_broker() {
     assert_eq!(c["partitions"], 2);
     assert!(c["errors"].as_object().unwrap().is_empty(), "{c}");
     assert!(num(&c, "records_per_s") > 0.0);
+
+    // Wire mode: 2 connections x 12,500 records in batches of 1,000 (12 full batches and a
+    // short one each), round robin over 2 partitions; then read back from the batch headers.
+    let wp = kafka_load(&[
+        "produce",
+        "--wire",
+        "--bootstrap-server",
+        &bootstrap,
+        "--topic",
+        "wire",
+        "--partitions",
+        "2",
+        "--producers",
+        "2",
+        "--records",
+        "25000",
+        "--record-size",
+        "200",
+        "--batch-records",
+        "1000",
+    ]);
+    assert_eq!(
+        (wp["mode"].as_str(), wp["client"].as_str()),
+        (Some("produce"), Some("wire"))
+    );
+    assert_eq!(wp["records"], 25_000, "{wp}");
+    assert_eq!(wp["sent"], 25_000);
+    assert_eq!(wp["requests"], 26);
+    assert_eq!(wp["bytes"], 25_000 * 200);
+    assert_eq!(
+        (wp["delivery_errors"].as_u64(), wp["undelivered"].as_u64()),
+        (Some(0), Some(0))
+    );
+    let wc = kafka_load(&[
+        "consume",
+        "--wire",
+        "--bootstrap-server",
+        &bootstrap,
+        "--topic",
+        "wire",
+        "--records",
+        "25000",
+        "--record-size",
+        "200",
+    ]);
+    assert_eq!(wc["client"], "wire");
+    assert_eq!(wc["records"], 25_000, "{wc}");
+    assert_eq!(wc["batches"], 26);
+    assert_eq!(wc["bytes"], 25_000 * 200);
+    assert_eq!(wc["partitions"], 2);
+    assert!(wc["errors"].as_object().unwrap().is_empty(), "{wc}");
+    // The batches librdkafka wrote walk the same way.
+    let wl = kafka_load(&[
+        "consume",
+        "--wire",
+        "--bootstrap-server",
+        &bootstrap,
+        "--topic",
+        "load",
+        "--records",
+        "20000",
+    ]);
+    assert_eq!(wl["records"], 20_000, "{wl}");
+    assert!(
+        wl["bytes"].as_u64().unwrap() > 20_000 * 200,
+        "batch bytes include headers"
+    );
 
     let l = kafka_load(&[
         "latency",

@@ -15,7 +15,7 @@ use rdkafka::message::Message;
 use rdkafka::{Offset, TopicPartitionList};
 use serde::Serialize;
 
-use super::options::{ConsumeArgs, ConsumerSettings};
+use super::options::{ConsumeArgs, ConsumerSettings, DEFAULT_PARTITION_FETCH_BYTES};
 use super::produce::count_error;
 use super::{apply, client_config, emit, human_cpu, CpuWindow, Throughput};
 use crate::cpu::CpuUse;
@@ -44,7 +44,10 @@ pub fn consumer_config(
         .set("fetch.max.bytes", settings.fetch_max_bytes.to_string())
         .set(
             "max.partition.fetch.bytes",
-            settings.max_partition_fetch_bytes.to_string(),
+            settings
+                .max_partition_fetch_bytes
+                .unwrap_or(DEFAULT_PARTITION_FETCH_BYTES)
+                .to_string(),
         )
         .set("fetch.wait.max.ms", settings.fetch_wait_max_ms.to_string())
         // When its local queue holds `queued.min.messages` (100,000), librdkafka stops fetching
@@ -80,6 +83,9 @@ pub fn partitions_of(consumer: &BaseConsumer, topic: &str) -> Result<Vec<i32>> {
 pub struct Report {
     pub tool: &'static str,
     pub mode: &'static str,
+    /// `librdkafka`, or `wire` (`--wire`: Fetch requests sent by kafka-load itself, records
+    /// counted from batch headers).
+    pub client: &'static str,
     pub bootstrap_server: String,
     pub topic: String,
     pub partitions: usize,
@@ -93,6 +99,12 @@ pub struct Report {
     /// Seconds from creating the consumer to the first record.
     pub first_record_s: f64,
     pub errors: Errors,
+    /// `--wire`: the `--record-size` the byte count is based on (`None`: record batch bytes),
+    /// record batches and their bytes received, Fetch requests sent.
+    pub record_size: Option<usize>,
+    pub batches: Option<u64>,
+    pub batch_bytes: Option<u64>,
+    pub fetches: Option<u64>,
     /// Records (values and keys) from the first record received to the last.
     #[serde(flatten)]
     pub throughput: Throughput,
@@ -102,10 +114,14 @@ pub struct Report {
 impl Report {
     pub fn human(&self) -> String {
         format!(
-            "kafka-load consume: {} ({} partitions{}) on {}, fetch.max.bytes={}, \
+            "kafka-load consume{}: {} ({} partitions{}) on {}, fetch.max.bytes={}, \
              max.partition.fetch.bytes={}, fetch.wait.max.ms={}\n  \
              {} of {} records; first record after {:.3} s; errors: {}\n  \
              throughput {}\n  cpu        {}",
+            match (self.batches, self.fetches) {
+                (Some(b), Some(f)) => format!(" --wire ({b} batches in {f} fetches)"),
+                _ => String::new(),
+            },
             self.topic,
             self.partitions,
             self.group
@@ -125,12 +141,18 @@ impl Report {
     }
 
     pub fn clean(&self) -> bool {
+        // --wire counts whole batches, so it may pass the target inside the last one.
         self.throughput.records == self.target_records
+            || (self.client == "wire" && self.throughput.records > self.target_records)
     }
 }
 
 pub fn run(args: &ConsumeArgs) -> Result<u8> {
-    let report = measure(args)?;
+    let report = if args.wire {
+        super::wire_consume::measure(args)?
+    } else {
+        measure(args)?
+    };
     emit(&report.human(), &report)?;
     Ok(if report.clean() { 0 } else { 1 })
 }
@@ -201,18 +223,23 @@ pub fn measure(args: &ConsumeArgs) -> Result<Report> {
     Ok(Report {
         tool: "kafka-load",
         mode: "consume",
+        client: "librdkafka",
         bootstrap_server: bootstrap.clone(),
         topic: topic.to_string(),
         partitions: partitions.len(),
         group: args.group.clone(),
         from_beginning: args.from_beginning,
         fetch_max_bytes: args.consumer.fetch_max_bytes,
-        max_partition_fetch_bytes: args.consumer.max_partition_fetch_bytes,
+        max_partition_fetch_bytes: args.max_partition_fetch_bytes(),
         fetch_wait_max_ms: args.consumer.fetch_wait_max_ms,
         consumer_properties: args.consumer.consumer_property.clone(),
         target_records: target,
         first_record_s: (first_at - created).as_secs_f64(),
         errors: errors.into_inner().unwrap_or_else(|p| p.into_inner()),
+        record_size: None,
+        batches: None,
+        batch_bytes: None,
+        fetches: None,
         throughput: Throughput::of(records, bytes, end - first_at),
         cpu,
     })

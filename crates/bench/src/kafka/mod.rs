@@ -1,17 +1,23 @@
 //! `kafka-load`: a Kafka-protocol load generator built on librdkafka (the `rdkafka` crate), for
-//! measuring the broker's data path on this machine.
+//! measuring the broker's data path on this machine, with a wire-level mode (`--wire`) that
+//! speaks the protocol itself (the `kafka-protocol` crate) at almost no cost per record.
 //!
 //! - [`options`]: the command line and its bounds (loopback brokers only, bounded runs).
 //! - [`produce`]: producer throughput (`BaseProducer`, counted in the delivery callback).
 //! - [`consume`]: consumer throughput (`BaseConsumer`, assigned partitions, tight poll loop).
 //! - [`latency`]: end-to-end latency at a fixed rate, producer and consumer in one process.
 //! - [`topic`]: topic creation through the admin API and waiting for partition leaders.
+//! - [`wire`]: the protocol layer of `--wire` (connection, batch encoding, batch header walking).
+//! - [`wire_produce`], [`wire_consume`]: `produce --wire` and `consume --wire`.
 
 pub mod consume;
 pub mod latency;
 pub mod options;
 pub mod produce;
 pub mod topic;
+pub mod wire;
+pub mod wire_consume;
+pub mod wire_produce;
 
 use std::time::Duration;
 

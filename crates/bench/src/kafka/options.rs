@@ -135,7 +135,8 @@ pub struct ProducerSettings {
     /// `linger.ms` (default: librdkafka's 5 for produce, 0 for latency).
     #[arg(long = "linger-ms")]
     pub linger_ms: Option<f64>,
-    /// `batch.size` in bytes (default: librdkafka's 1000000).
+    /// `batch.size` in bytes (default: librdkafka's 1000000). With --wire: the most bytes of the
+    /// one pre-encoded record batch (default and maximum 1000000).
     #[arg(long = "batch-size")]
     pub batch_size: Option<u32>,
     /// Extra librdkafka producer properties, `key=value`, applied last (repeatable).
@@ -149,9 +150,9 @@ pub struct ConsumerSettings {
     /// `fetch.max.bytes`.
     #[arg(long = "fetch-max-bytes", default_value_t = 52_428_800)]
     pub fetch_max_bytes: u32,
-    /// `max.partition.fetch.bytes`.
-    #[arg(long = "max-partition-fetch-bytes", default_value_t = 1_048_576)]
-    pub max_partition_fetch_bytes: u32,
+    /// `max.partition.fetch.bytes` (default 1048576; 4194304 with --wire).
+    #[arg(long = "max-partition-fetch-bytes")]
+    pub max_partition_fetch_bytes: Option<u32>,
     /// `fetch.wait.max.ms`: how long the broker may hold a fetch that has no data.
     #[arg(long = "fetch-wait-max-ms", default_value_t = 500)]
     pub fetch_wait_max_ms: u32,
@@ -180,6 +181,15 @@ pub struct ProduceArgs {
     /// per record, so one producer cannot drive millions of small records per second.
     #[arg(long, default_value_t = 1)]
     pub producers: u32,
+    /// Speak the Kafka protocol directly instead of through librdkafka: each producer sends one
+    /// pre-encoded record batch per partition over and over in pipelined Produce requests, so
+    /// the client spends almost nothing per record and the broker's capacity shows.
+    #[arg(long)]
+    pub wire: bool,
+    /// Records in the pre-encoded batch of --wire (default: as many --record-size records as fit
+    /// in --batch-size bytes).
+    #[arg(long = "batch-records", requires = "wire")]
+    pub batch_records: Option<u32>,
     #[command(flatten)]
     pub producer: ProducerSettings,
     /// Also report the CPU time these local processes (the broker) used, from /proc/PID/stat;
@@ -204,6 +214,16 @@ pub struct ConsumeArgs {
     /// Give up when no record arrives for this many seconds.
     #[arg(long = "idle-timeout", default_value_t = 30.0)]
     pub idle_timeout: f64,
+    /// Speak the Kafka protocol directly instead of through librdkafka: Fetch requests from
+    /// offset 0 of every partition, counting records from the record batch headers without
+    /// decoding any record.
+    #[arg(long)]
+    pub wire: bool,
+    /// With --wire: the value size the records were produced with, so that MB/s counts record
+    /// values as in the other modes (without it, the bytes are those of the record batches,
+    /// headers included).
+    #[arg(long = "record-size", requires = "wire")]
+    pub record_size: Option<usize>,
     #[command(flatten)]
     pub consumer: ConsumerSettings,
     /// Also report the CPU time these local processes (the broker) used; comma-separated PIDs.
@@ -252,6 +272,12 @@ pub enum Stop {
 
 /// Records produced when neither `--records` nor `--duration` is given.
 pub const DEFAULT_RECORDS: u64 = 1_000_000;
+/// `max.partition.fetch.bytes` unless given: librdkafka's default.
+pub const DEFAULT_PARTITION_FETCH_BYTES: u32 = 1_048_576;
+/// `--max-partition-fetch-bytes` of `consume --wire` unless given.
+pub const WIRE_PARTITION_FETCH_BYTES: u32 = 4 * 1_048_576;
+/// Largest record batch `produce --wire` sends: below the broker's default `message.max.bytes`.
+pub const MAX_WIRE_BATCH_BYTES: u32 = 1_000_000;
 
 pub fn secs(what: &str, v: f64) -> Result<Duration> {
     ensure!(
@@ -341,6 +367,9 @@ impl ProduceArgs {
             (1..=16).contains(&self.producers),
             "--producers must be 1..=16"
         );
+        if self.wire {
+            self.check_wire()?;
+        }
         match (self.records, self.duration) {
             (Some(n), _) => {
                 ensure!(
@@ -355,6 +384,39 @@ impl ProduceArgs {
     }
 }
 
+impl ProduceArgs {
+    /// The options `--wire` cannot honour are refused rather than ignored.
+    fn check_wire(&self) -> Result<()> {
+        let p = &self.producer;
+        ensure!(
+            p.compression == Compression::None,
+            "--wire sends uncompressed batches only: kafka-protocol is built here without its \
+             compression features (--compression {} needs the librdkafka mode)",
+            p.compression.as_config()
+        );
+        ensure!(self.rate == 0.0, "--rate is not supported with --wire");
+        ensure!(
+            p.linger_ms.is_none() && p.producer_property.is_empty(),
+            "--linger-ms and --producer-property are librdkafka settings, not used with --wire"
+        );
+        ensure!(
+            p.batch_size
+                .is_none_or(|b| (1..=MAX_WIRE_BATCH_BYTES).contains(&b)),
+            "--batch-size must be 1..={MAX_WIRE_BATCH_BYTES} with --wire"
+        );
+        ensure!(
+            self.batch_records.is_none_or(|n| n >= 1),
+            "--batch-records must be at least 1"
+        );
+        Ok(())
+    }
+
+    /// Byte limit of the pre-encoded batch of `--wire`.
+    pub fn wire_batch_bytes(&self) -> usize {
+        self.producer.batch_size.unwrap_or(MAX_WIRE_BATCH_BYTES) as usize
+    }
+}
+
 impl ConsumeArgs {
     pub fn check(&self) -> Result<Duration> {
         self.target.check()?;
@@ -363,7 +425,48 @@ impl ConsumeArgs {
             (1..=MAX_RECORDS).contains(&self.records),
             "--records must be 1..={MAX_RECORDS}"
         );
+        if self.wire {
+            ensure!(
+                self.group.is_none(),
+                "--group is not supported with --wire (it assigns every partition)"
+            );
+            ensure!(
+                self.from_beginning,
+                "--wire reads from offset 0: --from-beginning=false is not supported"
+            );
+            ensure!(
+                self.consumer.consumer_property.is_empty(),
+                "--consumer-property is a librdkafka setting, not used with --wire"
+            );
+            ensure!(
+                self.record_size.is_none_or(|s| s <= MAX_RECORD_SIZE),
+                "--record-size must be at most {MAX_RECORD_SIZE}"
+            );
+            ensure!(
+                (1..=i32::MAX as u32).contains(&self.consumer.fetch_max_bytes)
+                    && self.consumer.fetch_wait_max_ms <= i32::MAX as u32,
+                "--fetch-max-bytes must be 1..={}",
+                i32::MAX
+            );
+        }
+        ensure!(
+            self.max_partition_fetch_bytes() <= i32::MAX as u32
+                && self.max_partition_fetch_bytes() > 0,
+            "--max-partition-fetch-bytes must be 1..={}",
+            i32::MAX
+        );
         secs("--idle-timeout", self.idle_timeout)
+    }
+
+    /// `--max-partition-fetch-bytes`, or the default of the mode.
+    pub fn max_partition_fetch_bytes(&self) -> u32 {
+        self.consumer
+            .max_partition_fetch_bytes
+            .unwrap_or(if self.wire {
+                WIRE_PARTITION_FETCH_BYTES
+            } else {
+                DEFAULT_PARTITION_FETCH_BYTES
+            })
     }
 }
 
@@ -489,6 +592,52 @@ mod tests {
         };
         assert!(!c.from_beginning);
         assert!(parse(&["consume"]).is_err(), "--records is required");
+    }
+
+    #[test]
+    fn wire_refuses_what_it_cannot_do() {
+        let produce = |extra: &[&str]| {
+            let mut a = vec!["produce", "--wire"];
+            a.extend_from_slice(extra);
+            let Command::Produce(p) = parse(&a).unwrap() else {
+                panic!("not produce")
+            };
+            p.stop()
+        };
+        assert!(produce(&[]).is_ok());
+        assert!(produce(&["--batch-records", "500", "--acks", "0"]).is_ok());
+        let e = produce(&["--compression", "lz4"]).unwrap_err().to_string();
+        assert!(e.contains("compression"), "{e}");
+        assert!(produce(&["--rate", "1000"]).is_err());
+        assert!(produce(&["--linger-ms", "5"]).is_err());
+        assert!(produce(&["--batch-size", "2000000"]).is_err());
+        assert!(produce(&["--batch-records", "0"]).is_err());
+        assert!(
+            parse(&["produce", "--batch-records", "5"]).is_err(),
+            "--batch-records needs --wire"
+        );
+
+        let Command::Consume(c) = parse(&["consume", "--records", "10", "--wire"]).unwrap() else {
+            panic!("not consume")
+        };
+        assert!(c.check().is_ok());
+        assert_eq!(c.max_partition_fetch_bytes(), WIRE_PARTITION_FETCH_BYTES);
+        let Command::Consume(c) = parse(&["consume", "--records", "10"]).unwrap() else {
+            panic!("not consume")
+        };
+        assert_eq!(c.max_partition_fetch_bytes(), DEFAULT_PARTITION_FETCH_BYTES);
+        for bad in [
+            &["--group", "g"][..],
+            &["--from-beginning=false"],
+            &["--consumer-property", "a=b"],
+        ] {
+            let mut a = vec!["consume", "--records", "10", "--wire"];
+            a.extend_from_slice(bad);
+            let Command::Consume(c) = parse(&a).unwrap() else {
+                panic!("not consume")
+            };
+            assert!(c.check().is_err(), "{bad:?}");
+        }
     }
 
     #[test]

@@ -121,6 +121,8 @@ pub fn producer_config(
 pub struct Report {
     pub tool: &'static str,
     pub mode: &'static str,
+    /// `librdkafka`, or `wire` (`--wire`: pre-encoded batches sent by kafka-load itself).
+    pub client: &'static str,
     pub bootstrap_server: String,
     pub topic: String,
     pub partitions: i32,
@@ -140,15 +142,19 @@ pub struct Report {
     pub target_records: Option<u64>,
     /// `--duration` of a timed run.
     pub target_duration_s: Option<f64>,
-    /// Records handed to librdkafka.
+    /// Records handed to librdkafka (`--wire`: sent in Produce requests).
     pub sent: u64,
     /// Delivery reports with an error.
     pub delivery_errors: u64,
     /// Records neither acknowledged nor failed when `flush` gave up.
     pub undelivered: u64,
-    /// Enqueue failures other than a full queue.
+    /// Enqueue failures other than a full queue (`--wire`: connections that failed).
     pub enqueue_errors: u64,
     pub errors: Errors,
+    /// `--wire`: records in the pre-encoded batch, its encoded size, and Produce requests sent.
+    pub batch_records: Option<usize>,
+    pub batch_bytes: Option<usize>,
+    pub requests: Option<u64>,
     /// Acknowledged records (`records`) and their value bytes, from the first send to the last
     /// delivery report.
     #[serde(flatten)]
@@ -159,10 +165,14 @@ pub struct Report {
 impl Report {
     pub fn human(&self) -> String {
         format!(
-            "kafka-load produce: {} ({} partitions) on {}, {} producer(s), {}-byte records, acks={}, \
+            "kafka-load produce{}: {} ({} partitions) on {}, {} producer(s), {}-byte records, acks={}, \
              compression={}, max.in.flight={}, linger.ms={}, batch.size={}{}\n  \
              sent {}, acknowledged {}, delivery errors {}, undelivered {}, enqueue errors {} ({})\n  \
              throughput {}\n  cpu        {}",
+            match (self.batch_records, self.batch_bytes) {
+                (Some(n), Some(b)) => format!(" --wire ({n} records, {b} bytes per batch)"),
+                _ => String::new(),
+            },
             self.topic,
             self.partitions,
             self.bootstrap_server,
@@ -197,7 +207,11 @@ impl Report {
 }
 
 pub fn run(args: &ProduceArgs) -> Result<u8> {
-    let report = measure(args)?;
+    let report = if args.wire {
+        super::wire_produce::measure(args)?
+    } else {
+        measure(args)?
+    };
     emit(&report.human(), &report)?;
     Ok(if report.clean() { 0 } else { 1 })
 }
@@ -283,6 +297,7 @@ pub fn measure(args: &ProduceArgs) -> Result<Report> {
     Ok(Report {
         tool: "kafka-load",
         mode: "produce",
+        client: "librdkafka",
         bootstrap_server: bootstrap.clone(),
         topic: topic.to_string(),
         partitions: state.partitions,
@@ -309,6 +324,9 @@ pub fn measure(args: &ProduceArgs) -> Result<Report> {
         undelivered,
         enqueue_errors,
         errors,
+        batch_records: None,
+        batch_bytes: None,
+        requests: None,
         throughput: Throughput::of(ok, ok * settings.record_size as u64, end - start),
         cpu,
     })
@@ -422,7 +440,7 @@ fn produce_part(
 }
 
 /// Milliseconds since the Unix epoch (a record's CreateTime).
-fn now_ms() -> i64 {
+pub fn now_ms() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))

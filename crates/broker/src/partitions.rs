@@ -86,9 +86,16 @@ impl Partition {
     /// offsets and not written again.
     pub fn append(&self, payload: &[u8]) -> Result<Appended, AppendError> {
         let epoch = self.leader_epoch.load(Ordering::Relaxed);
-        let headers: Vec<sluice_log::batch::BatchHeader> = sluice_log::batch::Batches::new(payload)
-            .map_while(|b| b.ok().map(|(_, h, _)| h))
-            .collect();
+        // Framing and CRC-32C are checked before any lock: appends from several connections
+        // overlap their checks and serialise only the write.
+        let config = self
+            .log
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .config()
+            .clone();
+        let checked = sluice_log::CheckedPayload::check(payload, &config)?;
+        let headers: Vec<sluice_log::batch::BatchHeader> = checked.headers().copied().collect();
         let idempotent = headers
             .iter()
             .any(|h| h.producer_id >= 0 && h.base_sequence >= 0);
@@ -107,7 +114,7 @@ impl Partition {
             }
         }
         let mut log = self.log.write().unwrap_or_else(|e| e.into_inner());
-        let info = log.append(payload, epoch)?;
+        let info = log.append_checked(checked, epoch)?;
         let leo = log.log_end_offset();
         log.set_high_watermark(leo);
         drop(log);

@@ -45,6 +45,20 @@ impl Default for LogConfig {
 }
 
 impl LogConfig {
+    /// The batch limits of the produce path (`strict`) or of replicated data.
+    pub(crate) fn limits(&self, strict: bool) -> crate::batch::BatchLimits {
+        let segment_bytes = self.effective_segment_bytes();
+        crate::batch::BatchLimits {
+            max_batch_bytes: if strict {
+                self.max_batch_bytes
+            } else {
+                segment_bytes
+            },
+            segment_bytes,
+            strict,
+        }
+    }
+
     /// The segment size actually used: at least one batch header, at most `u32::MAX`.
     pub(crate) fn effective_segment_bytes(&self) -> u64 {
         self.segment_bytes

@@ -44,7 +44,7 @@ pub use crate::dir::TopicPartition;
 pub use crate::epoch::EpochEntry;
 pub use crate::error::{kafka_code, BatchError, LogError, Result};
 pub use crate::log::{
-    now_ms, segment_file, AppendInfo, BatchHeaders, FetchSlice, Log, RetentionOutcome, StoredBatch,
-    TimestampOffset, LEADER_EPOCH_CHECKPOINT,
+    now_ms, segment_file, AppendInfo, BatchHeaders, CheckedPayload, FetchSlice, Log,
+    RetentionOutcome, StoredBatch, TimestampOffset, LEADER_EPOCH_CHECKPOINT,
 };
 pub use crate::manager::{LogManager, SharedLog};

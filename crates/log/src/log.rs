@@ -52,6 +52,27 @@ pub fn now_ms() -> u64 {
         .map_or(0, |d| d.as_millis() as u64)
 }
 
+/// A producer's payload whose batches passed the produce-path checks (framing, offsets fields,
+/// CRC-32C, size limits): the expensive part of an append, done without the log's lock.
+#[derive(Debug)]
+pub struct CheckedPayload<'a> {
+    payload: &'a [u8],
+    batches: Vec<PayloadBatch>,
+}
+
+impl<'a> CheckedPayload<'a> {
+    /// Checks `payload` as [`Log::append`] would under `config`.
+    pub fn check(payload: &'a [u8], config: &LogConfig) -> Result<CheckedPayload<'a>> {
+        let batches = validate_payload(payload, &config.limits(true))?;
+        Ok(CheckedPayload { payload, batches })
+    }
+
+    /// The batch headers as received.
+    pub fn headers(&self) -> impl Iterator<Item = &BatchHeader> {
+        self.batches.iter().map(|b| &b.header)
+    }
+}
+
 /// What an append wrote.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AppendInfo {
@@ -638,22 +659,25 @@ impl Log {
     }
 
     fn limits(&self, strict: bool) -> BatchLimits {
-        let segment_bytes = self.config.effective_segment_bytes();
-        BatchLimits {
-            max_batch_bytes: if strict {
-                self.config.max_batch_bytes
-            } else {
-                segment_bytes
-            },
-            segment_bytes,
-            strict,
-        }
+        self.config.limits(strict)
     }
 
     /// Appends a producer's payload (one or more v2 batches) as leader in `leader_epoch`:
     /// validates every batch (nothing is written if one fails), assigns offsets from the log
     /// end offset and stamps the epoch. Not fsynced unless the flush policy asks for it.
     pub fn append(&mut self, payload: &[u8], leader_epoch: i32) -> Result<AppendInfo> {
+        let checked = CheckedPayload::check(payload, &self.config)?;
+        self.append_checked(checked, leader_epoch)
+    }
+
+    /// [`Log::append`] of a payload already checked (framing and CRC-32C) with
+    /// [`CheckedPayload::check`], e.g. before taking the lock that serialises appends. The
+    /// size limits are checked again against the current settings.
+    pub fn append_checked(
+        &mut self,
+        checked: CheckedPayload<'_>,
+        leader_epoch: i32,
+    ) -> Result<AppendInfo> {
         self.check_online()?;
         if let Some(latest) = self.epochs.latest_epoch() {
             if leader_epoch < latest {
@@ -663,7 +687,34 @@ impl Log {
                 });
             }
         }
-        let mut batches = validate_payload(payload, &self.limits(true))?;
+        let CheckedPayload {
+            payload,
+            mut batches,
+        } = checked;
+        let limits = self.limits(true);
+        for (index, b) in batches.iter().enumerate() {
+            let size = b.header.size();
+            let source = if size > limits.segment_bytes {
+                Some(crate::BatchError::LargerThanSegment {
+                    size,
+                    segment_bytes: limits.segment_bytes,
+                })
+            } else if size > limits.max_batch_bytes {
+                Some(crate::BatchError::TooLarge {
+                    size,
+                    max: limits.max_batch_bytes,
+                })
+            } else {
+                None
+            };
+            if let Some(source) = source {
+                return Err(LogError::Batch {
+                    index,
+                    position: b.position,
+                    source,
+                });
+            }
+        }
         let mut next = self.next_offset;
         for b in &mut batches {
             b.header.base_offset = next as i64;

@@ -104,6 +104,23 @@ pub async fn run(broker: Arc<Broker>) {
         if now.duration_since(last_expiry) >= Duration::from_secs(60) {
             last_expiry = now;
             groups.expire_offsets(super::now_ms());
+            groups.refresh_offsets(super::now_ms(), refresh_age_ms(&broker));
         }
     }
+}
+
+/// How old a committed offset's record may get before it is rewritten: a third of the time
+/// retention of `__consumer_offsets` (so two rewrites fit in it), at most a day, at least a
+/// minute.
+fn refresh_age_ms(broker: &Broker) -> i64 {
+    let overrides = broker
+        .cluster
+        .metadata()
+        .topics
+        .get(super::OFFSETS_TOPIC)
+        .map(|t| t.config.clone())
+        .unwrap_or_default();
+    let retention = crate::topic_config::log_config(&broker.config, &overrides).retention_ms;
+    let day = 24 * 3_600_000;
+    retention.map_or(day, |r| (r / 3).clamp(60_000, day as u64) as i64)
 }

@@ -189,6 +189,9 @@ pub struct Committed {
     pub leader_epoch: i32,
     pub metadata: String,
     pub commit_timestamp: i64,
+    /// When this record was last appended to `__consumer_offsets` (at most: after a reload,
+    /// its commit time). [`GroupCoordinator::refresh_offsets`] rewrites old ones.
+    pub written_ms: i64,
 }
 
 /// Committed offsets per topic and partition (`None`: nothing committed).
@@ -502,6 +505,7 @@ impl GroupCoordinator {
                                 leader_epoch: o.leader_epoch,
                                 metadata: o.metadata,
                                 commit_timestamp: o.commit_timestamp,
+                                written_ms: o.commit_timestamp,
                             },
                         );
                     }
@@ -1275,6 +1279,7 @@ impl GroupCoordinator {
                     leader_epoch: o.leader_epoch,
                     metadata: md,
                     commit_timestamp: ts,
+                    written_ms: ts,
                 };
                 let key = Key::Offset {
                     group: group_id.to_string(),
@@ -1446,6 +1451,68 @@ impl GroupCoordinator {
         inner.groups.remove(group_id);
         tracing::info!(group = group_id, "deleted group");
         err::NONE
+    }
+
+    /// Appends again, unchanged, every committed offset last written more than `max_age_ms`
+    /// ago. `__consumer_offsets` is not compacted, so time retention deletes its old segments;
+    /// rewriting live offsets well within the retention keeps a copy of each in the newer
+    /// segments, and a reload (restart, new coordinator) still finds every one. Returns how
+    /// many were rewritten.
+    pub fn refresh_offsets(&self, now_ms: i64, max_age_ms: i64) -> usize {
+        let mut inner = self.lock();
+        let ids: Vec<String> = inner.groups.keys().cloned().collect();
+        let mut total = 0;
+        for id in ids {
+            if inner.partitions.get(&self.partition_for(&id)) != Some(&Load::Loaded) {
+                continue;
+            }
+            let Some(g) = inner.groups.get_mut(&id) else {
+                continue;
+            };
+            let stale: Vec<(String, i32)> = g
+                .offsets
+                .iter()
+                .filter(|(_, c)| c.written_ms.saturating_add(max_age_ms) <= now_ms)
+                .map(|(k, _)| k.clone())
+                .collect();
+            if stale.is_empty() {
+                continue;
+            }
+            let entries: Vec<(Bytes, Option<Bytes>)> = stale
+                .iter()
+                .map(|(t, p)| {
+                    let c = &g.offsets[&(t.clone(), *p)];
+                    let key = Key::Offset {
+                        group: id.clone(),
+                        topic: t.clone(),
+                        partition: *p,
+                    };
+                    let value = OffsetValue {
+                        offset: c.offset,
+                        leader_epoch: c.leader_epoch,
+                        metadata: c.metadata.clone(),
+                        commit_timestamp: c.commit_timestamp,
+                    };
+                    (key.encode(), Some(value.encode()))
+                })
+                .collect();
+            if self.write(&id, &entries).is_err() {
+                continue;
+            }
+            for k in &stale {
+                if let Some(c) = g.offsets.get_mut(k) {
+                    c.written_ms = now_ms;
+                }
+            }
+            total += stale.len();
+        }
+        if total > 0 {
+            tracing::info!(
+                offsets = total,
+                "rewrote committed offsets ahead of retention"
+            );
+        }
+        total
     }
 
     /// `offsets.retention.minutes`: drops offsets of empty groups committed longer ago than

@@ -380,7 +380,7 @@ fn offsets_commit_fetch_reload_delete_and_expire() {
 
     // Reloading the written records gives the same offsets and group.
     let records = written.lock().unwrap().clone();
-    let (c2, _) = coordinator(0);
+    let (c2, written2) = coordinator(0);
     c2.begin_load(0);
     c2.finish_load(0, records);
     let got = c2.fetch_offsets("g", None).unwrap();
@@ -392,6 +392,31 @@ fn offsets_commit_fetch_reload_delete_and_expire() {
     assert_eq!(offs, vec![11, 20]);
     assert_eq!(got[0].1[0].1.as_ref().unwrap().leader_epoch, 3);
     assert_eq!(c2.list().len(), 1);
+
+    // Offsets not rewritten for a while are appended again, unchanged, ahead of retention.
+    let before = written2.lock().unwrap().len();
+    assert_eq!(
+        c2.refresh_offsets(now_ms() + 1_000, 60_000),
+        0,
+        "all recent"
+    );
+    assert_eq!(c2.refresh_offsets(now_ms() + 120_000, 60_000), 2);
+    assert_eq!(
+        c2.refresh_offsets(now_ms() + 121_000, 60_000),
+        0,
+        "just rewritten"
+    );
+    {
+        let w = written2.lock().unwrap();
+        assert_eq!(w.len(), before + 2);
+        let last = OffsetValue::decode(w.last().unwrap().1.clone().unwrap()).unwrap();
+        assert!(last.offset == 11 || last.offset == 20);
+    }
+    assert_eq!(
+        c2.fetch_offsets("g", None).unwrap()[0].1.len(),
+        2,
+        "refreshing changes nothing"
+    );
 
     // Expiry drops old offsets of empty groups, then the group.
     c2.expire_offsets(now_ms() + 61_000);

@@ -77,12 +77,18 @@ coord_ok() {
     running "$STATE_DIR/coord-$2.pid" && [ "$(four_letter "$1" ruok)" = "imok" ] &&
         case "$(coord_mode "$1")" in leader | follower | standalone) true ;; *) false ;; esac
 }
-broker_ok() { running "$STATE_DIR/broker-$2.pid" && port_open "$1"; }
+# A broker listens before it has joined the cluster: healthy once it is registered in
+# /brokers/ids too.
+broker_ok() {
+    running "$STATE_DIR/broker-$2.pid" && port_open "$1" &&
+        "$BIN/zookeeper-shell" 127.0.0.1:2181 ls /brokers/ids 2>/dev/null |
+        grep -Eq "^\[(.*, )?$2(, .*)?\]$"
+}
 
 up() {
     if [ -z "${SKIP_BUILD:-}" ]; then
         log "building ($PROFILE)..."
-        (cd "$ROOT" && cargo build --quiet --profile "$PROFILE" --bin coord --bin broker)
+        (cd "$ROOT" && cargo build --quiet --profile "$PROFILE" --bin coord --bin broker --bin zookeeper-shell)
     fi
     mkdir -p "$STATE_DIR/logs"
     for i in 1 2 3; do

@@ -309,3 +309,47 @@ fn sigterm_stops_the_broker_even_when_the_coordinator_is_gone() {
         started.elapsed()
     );
 }
+
+/// Auto-creation waits for `default.replication.factor` live brokers, answering
+/// LEADER_NOT_AVAILABLE meanwhile (a topic created short of replicas would stay so, and with
+/// `min.insync.replicas` above its size could never take an `acks=all` write).
+#[test]
+fn auto_creation_waits_for_enough_brokers() {
+    let coord = CoordCluster::start(1, "");
+    let extra = "default.replication.factor=2\nnum.partitions=2\n";
+    let b1 = BrokerNode::start(coord.dir.path(), 1, &coord.connect_string(), extra);
+    use rdkafka::producer::Producer;
+    let client: rdkafka::producer::BaseProducer = ClientConfig::new()
+        .set("bootstrap.servers", b1.bootstrap())
+        .create()
+        .unwrap();
+    let md = client
+        .client()
+        .fetch_metadata(Some("early"), Duration::from_secs(10))
+        .unwrap();
+    assert_eq!(
+        md.topics()[0].error(),
+        Some(rdkafka::types::RDKafkaRespErr::RD_KAFKA_RESP_ERR_LEADER_NOT_AVAILABLE),
+        "one broker of the two needed"
+    );
+    assert!(md.topics()[0].partitions().is_empty());
+
+    let _b2 = BrokerNode::start(coord.dir.path(), 2, &coord.connect_string(), extra);
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let md = client
+            .client()
+            .fetch_metadata(Some("early"), Duration::from_secs(10))
+            .unwrap();
+        let t = &md.topics()[0];
+        if t.error().is_none() && t.partitions().len() == 2 {
+            assert!(
+                t.partitions().iter().all(|p| p.replicas().len() == 2),
+                "created with the full replication factor"
+            );
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{:?}", t.error());
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}

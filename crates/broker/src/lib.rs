@@ -57,9 +57,23 @@ impl Broker {
 
     /// Creates `topic` with `num.partitions` and `default.replication.factor`, as Kafka does for
     /// a Metadata or Produce request naming an unknown topic.
+    ///
+    /// As in Kafka, the topic is not created while fewer brokers than
+    /// `default.replication.factor` are registered (the client is told LEADER_NOT_AVAILABLE and
+    /// asks again): creating it with fewer replicas would leave it under-replicated for good,
+    /// and with `min.insync.replicas` above its size no `acks=all` write could ever succeed.
     pub async fn auto_create_topic(&self, topic: &str) -> Result<(), ClusterError> {
-        let live = self.cluster.metadata().brokers.len().max(1) as i16;
-        let rf = self.config.default_replication_factor.min(live);
+        let live = self.cluster.metadata().brokers.len() as i16;
+        let rf = self.config.default_replication_factor;
+        if live < rf {
+            tracing::info!(
+                topic,
+                live_brokers = live,
+                replication_factor = rf,
+                "not auto-creating the topic yet: fewer live brokers than default.replication.factor"
+            );
+            return Ok(());
+        }
         match self
             .cluster
             .create_topic(topic, self.config.num_partitions, rf, BTreeMap::new())

@@ -83,14 +83,20 @@ async fn coordinator_of(
     (err::NONE, leader, ep.host, ep.port)
 }
 
-/// `__consumer_offsets` with `offsets.topic.num.partitions` partitions, compacted.
+/// `__consumer_offsets` with `offsets.topic.num.partitions` partitions, compacted. As in Kafka,
+/// not while fewer brokers than `offsets.topic.replication.factor` are registered (FindCoordinator
+/// answers COORDINATOR_NOT_AVAILABLE meanwhile, and clients retry).
 async fn create_offsets_topic(broker: &Broker) -> Result<(), crate::cluster::ClusterError> {
-    let live = broker.cluster.metadata().brokers.len().max(1) as i16;
-    let rf = broker
-        .config
-        .offsets_topic_replication_factor
-        .min(live)
-        .max(1);
+    let live = broker.cluster.metadata().brokers.len() as i16;
+    let rf = broker.config.offsets_topic_replication_factor.max(1);
+    if live < rf {
+        tracing::info!(
+            live_brokers = live,
+            replication_factor = rf,
+            "not creating {OFFSETS_TOPIC} yet: fewer live brokers than offsets.topic.replication.factor"
+        );
+        return Ok(());
+    }
     let mut config = BTreeMap::new();
     config.insert("cleanup.policy".to_string(), "compact".to_string());
     match broker

@@ -54,7 +54,16 @@ pub async fn handle(
         }
     }
     let m = broker.cluster.metadata();
-    build(&m, listener, requested.as_deref())
+    let mut resp = build(&m, listener, requested.as_deref());
+    // Topics being auto-created (or waiting for enough brokers to be): "not yet", so clients
+    // ask again rather than give up on an unknown topic.
+    for t in &mut resp.topics {
+        let name = t.name.as_ref().map(|n| n.0.as_str()).unwrap_or_default();
+        if created.iter().any(|c| c == name) && !m.topics.contains_key(name) {
+            t.error_code = ResponseError::LeaderNotAvailable.code();
+        }
+    }
+    resp
 }
 
 /// The response for `requested` topics (`None` = all) as seen through `listener`.

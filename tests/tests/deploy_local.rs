@@ -74,7 +74,9 @@ fn cluster_sh_starts_three_coords_then_three_brokers_and_stops_them() {
 
     let produced = Command::new("sh")
         .arg("-c")
-        .arg("echo 'first line' | kcat -b 127.0.0.1:9092 -P -t smoke && kcat -b 127.0.0.1:9094 -C -t smoke -o beginning -e -q -f '%s\\n'")
+        // A bounded delivery timeout: a cluster that cannot take the write fails the test in
+        // seconds instead of kcat retrying for librdkafka's default five minutes.
+        .arg("echo 'first line' | kcat -b 127.0.0.1:9092 -P -t smoke -X message.timeout.ms=30000 && kcat -b 127.0.0.1:9094 -C -t smoke -o beginning -e -q -f '%s\\n'")
         .output()
         .unwrap();
     assert_eq!(

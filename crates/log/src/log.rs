@@ -340,8 +340,11 @@ impl Log {
             (!self.epochs.entries().is_empty()).then(|| self.epochs.entries().to_vec());
         if mode == ScanMode::VerifyCrc {
             self.epochs.truncate_from_end(first_checked);
-            tracing::info!(log = %self.dir.display(), segments = to_scan.len(),
-                from_offset = first_checked, "recovering unflushed data");
+            // A log just created has nothing to recover: not worth a line per partition.
+            if to_scan.iter().any(|b| self.segments[b].size > 0) {
+                tracing::info!(log = %self.dir.display(), segments = to_scan.len(),
+                    from_offset = first_checked, "recovering unflushed data");
+            }
         }
         let interval = self.config.index_interval_bytes.max(1);
         let mut prev_next = from_base;

@@ -37,6 +37,8 @@
 #   BENCH_DIR         work directory (default a new /tmp/sluice-bench-broker.XXXXXX, kept
 #                     afterwards for the logs and results.jsonl)
 #   SKIP_BUILD=1      use the release binaries already in target/release
+#   KEEP_DATA=1       keep the partition logs and coord data at the end (deleted by default: a
+#                     full run writes several GB)
 #
 # Every kafka-load JSON report is appended to $BENCH_DIR/results.jsonl; the summary at the end
 # repeats the figures. Client and broker share the machine's cores. Every process this script
@@ -83,6 +85,10 @@ cleanup() {
         [ -n "$pid" ] && [ -n "$start" ] && [ "$(proc_start "$pid")" = "$start" ] &&
             kill -KILL "$pid" 2>/dev/null || true
     done <"$STARTED"
+    # The partition data (gigabytes per run) goes; logs and results stay. KEEP_DATA=1 keeps it.
+    if [ -z "${KEEP_DATA:-}" ]; then
+        rm -rf "$BENCH_DIR"/*/kafka-logs "$BENCH_DIR"/*/zk
+    fi
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM

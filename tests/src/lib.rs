@@ -394,6 +394,24 @@ impl BrokerNode {
         stop_child(&mut self.child, &format!("broker {}", self.id))
     }
 
+    /// SIGSTOP (`true`) or SIGCONT (`false`): the process hangs with its sockets open, e.g.
+    /// until its coordinator session expires.
+    pub fn freeze(&self, stopped: bool) {
+        if let Some(c) = &self.child {
+            let _ = Command::new("kill")
+                .arg(if stopped { "-STOP" } else { "-CONT" })
+                .arg(c.id().to_string())
+                .status();
+        }
+    }
+
+    /// Whether the process is still running.
+    pub fn is_running(&mut self) -> bool {
+        self.child
+            .as_mut()
+            .is_some_and(|c| matches!(c.try_wait(), Ok(None)))
+    }
+
     /// Waits for the process to exit on its own and returns its exit code.
     pub fn wait_exit(&mut self, timeout: Duration) -> Option<i32> {
         let c = self.child.as_mut()?;

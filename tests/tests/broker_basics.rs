@@ -353,3 +353,66 @@ fn auto_creation_waits_for_enough_brokers() {
         std::thread::sleep(Duration::from_millis(200));
     }
 }
+
+/// A broker frozen longer than its coordinator session (a long pause, a network partition from
+/// the coordinator) finds the session expired when it wakes: it registers again with a new
+/// session and keeps serving, as a Kafka broker does, instead of exiting.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_broker_whose_session_expired_registers_again_and_keeps_serving() {
+    use rdkafka::producer::{FutureProducer, FutureRecord};
+    let coord = CoordCluster::start(1, "");
+    let mut broker = BrokerNode::start(
+        coord.dir.path(),
+        1,
+        &coord.connect_string(),
+        "num.partitions=1\n",
+    );
+    let p: FutureProducer = ClientConfig::new()
+        .set("bootstrap.servers", broker.bootstrap())
+        .set("message.timeout.ms", "60000")
+        .create()
+        .unwrap();
+    p.send(
+        FutureRecord::<(), _>::to("t")
+            .partition(0)
+            .payload("before"),
+        Duration::from_secs(10),
+    )
+    .await
+    .expect("acknowledged");
+
+    // zookeeper.session.timeout.ms=6000 in the test configuration.
+    broker.freeze(true);
+    tokio::time::sleep(Duration::from_secs(9)).await;
+    broker.freeze(false);
+
+    let zk = zk::Client::connect(&coord.connect_string()).await.unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        if zk.check_stat("/brokers/ids/1").await.unwrap().is_some()
+            && broker.log_text().contains("registered again")
+        {
+            break;
+        }
+        assert!(
+            broker.is_running(),
+            "the broker exited:\n{}",
+            broker.log_text()
+        );
+        assert!(
+            std::time::Instant::now() < deadline,
+            "not registered again:\n{}",
+            broker.log_text()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let d = p
+        .send(
+            FutureRecord::<(), _>::to("t").partition(0).payload("after"),
+            Duration::from_secs(30),
+        )
+        .await
+        .expect("acknowledged after the new session");
+    assert_eq!(d.offset, 1);
+    assert!(broker.is_running());
+}

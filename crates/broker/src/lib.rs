@@ -322,7 +322,7 @@ impl BrokerServer {
         // Bounded: with the coordinator gone these calls would wait for it forever; the
         // session then simply expires.
         let cleanup = async {
-            let c = &self.broker.cluster.client;
+            let c = &self.broker.cluster.client();
             let _ = c
                 .delete(&cluster::znodes::broker_path(self.broker.id), None)
                 .await;

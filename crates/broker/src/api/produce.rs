@@ -109,7 +109,7 @@ pub async fn init_producer_id(
     }
     match broker
         .producer_ids
-        .next(&broker.cluster.client, broker.id)
+        .next(&broker.cluster.client(), broker.id)
         .await
     {
         Ok(id) => {

@@ -16,13 +16,18 @@ use super::znodes::{self, ControllerRegistration, PartitionState};
 use super::{ensure, persistent, Cluster, Metadata, Result};
 
 /// Campaigns for `/controller` and, while holding it, keeps partition state in line with the
-/// live brokers. Returns only when the session has expired; a coordinator that is briefly
-/// unreachable is retried.
+/// live brokers. A coordinator that is briefly unreachable is retried; after a session expiry
+/// it campaigns again once the broker has a new session ([`Cluster::rejoin`]).
 pub async fn run(cluster: Arc<Cluster>, unclean: bool) -> Result<()> {
     loop {
+        let mut sessions = cluster.session_changes();
+        sessions.borrow_and_update();
         match campaign(cluster.clone(), unclean).await {
             Err(super::ClusterError::Zk(zk::Error::SessionExpired)) => {
-                return Err(zk::Error::SessionExpired.into())
+                tracing::info!("controller: session expired; campaigning again after rejoining");
+                if sessions.changed().await.is_err() {
+                    return Ok(());
+                }
             }
             Err(e) => {
                 tracing::warn!(error = %e, "controller: coordinator unavailable; retrying");
@@ -42,7 +47,7 @@ async fn campaign(cluster: Arc<Cluster>, unclean: bool) -> Result<()> {
         };
         let ephemeral = zk::CreateMode::Ephemeral.with_acls(zk::Acls::anyone_all());
         match cluster
-            .client
+            .client()
             .create(
                 znodes::CONTROLLER,
                 &serde_json::to_vec(&reg).expect("json"),
@@ -58,7 +63,7 @@ async fn campaign(cluster: Arc<Cluster>, unclean: bool) -> Result<()> {
             Err(zk::Error::NodeExists) => {
                 // Wait until the current controller goes away.
                 match cluster
-                    .client
+                    .client()
                     .check_and_watch_stat(znodes::CONTROLLER)
                     .await
                 {
@@ -82,7 +87,7 @@ async fn campaign(cluster: Arc<Cluster>, unclean: bool) -> Result<()> {
 
 async fn bump_epoch(cluster: &Cluster) -> Result<i32> {
     loop {
-        match cluster.client.get_data(znodes::CONTROLLER_EPOCH).await {
+        match cluster.client().get_data(znodes::CONTROLLER_EPOCH).await {
             Ok((data, stat)) => {
                 let cur: i32 = std::str::from_utf8(&data)
                     .ok()
@@ -90,7 +95,7 @@ async fn bump_epoch(cluster: &Cluster) -> Result<i32> {
                     .unwrap_or(0);
                 let next = cur + 1;
                 match cluster
-                    .client
+                    .client()
                     .set_data(
                         znodes::CONTROLLER_EPOCH,
                         next.to_string().as_bytes(),
@@ -104,7 +109,7 @@ async fn bump_epoch(cluster: &Cluster) -> Result<i32> {
                 }
             }
             Err(zk::Error::NoNode) => match cluster
-                .client
+                .client()
                 .create(znodes::CONTROLLER_EPOCH, b"1", &persistent())
                 .await
             {
@@ -120,7 +125,7 @@ async fn bump_epoch(cluster: &Cluster) -> Result<i32> {
 async fn lead(cluster: Arc<Cluster>, epoch: i32, unclean: bool) -> Result<()> {
     let mut changes = cluster.subscribe();
     let mut deletions = cluster
-        .client
+        .client()
         .watch(znodes::DELETE_TOPICS, zk::AddWatchMode::PersistentRecursive)
         .await?;
     loop {
@@ -168,10 +173,10 @@ async fn reconcile(cluster: &Cluster, m: &Metadata, epoch: i32, unclean: bool) -
                             isr
                         },
                     };
-                    ensure(&cluster.client, &znodes::partitions_path(topic), b"").await?;
-                    ensure(&cluster.client, &znodes::partition_path(topic, p), b"").await?;
+                    ensure(&cluster.client(), &znodes::partitions_path(topic), b"").await?;
+                    ensure(&cluster.client(), &znodes::partition_path(topic, p), b"").await?;
                     match cluster
-                        .client
+                        .client()
                         .create(
                             &path,
                             &serde_json::to_vec(&state).expect("json"),
@@ -189,11 +194,11 @@ async fn reconcile(cluster: &Cluster, m: &Metadata, epoch: i32, unclean: bool) -
             };
             let Some(new_state) = desired else { continue };
             // Compare-and-set against the version we read now.
-            let Ok((_, stat)) = cluster.client.get_data(&path).await else {
+            let Ok((_, stat)) = cluster.client().get_data(&path).await else {
                 continue;
             };
             match cluster
-                .client
+                .client()
                 .set_data(
                     &path,
                     &serde_json::to_vec(&new_state).expect("json"),
@@ -266,12 +271,15 @@ fn offline(s: &PartitionState, epoch: i32) -> Option<PartitionState> {
 }
 
 async fn process_deletions(cluster: &Cluster) -> Result<()> {
-    let pending = cluster.client.list_children(znodes::DELETE_TOPICS).await?;
+    let pending = cluster
+        .client()
+        .list_children(znodes::DELETE_TOPICS)
+        .await?;
     for topic in pending {
-        delete_recursive(&cluster.client, &znodes::topic_path(&topic)).await?;
-        delete_recursive(&cluster.client, &znodes::topic_config_path(&topic)).await?;
+        delete_recursive(&cluster.client(), &znodes::topic_path(&topic)).await?;
+        delete_recursive(&cluster.client(), &znodes::topic_config_path(&topic)).await?;
         match cluster
-            .client
+            .client()
             .delete(&znodes::delete_topic_path(&topic), None)
             .await
         {

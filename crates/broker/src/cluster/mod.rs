@@ -78,10 +78,23 @@ pub struct Metadata {
 
 /// Handle to the coordinator session and the metadata cache.
 pub struct Cluster {
-    pub client: zk::Client,
+    /// The coordinator session; replaced by [`Cluster::rejoin`] when it expires.
+    client: RwLock<zk::Client>,
+    /// Bumped every time the session is replaced (tasks tied to the old one start over).
+    session: watch::Sender<u64>,
     pub broker_id: i32,
+    /// How to connect and what to register again after a session expiry.
+    join: JoinParams,
     metadata: RwLock<Arc<Metadata>>,
     changed: watch::Sender<u64>,
+}
+
+#[derive(Debug, Clone)]
+struct JoinParams {
+    zk_connect: ZkConnect,
+    session_timeout: Duration,
+    connect_timeout: Duration,
+    registration: Vec<u8>,
 }
 
 impl std::fmt::Debug for Cluster {
@@ -169,6 +182,31 @@ pub async fn connect(
         })
 }
 
+/// `/brokers/ids/<id>` for this broker's advertised endpoints.
+fn registration(cfg: &BrokerConfig, advertised: Vec<String>) -> Vec<u8> {
+    let first = advertised.first().cloned().unwrap_or_default();
+    let (host, port) = first
+        .split_once("://")
+        .and_then(|(_, hp)| hp.rsplit_once(':'))
+        .map(|(h, p)| (h.to_string(), p.parse().unwrap_or(-1)))
+        .unwrap_or_default();
+    let reg = BrokerRegistration {
+        listener_security_protocol_map: cfg
+            .listeners
+            .iter()
+            .map(|l| (l.name.clone(), "PLAINTEXT".to_string()))
+            .collect(),
+        endpoints: advertised,
+        jmx_port: -1,
+        rack: None,
+        host: Some(host),
+        timestamp: now_ms_string(),
+        port,
+        version: 4,
+    };
+    serde_json::to_vec(&reg).expect("json")
+}
+
 impl Cluster {
     /// Connects, creates Kafka's persistent paths and the cluster id, registers this broker and
     /// loads the metadata.
@@ -177,12 +215,13 @@ impl Cluster {
         broker_id: i32,
         advertised: Vec<String>,
     ) -> Result<Arc<Cluster>> {
-        let client = connect(
-            &cfg.zookeeper_connect,
-            Duration::from_millis(u64::from(cfg.zookeeper_session_timeout_ms)),
-            Duration::from_millis(u64::from(cfg.zookeeper_connection_timeout_ms)),
-        )
-        .await?;
+        let join = JoinParams {
+            zk_connect: cfg.zookeeper_connect.clone(),
+            session_timeout: Duration::from_millis(u64::from(cfg.zookeeper_session_timeout_ms)),
+            connect_timeout: Duration::from_millis(u64::from(cfg.zookeeper_connection_timeout_ms)),
+            registration: registration(cfg, advertised),
+        };
+        let client = connect(&join.zk_connect, join.session_timeout, join.connect_timeout).await?;
         for p in znodes::PERSISTENT_PATHS {
             ensure(&client, p, b"").await?;
         }
@@ -197,60 +236,78 @@ impl Cluster {
         )
         .await?;
         let (changed, _) = watch::channel(0);
+        let (session, _) = watch::channel(0);
         let cluster = Arc::new(Cluster {
-            client,
+            client: RwLock::new(client),
+            session,
             broker_id,
+            join,
             metadata: RwLock::new(Arc::new(Metadata::default())),
             changed,
         });
-        cluster
-            .register(
-                cfg,
-                advertised,
-                Duration::from_millis(u64::from(cfg.zookeeper_session_timeout_ms)),
-            )
-            .await?;
+        cluster.register().await?;
         cluster.refresh_all().await?;
         Ok(cluster)
     }
 
-    async fn register(
-        &self,
-        cfg: &BrokerConfig,
-        advertised: Vec<String>,
-        session_timeout: Duration,
-    ) -> Result<()> {
-        let first = advertised.first().cloned().unwrap_or_default();
-        let (host, port) = first
-            .split_once("://")
-            .and_then(|(_, hp)| hp.rsplit_once(':'))
-            .map(|(h, p)| (h.to_string(), p.parse().unwrap_or(-1)))
-            .unwrap_or_default();
-        let reg = BrokerRegistration {
-            listener_security_protocol_map: cfg
-                .listeners
-                .iter()
-                .map(|l| (l.name.clone(), "PLAINTEXT".to_string()))
-                .collect(),
-            endpoints: advertised,
-            jmx_port: -1,
-            rack: None,
-            host: Some(host),
-            timestamp: now_ms_string(),
-            port,
-            version: 4,
-        };
+    /// The current coordinator session.
+    pub fn client(&self) -> zk::Client {
+        self.client
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// A receiver that changes whenever the session is replaced.
+    pub fn session_changes(&self) -> watch::Receiver<u64> {
+        self.session.subscribe()
+    }
+
+    /// After the session expired (a pause longer than `zookeeper.session.timeout.ms`, a
+    /// partition from the coordinator): a new session, this broker registered again, the
+    /// metadata reloaded — as a Kafka broker does. Retries until it succeeds.
+    pub async fn rejoin(&self) {
+        let mut delay = Duration::from_millis(200);
+        loop {
+            match self.try_rejoin().await {
+                Ok(()) => {
+                    tracing::info!(
+                        broker = self.broker_id,
+                        "new coordinator session; registered again"
+                    );
+                    self.session.send_modify(|g| *g += 1);
+                    return;
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot rejoin the coordinator yet; retrying");
+                    tokio::time::sleep(delay).await;
+                    delay = (delay * 2).min(Duration::from_secs(5));
+                }
+            }
+        }
+    }
+
+    async fn try_rejoin(&self) -> Result<()> {
+        let j = &self.join;
+        let client = connect(&j.zk_connect, j.session_timeout, j.connect_timeout).await?;
+        *self.client.write().unwrap_or_else(|e| e.into_inner()) = client;
+        self.register().await?;
+        self.refresh_all().await
+    }
+
+    async fn register(&self) -> Result<()> {
         let path = znodes::broker_path(self.broker_id);
-        let data = serde_json::to_vec(&reg).expect("json");
+        let data = &self.join.registration;
         // A registration left by this broker's previous, crashed process lives until that
         // session expires; wait that long before calling the id a duplicate. A live broker
         // with the same id keeps its registration, and then this one refuses to start.
-        let deadline = tokio::time::Instant::now() + session_timeout + Duration::from_secs(2);
+        let deadline =
+            tokio::time::Instant::now() + self.join.session_timeout + Duration::from_secs(2);
         loop {
-            match self.client.create(&path, &data, &ephemeral()).await {
+            match self.client().create(&path, data, &ephemeral()).await {
                 Ok(_) => return Ok(()),
                 Err(zk::Error::NodeExists) if tokio::time::Instant::now() < deadline => {
-                    if let Ok((Some(_), w)) = self.client.check_and_watch_stat(&path).await {
+                    if let Ok((Some(_), w)) = self.client().check_and_watch_stat(&path).await {
                         tracing::info!(
                             broker = self.broker_id,
                             "{path} exists; waiting for the previous session to expire"
@@ -286,7 +343,7 @@ impl Cluster {
 
     /// Reads brokers, topics, partition states, topic configs and the controller.
     pub async fn refresh_all(&self) -> Result<()> {
-        let c = &self.client;
+        let c = &self.client();
         let mut m = Metadata::default();
         if let Ok((data, _)) = c.get_data(znodes::CLUSTER_ID).await {
             if let Ok(id) = parse::<ClusterId>(znodes::CLUSTER_ID, &data) {
@@ -321,7 +378,7 @@ impl Cluster {
     }
 
     async fn read_topic(&self, topic: &str) -> Result<Option<TopicMeta>> {
-        let c = &self.client;
+        let c = &self.client();
         let path = znodes::topic_path(topic);
         let data = match c.get_data(&path).await {
             Ok((d, _)) => d,
@@ -363,13 +420,17 @@ impl Cluster {
     }
 
     /// Follows the coordinator: a persistent recursive watch on `/brokers` plus `/controller`,
-    /// re-reading the metadata (debounced) after each burst of changes. Returns only when the
-    /// session has expired; a coordinator that is briefly unreachable is retried.
+    /// re-reading the metadata (debounced) after each burst of changes. A coordinator that is
+    /// briefly unreachable is retried; an expired session is replaced ([`Cluster::rejoin`]).
     pub async fn watch_loop(self: Arc<Self>) -> Result<()> {
         loop {
             match self.clone().follow().await {
                 Err(ClusterError::Zk(zk::Error::SessionExpired)) => {
-                    return Err(zk::Error::SessionExpired.into())
+                    tracing::warn!(
+                        broker = self.broker_id,
+                        "coordinator session expired; registering again with a new session"
+                    );
+                    self.rejoin().await;
                 }
                 Err(e) => {
                     tracing::warn!(error = %e, "coordinator unavailable; metadata may be stale, retrying");
@@ -382,15 +443,15 @@ impl Cluster {
 
     async fn follow(self: Arc<Self>) -> Result<()> {
         let mut brokers = self
-            .client
+            .client()
             .watch("/brokers", zk::AddWatchMode::PersistentRecursive)
             .await?;
         let mut controller = self
-            .client
+            .client()
             .watch(znodes::CONTROLLER, zk::AddWatchMode::Persistent)
             .await?;
         let mut config = self
-            .client
+            .client()
             .watch(znodes::CONFIG_TOPICS, zk::AddWatchMode::PersistentRecursive)
             .await?;
         // Changes made between the initial load and the watches.
@@ -442,7 +503,7 @@ impl Cluster {
         }
         // An existing topic keeps its configuration: refuse before touching it.
         if self
-            .client
+            .client()
             .check_stat(&znodes::topic_path(topic))
             .await?
             .is_some()
@@ -452,7 +513,7 @@ impl Cluster {
         let cfg = TopicConfig { version: 1, config };
         let cfg_path = znodes::topic_config_path(topic);
         match self
-            .client
+            .client()
             .create(
                 &cfg_path,
                 &serde_json::to_vec(&cfg).expect("json"),
@@ -462,7 +523,7 @@ impl Cluster {
         {
             Ok(_) => {}
             Err(zk::Error::NodeExists) => {
-                self.client
+                self.client()
                     .set_data(&cfg_path, &serde_json::to_vec(&cfg).expect("json"), None)
                     .await?;
             }
@@ -476,7 +537,7 @@ impl Cluster {
             removing_replicas: BTreeMap::new(),
         };
         match self
-            .client
+            .client()
             .create(
                 &znodes::topic_path(topic),
                 &serde_json::to_vec(&a).expect("json"),
@@ -500,7 +561,7 @@ impl Cluster {
     ) -> Result<std::result::Result<(), String>> {
         let path = znodes::topic_config_path(topic);
         loop {
-            let (mut cfg, version) = match self.client.get_data(&path).await {
+            let (mut cfg, version) = match self.client().get_data(&path).await {
                 Ok((d, stat)) => (parse::<TopicConfig>(&path, &d)?, Some(stat.version)),
                 Err(zk::Error::NoNode) => (
                     TopicConfig {
@@ -520,12 +581,12 @@ impl Cluster {
             let data = serde_json::to_vec(&cfg).expect("json");
             let written = match version {
                 Some(v) => self
-                    .client
+                    .client()
                     .set_data(&path, &data, Some(v))
                     .await
                     .map(|_| ()),
                 None => self
-                    .client
+                    .client()
                     .create(&path, &data, &persistent())
                     .await
                     .map(|_| ()),
@@ -553,7 +614,7 @@ impl Cluster {
     ) -> Result<std::result::Result<(), AddPartitionsError>> {
         let path = znodes::topic_path(topic);
         loop {
-            let (data, stat) = match self.client.get_data(&path).await {
+            let (data, stat) = match self.client().get_data(&path).await {
                 Ok(x) => x,
                 Err(zk::Error::NoNode) => return Ok(Err(AddPartitionsError::UnknownTopic)),
                 Err(e) => return Err(e.into()),
@@ -614,7 +675,7 @@ impl Cluster {
                     .insert((current + i as i32).to_string(), replicas);
             }
             match self
-                .client
+                .client()
                 .set_data(
                     &path,
                     &serde_json::to_vec(&a).expect("json"),
@@ -634,7 +695,7 @@ impl Cluster {
 
     /// Asks the controller to delete `topic` (Kafka's `/admin/delete_topics/<t>` marker).
     pub async fn request_topic_deletion(&self, topic: &str) -> Result<()> {
-        ensure(&self.client, &znodes::delete_topic_path(topic), b"").await
+        ensure(&self.client(), &znodes::delete_topic_path(topic), b"").await
     }
 
     /// Waits until every partition of `topic` has a leader in the metadata, up to `timeout`.

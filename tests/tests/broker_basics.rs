@@ -416,3 +416,89 @@ async fn a_broker_whose_session_expired_registers_again_and_keeps_serving() {
     assert_eq!(d.offset, 1);
     assert!(broker.is_running());
 }
+
+/// Without replication a partition's records live on its leader only, and the metadata says so:
+/// the ISR is the leader alone, a stopped leader leaves the partition without one (rather than
+/// handing it to a replica that holds none of its records), and it serves again, records
+/// intact, when that broker returns.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_partition_follows_its_only_in_sync_replica() {
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    use rdkafka::producer::{FutureProducer, FutureRecord};
+    let coord = CoordCluster::start(1, "");
+    let extra = "default.replication.factor=2\nnum.partitions=1\n";
+    let mut brokers = [
+        BrokerNode::start(coord.dir.path(), 1, &coord.connect_string(), extra),
+        BrokerNode::start(coord.dir.path(), 2, &coord.connect_string(), extra),
+    ];
+    let all = format!("{},{}", brokers[0].bootstrap(), brokers[1].bootstrap());
+    let r = admin(&all)
+        .create_topics(
+            [&NewTopic::new("r", 1, TopicReplication::Fixed(2))],
+            &AdminOptions::new().operation_timeout(Some(Duration::from_secs(10))),
+        )
+        .await
+        .unwrap();
+    assert!(r[0].is_ok());
+    let meta = |bootstrap: &str| {
+        let c: BaseConsumer = ClientConfig::new()
+            .set("bootstrap.servers", bootstrap)
+            .create()
+            .unwrap();
+        let md = c
+            .fetch_metadata(Some("r"), Duration::from_secs(10))
+            .unwrap();
+        let p = &md.topics()[0].partitions()[0];
+        (p.leader(), p.replicas().to_vec(), p.isr().to_vec())
+    };
+    let (leader, replicas, isr) = meta(&all);
+    assert_eq!(replicas.len(), 2);
+    assert_eq!(isr, vec![leader], "only the leader holds the records");
+    let p: FutureProducer = ClientConfig::new()
+        .set("bootstrap.servers", &all)
+        .create()
+        .unwrap();
+    for v in ["a", "b", "c"] {
+        p.send(
+            FutureRecord::<(), _>::to("r").partition(0).payload(v),
+            Duration::from_secs(10),
+        )
+        .await
+        .expect("acknowledged");
+    }
+    drop(p);
+
+    let (gone, other) = if leader == 1 { (0, 1) } else { (1, 0) };
+    brokers[gone].stop();
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while meta(&brokers[other].bootstrap()).0 != -1 {
+        assert!(std::time::Instant::now() < deadline, "still led");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+
+    brokers[gone].spawn();
+    brokers[gone].wait_until_listening(Duration::from_secs(30));
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while meta(&all).0 != leader {
+        assert!(std::time::Instant::now() < deadline, "leader not back");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let c: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", &all)
+        .set("group.id", "r")
+        .create()
+        .unwrap();
+    let mut tpl = rdkafka::TopicPartitionList::new();
+    tpl.add_partition_offset("r", 0, rdkafka::Offset::Beginning)
+        .unwrap();
+    c.assign(&tpl).unwrap();
+    let mut got = Vec::new();
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while got.len() < 3 && std::time::Instant::now() < deadline {
+        if let Some(Ok(m)) = c.poll(Duration::from_millis(200)) {
+            use rdkafka::message::Message;
+            got.push(String::from_utf8_lossy(m.payload().unwrap()).into_owned());
+        }
+    }
+    assert_eq!(got, ["a", "b", "c"]);
+}

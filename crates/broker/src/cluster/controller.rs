@@ -155,22 +155,25 @@ async fn reconcile(cluster: &Cluster, m: &Metadata, epoch: i32, unclean: bool) -
             let path = znodes::partition_state_path(topic, p);
             let desired = match &meta.state {
                 None => {
-                    let isr: Vec<i32> = meta
+                    // The first live replica leads. The ISR is the leader alone: the records
+                    // live on it only until followers replicate them (not built yet), so no
+                    // other replica may be elected in its place — losing the leader makes the
+                    // partition unavailable until it returns, never silently empty.
+                    let leader = meta
                         .replicas
                         .iter()
                         .copied()
-                        .filter(|r| live.contains(r))
-                        .collect();
-                    let leader = isr.first().copied().unwrap_or(-1);
+                        .find(|r| live.contains(r))
+                        .unwrap_or(-1);
                     let state = PartitionState {
                         controller_epoch: epoch,
                         leader,
                         version: 1,
                         leader_epoch: 0,
-                        isr: if isr.is_empty() {
-                            meta.replicas.clone()
+                        isr: if leader >= 0 {
+                            vec![leader]
                         } else {
-                            isr
+                            meta.replicas.clone()
                         },
                     };
                     ensure(&cluster.client(), &znodes::partitions_path(topic), b"").await?;

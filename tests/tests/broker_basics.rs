@@ -432,6 +432,27 @@ async fn a_partition_follows_its_only_in_sync_replica() {
         BrokerNode::start(coord.dir.path(), 2, &coord.connect_string(), extra),
     ];
     let all = format!("{},{}", brokers[0].bootstrap(), brokers[1].bootstrap());
+    // Both brokers must know both before a topic with two replicas can be created.
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    for b in &brokers {
+        let c: BaseConsumer = ClientConfig::new()
+            .set("bootstrap.servers", b.bootstrap())
+            .create()
+            .unwrap();
+        while c
+            .fetch_metadata(None, Duration::from_secs(10))
+            .unwrap()
+            .brokers()
+            .len()
+            < 2
+        {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "brokers never saw each other"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
     let r = admin(&all)
         .create_topics(
             [&NewTopic::new("r", 1, TopicReplication::Fixed(2))],

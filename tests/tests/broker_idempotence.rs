@@ -133,6 +133,48 @@ fn retried_batches_are_acknowledged_once_and_sequence_errors_refused() {
     assert_eq!(log_end(&broker.bootstrap()), 5);
 }
 
+/// An idempotent librdkafka producer that retries patiently.
+fn idempotent_producer(bootstrap: &str) -> FutureProducer {
+    ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("enable.idempotence", "true")
+        .set("linger.ms", "2")
+        .set("message.timeout.ms", "60000")
+        .set("request.timeout.ms", "30000")
+        .set("retry.backoff.ms", "50")
+        .create()
+        .unwrap()
+}
+
+/// Sends `record-000000`.. `record-{n-1}` to `t`/0, pausing 5 ms every `pause_every` records;
+/// resolves to the number of records not acknowledged.
+fn send_numbered(
+    producer: &FutureProducer,
+    n: usize,
+    pause_every: usize,
+) -> tokio::task::JoinHandle<usize> {
+    let producer = producer.clone();
+    tokio::spawn(async move {
+        let mut pending = Vec::with_capacity(n);
+        for i in 0..n {
+            let value = format!("record-{i:06}");
+            let f =
+                producer.send_result(FutureRecord::<(), _>::to("t").partition(0).payload(&value));
+            pending.push(f.expect("queued"));
+            if i % pause_every == 0 {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        }
+        let mut failed = 0;
+        for f in pending {
+            if !matches!(f.await, Ok(Ok(_))) {
+                failed += 1;
+            }
+        }
+        failed
+    })
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn librdkafka_idempotent_producer_loses_and_duplicates_nothing_across_sigkill() {
     let coord = CoordCluster::start(1, "");
@@ -143,38 +185,9 @@ async fn librdkafka_idempotent_producer_loses_and_duplicates_nothing_across_sigk
         "num.partitions=1\nlog.flush.interval.messages=1\n",
     );
     let bootstrap = broker.bootstrap();
-    let producer: FutureProducer = ClientConfig::new()
-        .set("bootstrap.servers", &bootstrap)
-        .set("enable.idempotence", "true")
-        .set("linger.ms", "2")
-        .set("message.timeout.ms", "60000")
-        .set("request.timeout.ms", "30000")
-        .set("retry.backoff.ms", "50")
-        .create()
-        .unwrap();
+    let producer = idempotent_producer(&bootstrap);
     const N: usize = 6000;
-    let sender = {
-        let producer = producer.clone();
-        tokio::spawn(async move {
-            let mut pending = Vec::with_capacity(N);
-            for i in 0..N {
-                let value = format!("record-{i:06}");
-                let f = producer
-                    .send_result(FutureRecord::<(), _>::to("t").partition(0).payload(&value));
-                pending.push(f.expect("queued"));
-                if i % 200 == 0 {
-                    tokio::time::sleep(Duration::from_millis(5)).await;
-                }
-            }
-            let mut failed = 0;
-            for f in pending {
-                if !matches!(f.await, Ok(Ok(_))) {
-                    failed += 1;
-                }
-            }
-            failed
-        })
-    };
+    let sender = send_numbered(&producer, N, 200);
     // Kill the broker while batches are in flight, twice.
     for _ in 0..2 {
         tokio::time::sleep(Duration::from_millis(400)).await;
@@ -243,38 +256,9 @@ async fn librdkafka_retries_of_unanswered_batches_are_not_stored_twice() {
     );
     let relay = LossyRelay::start(relay_port, broker.addr());
     let bootstrap = format!("127.0.0.1:{relay_port}");
-    let producer: FutureProducer = ClientConfig::new()
-        .set("bootstrap.servers", &bootstrap)
-        .set("enable.idempotence", "true")
-        .set("linger.ms", "2")
-        .set("message.timeout.ms", "60000")
-        .set("request.timeout.ms", "30000")
-        .set("retry.backoff.ms", "50")
-        .create()
-        .unwrap();
+    let producer = idempotent_producer(&bootstrap);
     const N: usize = 4000;
-    let sender = {
-        let producer = producer.clone();
-        tokio::spawn(async move {
-            let mut pending = Vec::with_capacity(N);
-            for i in 0..N {
-                let value = format!("record-{i:06}");
-                let f = producer
-                    .send_result(FutureRecord::<(), _>::to("t").partition(0).payload(&value));
-                pending.push(f.expect("queued"));
-                if i % 10 == 0 {
-                    tokio::time::sleep(Duration::from_millis(5)).await;
-                }
-            }
-            let mut failed = 0;
-            for f in pending {
-                if !matches!(f.await, Ok(Ok(_))) {
-                    failed += 1;
-                }
-            }
-            failed
-        })
-    };
+    let sender = send_numbered(&producer, N, 10);
     // Twice: the broker appends what it receives, the answers are lost, the connection drops.
     // librdkafka then starts a new producer epoch (KIP-360) for the batches in doubt; whatever
     // path it takes, each record must be stored exactly once.

@@ -292,14 +292,9 @@ pub async fn delete_records(
             let mut pr = DeleteRecordsPartitionResult::default();
             pr.partition_index = p.partition_index;
             pr.low_watermark = -1;
-            let meta = m
-                .topics
-                .get(&topic)
-                .and_then(|tm| tm.partitions.get(&p.partition_index));
-            let part = broker.partitions.get(&topic, p.partition_index);
-            match (meta, part) {
-                (None, _) => pr.error_code = ResponseError::UnknownTopicOrPartition.code(),
-                (Some(pm), Some(part)) if pm.leader() == Some(broker.id) => {
+            match super::led_here(broker, &m, &topic, p.partition_index) {
+                Err(e) => pr.error_code = e.code(),
+                Ok((part, _)) => {
                     let hw = part.offsets().high_watermark;
                     let target = if p.offset == -1 {
                         Some(hw)
@@ -328,7 +323,6 @@ pub async fn delete_records(
                         _ => pr.error_code = ResponseError::OffsetOutOfRange.code(),
                     }
                 }
-                _ => pr.error_code = ResponseError::NotLeaderOrFollower.code(),
             }
             tr.partitions.push(pr);
         }

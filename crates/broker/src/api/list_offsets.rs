@@ -27,17 +27,12 @@ pub async fn handle(broker: &Broker, version: i16, req: ListOffsetsRequest) -> L
             pr.timestamp = -1;
             pr.offset = -1;
             pr.leader_epoch = -1;
-            let meta = m
-                .topics
-                .get(&topic)
-                .and_then(|tm| tm.partitions.get(&p.partition_index));
-            let part = broker.partitions.get(&topic, p.partition_index);
-            match (meta, part) {
-                (None, _) => pr.error_code = ResponseError::UnknownTopicOrPartition.code(),
-                (Some(pm), Some(part)) if pm.leader() == Some(broker.id) => {
+            match super::led_here(broker, &m, &topic, p.partition_index) {
+                Err(e) => pr.error_code = e.code(),
+                Ok((part, leader_epoch)) => {
                     let o = part.offsets();
                     if version >= 4 {
-                        pr.leader_epoch = pm.state.as_ref().map_or(-1, |s| s.leader_epoch);
+                        pr.leader_epoch = leader_epoch;
                     }
                     let found: Option<(i64, i64)> = match p.timestamp {
                         LATEST => Some((-1, o.high_watermark as i64)),
@@ -74,7 +69,6 @@ pub async fn handle(broker: &Broker, version: i16, req: ListOffsetsRequest) -> L
                         pr.offset = off;
                     }
                 }
-                _ => pr.error_code = ResponseError::NotLeaderOrFollower.code(),
             }
             tr.partitions.push(pr);
         }
@@ -103,13 +97,9 @@ pub fn offset_for_leader_epoch(
             e.partition = p.partition;
             e.leader_epoch = -1;
             e.end_offset = -1;
-            let meta = m
-                .topics
-                .get(&topic)
-                .and_then(|tm| tm.partitions.get(&p.partition));
-            match (meta, broker.partitions.get(&topic, p.partition)) {
-                (None, _) => e.error_code = ResponseError::UnknownTopicOrPartition.code(),
-                (Some(pm), Some(part)) if pm.leader() == Some(broker.id) => {
+            match super::led_here(broker, &m, &topic, p.partition) {
+                Err(err) => e.error_code = err.code(),
+                Ok((part, _)) => {
                     let current = part.leader_epoch.load(std::sync::atomic::Ordering::Relaxed);
                     if p.current_leader_epoch >= 0 && p.current_leader_epoch < current {
                         e.error_code = ResponseError::FencedLeaderEpoch.code();
@@ -120,7 +110,6 @@ pub fn offset_for_leader_epoch(
                         e.end_offset = end as i64;
                     }
                 }
-                _ => e.error_code = ResponseError::NotLeaderOrFollower.code(),
             }
             tr.partitions.push(e);
         }

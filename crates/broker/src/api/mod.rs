@@ -10,7 +10,14 @@ pub mod list_offsets;
 pub mod metadata;
 pub mod produce;
 
+use std::sync::Arc;
+
+use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::ApiKey;
+
+use crate::cluster::Metadata;
+use crate::partitions::Partition;
+use crate::Broker;
 
 /// An API and the versions served. Record-carrying APIs start where record batches (magic v2)
 /// start: Produce v3, Fetch v4.
@@ -57,4 +64,27 @@ pub const SUPPORTED: &[Supported] = &[
 /// The served version range of `key`, if it is served at all.
 pub fn supported(key: ApiKey) -> Option<Supported> {
     SUPPORTED.iter().copied().find(|s| s.key == key)
+}
+
+/// The partition `topic`/`partition` with its leader epoch, if this broker leads it; otherwise
+/// the error to answer (UNKNOWN_TOPIC_OR_PARTITION, NOT_LEADER_OR_FOLLOWER).
+pub fn led_here(
+    broker: &Broker,
+    m: &Metadata,
+    topic: &str,
+    partition: i32,
+) -> Result<(Arc<Partition>, i32), ResponseError> {
+    let meta = m
+        .topics
+        .get(topic)
+        .and_then(|t| t.partitions.get(&partition))
+        .ok_or(ResponseError::UnknownTopicOrPartition)?;
+    if meta.leader() != Some(broker.id) {
+        return Err(ResponseError::NotLeaderOrFollower);
+    }
+    let part = broker
+        .partitions
+        .get(topic, partition)
+        .ok_or(ResponseError::NotLeaderOrFollower)?;
+    Ok((part, meta.state.as_ref().map_or(-1, |s| s.leader_epoch)))
 }

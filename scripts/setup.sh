@@ -11,19 +11,41 @@ set -euo pipefail
 #   kcat               the librdkafka command-line client, to test the broker with
 #   python3-kafka      kafka-python (for Debian's /usr/bin/python3), to test consumer groups
 #   rsyslog, rsyslog-kafka  the log shipper and its omkafka output, to test log shipping
+#   libivykis0 ... librdkafka1  what syslog-ng and its kafka-c module load (see below)
 APT_PACKAGES=(protobuf-compiler zookeeper python3-kazoo netcat-openbsd kcat python3-kafka
-    rsyslog rsyslog-kafka)
+    rsyslog rsyslog-kafka
+    libivykis0 libnet1 libwrap0 libjson-c5 libglib2.0-0 libpcre3 libcap2 libssl3 libsystemd0
+    librdkafka1)
 
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
     dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
 done
+SUDO=""
+[ "$(id -u)" -eq 0 ] || SUDO="sudo"
 if [ ${#missing[@]} -gt 0 ]; then
-    SUDO=""
-    [ "$(id -u)" -eq 0 ] || SUDO="sudo"
     echo "setup: installing ${missing[*]}" >&2
     $SUDO apt-get update -qq
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# syslog-ng (the other Debian log shipper with a Kafka output) cannot be installed next to
+# rsyslog: both packages claim the system log daemon. Its packages are unpacked instead, into
+# SYSLOG_NG_ROOT, and the tests run it from there (with its shared library beside it).
+SYSLOG_NG_ROOT=${SYSLOG_NG_ROOT:-/var/tmp/sluice-syslog-ng}
+if [ ! -x "$SYSLOG_NG_ROOT/root/usr/sbin/syslog-ng" ]; then
+    echo "setup: unpacking syslog-ng-core and syslog-ng-mod-rdkafka into $SYSLOG_NG_ROOT" >&2
+    mkdir -p "$SYSLOG_NG_ROOT"
+    (
+        cd "$SYSLOG_NG_ROOT"
+        apt-get download syslog-ng-core syslog-ng-mod-rdkafka >/dev/null 2>&1 || {
+            $SUDO apt-get update -qq && apt-get download syslog-ng-core syslog-ng-mod-rdkafka >/dev/null
+        }
+        for deb in syslog-ng-core_*.deb syslog-ng-mod-rdkafka_*.deb; do
+            dpkg -x "$deb" root
+        done
+        rm -f ./*.deb
+    )
 fi
 
 if ! cargo nextest --version >/dev/null 2>&1; then

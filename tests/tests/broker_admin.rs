@@ -361,3 +361,55 @@ async fn incremental_alter_describe_cluster_and_leader_epochs_over_the_wire() {
         other => panic!("unexpected {other:?}"),
     }
 }
+
+/// kafka-python's admin client (Debian's python3-kafka): topic configs at creation,
+/// CreatePartitions, AlterConfigs (whole-set replacement) read back at once by DescribeConfigs,
+/// and an `acks=all` producer on the new partitions.
+const KAFKA_PYTHON_ADMIN: &str = r#"
+import json, sys
+from kafka.admin import KafkaAdminClient, NewTopic, NewPartitions, ConfigResource, ConfigResourceType
+from kafka import KafkaProducer
+b = sys.argv[1]
+a = KafkaAdminClient(bootstrap_servers=b)
+out = {}
+r = a.create_topics([NewTopic("kp", 1, 1, topic_configs={"retention.ms": "3600000"})])
+out["create"] = [e[1] for e in r.topic_errors]
+r = a.create_partitions({"kp": NewPartitions(3)})
+out["partitions"] = [e[1] for e in r.topic_errors]
+def described():
+    res = a.describe_configs([ConfigResource(ConfigResourceType.TOPIC, "kp")])[0].resources[0]
+    return {c[0]: [c[1], c[3]] for c in res[4] if c[0] in ("retention.ms", "segment.ms")}
+out["before"] = described()
+r = a.alter_configs([ConfigResource(ConfigResourceType.TOPIC, "kp", configs={"segment.ms": "600000"})])
+out["alter"] = [x[0] for x in r.resources]
+out["after"] = described()
+p = KafkaProducer(bootstrap_servers=b, acks="all")
+out["offsets"] = [p.send("kp", b"v", partition=i).get(10).offset for i in range(3)]
+print(json.dumps(out, sort_keys=True))
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kafka_python_admin_partitions_and_configs() {
+    let coord = CoordCluster::start(1, "");
+    let broker = BrokerNode::start(coord.dir.path(), 1, &coord.connect_string(), "");
+    let b = broker.bootstrap();
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new("/usr/bin/python3")
+            .args(["-c", KAFKA_PYTHON_ADMIN, &b])
+            .output()
+            .expect("/usr/bin/python3 with python3-kafka (scripts/setup.sh)")
+    })
+    .await
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        out.status.success(),
+        "kafka-python failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Sources: 1 = the topic's own setting, 5 = Kafka's default.
+    assert_eq!(
+        stdout.trim(),
+        r#"{"after": {"retention.ms": ["604800000", 5], "segment.ms": ["600000", 1]}, "alter": [0], "before": {"retention.ms": ["3600000", 1], "segment.ms": ["604800000", 5]}, "create": [0], "offsets": [0, 0, 0], "partitions": [0]}"#
+    );
+}

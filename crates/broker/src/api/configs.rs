@@ -275,7 +275,17 @@ async fn alter_resource(
         })
         .await;
     match result {
-        Ok(Ok(())) => (0, None),
+        Ok(Ok(written)) => {
+            // Read-your-writes: answer once this broker's metadata shows the change, so a
+            // DescribeConfigs right after sees it.
+            if !validate_only {
+                broker
+                    .cluster
+                    .wait_for_topic_config(name, &written, std::time::Duration::from_secs(5))
+                    .await;
+            }
+            (0, None)
+        }
         Ok(Err(msg)) => (ResponseError::InvalidConfig.code(), Some(msg)),
         Err(e) => (
             ResponseError::UnknownServerError.code(),

@@ -553,12 +553,13 @@ impl Cluster {
 
     /// Read-modify-write of `/config/topics/<topic>` (compare-and-set, retried on a race).
     /// `change` edits the overrides or refuses with a message; `write = false` only checks.
+    /// Returns the overrides as written.
     pub async fn alter_topic_config(
         &self,
         topic: &str,
         write: bool,
         change: impl Fn(&mut BTreeMap<String, String>) -> std::result::Result<(), String>,
-    ) -> Result<std::result::Result<(), String>> {
+    ) -> Result<std::result::Result<BTreeMap<String, String>, String>> {
         let path = znodes::topic_config_path(topic);
         loop {
             let (mut cfg, version) = match self.client().get_data(&path).await {
@@ -576,7 +577,7 @@ impl Cluster {
                 return Ok(Err(msg));
             }
             if !write {
-                return Ok(Ok(()));
+                return Ok(Ok(cfg.config));
             }
             let data = serde_json::to_vec(&cfg).expect("json");
             let written = match version {
@@ -594,7 +595,7 @@ impl Cluster {
             match written {
                 Ok(()) => {
                     tracing::info!(topic, config = ?cfg.config, "topic configuration changed");
-                    return Ok(Ok(()));
+                    return Ok(Ok(cfg.config));
                 }
                 Err(zk::Error::BadVersion) | Err(zk::Error::NodeExists) => continue,
                 Err(e) => return Err(e.into()),
@@ -696,6 +697,30 @@ impl Cluster {
     /// Asks the controller to delete `topic` (Kafka's `/admin/delete_topics/<t>` marker).
     pub async fn request_topic_deletion(&self, topic: &str) -> Result<()> {
         ensure(&self.client(), &znodes::delete_topic_path(topic), b"").await
+    }
+
+    /// Waits until the metadata shows `config` as the overrides of `topic`, up to `timeout`.
+    pub async fn wait_for_topic_config(
+        &self,
+        topic: &str,
+        config: &BTreeMap<String, String>,
+        timeout: Duration,
+    ) -> bool {
+        let mut rx = self.subscribe();
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            if self
+                .metadata()
+                .topics
+                .get(topic)
+                .is_some_and(|t| &t.config == config)
+            {
+                return true;
+            }
+            if tokio::time::timeout_at(deadline, rx.changed()).await.is_err() {
+                return false;
+            }
+        }
     }
 
     /// Waits until every partition of `topic` has a leader in the metadata, up to `timeout`.

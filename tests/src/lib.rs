@@ -286,10 +286,16 @@ impl CoordCluster {
             {
                 return;
             }
-            assert!(
-                Instant::now() < deadline,
-                "not every node serves: {modes:?}"
-            );
+            if Instant::now() >= deadline {
+                let logs: Vec<String> = self
+                    .nodes
+                    .iter()
+                    .zip(&modes)
+                    .filter(|(_, m)| m.is_none())
+                    .map(|(n, _)| format!("--- node {}:\n{}", n.id, n.log_text()))
+                    .collect();
+                panic!("not every node serves: {modes:?}\n{}", logs.join("\n"));
+            }
             std::thread::sleep(Duration::from_millis(25));
         }
     }

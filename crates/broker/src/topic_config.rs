@@ -426,6 +426,15 @@ pub fn log_config(c: &BrokerConfig, overrides: &BTreeMap<String, String>) -> Log
     if let Some(v) = num("flush.ms") {
         lc.flush_interval_ms = positive(v).filter(|v| *v != i64::MAX as u64);
     }
+    // Only `__consumer_offsets` carries `compact` (users cannot set it). It is not compacted
+    // here; its live offsets are rewritten ahead of time retention (groups::refresh_offsets),
+    // which size retention could not respect, so none applies to it.
+    if overrides
+        .get("cleanup.policy")
+        .is_some_and(|p| p.contains("compact"))
+    {
+        lc.retention_bytes = None;
+    }
     lc
 }
 
@@ -476,6 +485,13 @@ mod tests {
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect();
         let lc = log_config(&c, &o);
+        let compacted: BTreeMap<String, String> = [
+            ("cleanup.policy".to_string(), "compact".to_string()),
+            ("retention.bytes".to_string(), "1000".to_string()),
+        ]
+        .into_iter()
+        .collect();
+        assert_eq!(log_config(&c, &compacted).retention_bytes, None);
         assert_eq!(lc.retention_ms, None);
         assert_eq!(lc.segment_bytes, 1_048_576);
         assert_eq!(lc.flush_interval_messages, Some(1));

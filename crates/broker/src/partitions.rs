@@ -95,15 +95,15 @@ impl Partition {
             .config()
             .clone();
         let checked = sluice_log::CheckedPayload::check(payload, &config)?;
-        let headers: Vec<sluice_log::batch::BatchHeader> = checked.headers().copied().collect();
-        let idempotent = headers
-            .iter()
+        let idempotent = checked
+            .headers()
             .any(|h| h.producer_id >= 0 && h.base_sequence >= 0);
         let mut producers = self.producers.lock().unwrap_or_else(|e| e.into_inner());
-        if idempotent && !producers.is_loaded() {
-            self.rebuild_producers(&mut producers)?;
-        }
         if idempotent {
+            if !producers.is_loaded() {
+                self.rebuild_producers(&mut producers)?;
+            }
+            let headers: Vec<sluice_log::batch::BatchHeader> = checked.headers().copied().collect();
             if let Verdict::Duplicate { first_offset, .. } = producers.check(&headers)? {
                 let log_start_offset = self.offsets().log_start;
                 return Ok(Appended {

@@ -54,24 +54,19 @@ pub struct E2eLatency {
 impl E2eLatency {
     /// From a histogram in microseconds ([`stats::new_histogram`]).
     pub fn of(h: &Histogram<u64>) -> E2eLatency {
-        let ms = |us: u64| us as f64 / 1000.0;
-        if h.is_empty() {
-            return E2eLatency {
-                p50_ms: 0.0,
-                p90_ms: 0.0,
-                p99_ms: 0.0,
-                p999_ms: 0.0,
-                max_ms: 0.0,
-                mean_ms: 0.0,
-            };
-        }
+        let l = stats::Latency::of(h);
+        let p90_ms = if h.is_empty() {
+            0.0
+        } else {
+            h.value_at_quantile(0.9) as f64 / 1000.0
+        };
         E2eLatency {
-            p50_ms: ms(h.value_at_quantile(0.5)),
-            p90_ms: ms(h.value_at_quantile(0.9)),
-            p99_ms: ms(h.value_at_quantile(0.99)),
-            p999_ms: ms(h.value_at_quantile(0.999)),
-            max_ms: ms(h.max()),
-            mean_ms: h.mean() / 1000.0,
+            p50_ms: l.p50_ms,
+            p90_ms,
+            p99_ms: l.p99_ms,
+            p999_ms: l.p999_ms,
+            max_ms: l.max_ms,
+            mean_ms: l.mean_ms,
         }
     }
 

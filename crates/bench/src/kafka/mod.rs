@@ -112,6 +112,36 @@ impl CpuWindow {
     }
 }
 
+/// Runs `work(part, ready)` for each of `parts` on its own thread. Every thread calls
+/// `ready.wait()` once connected; the CPU window starts when all have. Returns the results in
+/// `parts` order (a panicked thread as an error) and the CPU used meanwhile.
+pub fn run_producers<P: Sync, T: Send>(
+    parts: &[P],
+    cpu_pids: &[u32],
+    work: impl Fn(&P, &std::sync::Barrier) -> Result<T> + Sync,
+) -> (Result<Vec<T>>, CpuUse) {
+    let ready = std::sync::Barrier::new(parts.len() + 1);
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = parts
+            .iter()
+            .map(|part| {
+                let (work, ready) = (&work, &ready);
+                scope.spawn(move || work(part, ready))
+            })
+            .collect();
+        ready.wait();
+        let cpu = CpuWindow::start(cpu_pids);
+        let results = handles
+            .into_iter()
+            .map(|h| {
+                h.join()
+                    .unwrap_or_else(|_| Err(anyhow::anyhow!("a producer thread panicked")))
+            })
+            .collect();
+        (results, cpu.stop())
+    })
+}
+
 /// One line describing CPU use in cores over `window_s`.
 pub fn human_cpu(cpu: &CpuUse, window_s: f64) -> String {
     let cores = |s: f64| if window_s > 0.0 { s / window_s } else { 0.0 };

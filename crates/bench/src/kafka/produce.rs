@@ -22,7 +22,7 @@ use serde::Serialize;
 
 use super::options::{ProduceArgs, ProducerSettings, Stop};
 use super::topic::ensure_topic;
-use super::{apply, client_config, emit, human_cpu, CpuWindow, Payloads, Throughput};
+use super::{apply, client_config, emit, human_cpu, run_producers, Payloads, Throughput};
 use crate::cpu::CpuUse;
 use crate::stats::{human_errors, merge_errors, Errors};
 
@@ -261,30 +261,11 @@ pub fn measure(args: &ProduceArgs) -> Result<Report> {
         Stop::Records(_) => None,
     };
     // Every producer has its connection and metadata before the clock starts.
-    let ready = Barrier::new(parts.len() + 1);
-    let (shares, cpu) = std::thread::scope(|scope| {
-        let handles: Vec<_> = parts
-            .iter()
-            .map(|&part| {
-                let (config, payloads, ready) = (&config, &payloads, &ready);
-                let partitions = state.partitions;
-                scope.spawn(move || {
-                    produce_part(config, topic, partitions, payloads, part, duration, ready)
-                })
-            })
-            .collect();
-        ready.wait();
-        let cpu = CpuWindow::start(&args.cpu_pids);
-        let shares: Vec<Result<Share>> = handles
-            .into_iter()
-            .map(|h| {
-                h.join()
-                    .unwrap_or_else(|_| Err(anyhow::anyhow!("a producer thread panicked")))
-            })
-            .collect();
-        (shares, cpu.stop())
+    let partitions = state.partitions;
+    let (shares, cpu) = run_producers(&parts, &args.cpu_pids, |&part, ready| {
+        produce_part(&config, topic, partitions, &payloads, part, duration, ready)
     });
-    let shares = shares.into_iter().collect::<Result<Vec<Share>>>()?;
+    let shares = shares?;
     let start = shares.iter().map(|s| s.start).min().expect("one producer");
     let end = shares.iter().map(|s| s.end).max().expect("one producer");
     let sum = |f: fn(&Share) -> u64| shares.iter().map(f).sum::<u64>();

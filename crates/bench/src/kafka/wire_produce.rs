@@ -21,7 +21,7 @@ use super::options::{Acks, ProduceArgs, Stop};
 use super::produce::{now_ms, Report};
 use super::topic::ensure_topic;
 use super::wire::{self, Conn, PRODUCE_VERSION};
-use super::{CpuWindow, Payloads, Throughput};
+use super::{run_producers, Payloads, Throughput};
 use crate::stats::{merge_errors, Errors};
 
 /// `timeout_ms` of every Produce request.
@@ -162,27 +162,10 @@ pub fn measure(args: &ProduceArgs) -> Result<Report> {
         },
     };
 
-    let ready = Barrier::new(parts.len() + 1);
-    let (shares, cpu) = std::thread::scope(|scope| {
-        let handles: Vec<_> = parts
-            .iter()
-            .map(|&part| {
-                let (plan, ready) = (&plan, &ready);
-                scope.spawn(move || produce_part(plan, part, ready))
-            })
-            .collect();
-        ready.wait();
-        let cpu = CpuWindow::start(&args.cpu_pids);
-        let shares: Vec<Result<Share>> = handles
-            .into_iter()
-            .map(|h| {
-                h.join()
-                    .unwrap_or_else(|_| Err(anyhow::anyhow!("a producer thread panicked")))
-            })
-            .collect();
-        (shares, cpu.stop())
+    let (shares, cpu) = run_producers(&parts, &args.cpu_pids, |&part, ready| {
+        produce_part(&plan, part, ready)
     });
-    let shares = shares.into_iter().collect::<Result<Vec<Share>>>()?;
+    let shares = shares?;
     let start = shares.iter().map(|s| s.start).min().expect("one producer");
     let end = shares.iter().map(|s| s.end).max().expect("one producer");
     let sum = |f: fn(&Share) -> u64| shares.iter().map(f).sum::<u64>();

@@ -194,6 +194,24 @@ pub struct Committed {
     pub written_ms: i64,
 }
 
+impl Committed {
+    /// Its `__consumer_offsets` record (key and value) for `group`, `topic`, `partition`.
+    fn record(&self, group: &str, topic: &str, partition: i32) -> (Bytes, Option<Bytes>) {
+        let key = Key::Offset {
+            group: group.to_string(),
+            topic: topic.to_string(),
+            partition,
+        };
+        let value = OffsetValue {
+            offset: self.offset,
+            leader_epoch: self.leader_epoch,
+            metadata: self.metadata.clone(),
+            commit_timestamp: self.commit_timestamp,
+        };
+        (key.encode(), Some(value.encode()))
+    }
+}
+
 /// Committed offsets per topic and partition (`None`: nothing committed).
 pub type FetchedOffsets = Vec<(String, Vec<(i32, Option<Committed>)>)>;
 
@@ -1281,18 +1299,7 @@ impl GroupCoordinator {
                     commit_timestamp: ts,
                     written_ms: ts,
                 };
-                let key = Key::Offset {
-                    group: group_id.to_string(),
-                    topic: o.topic.clone(),
-                    partition: o.partition,
-                };
-                let value = OffsetValue {
-                    offset: c.offset,
-                    leader_epoch: c.leader_epoch,
-                    metadata: c.metadata.clone(),
-                    commit_timestamp: c.commit_timestamp,
-                };
-                entries.push((key.encode(), Some(value.encode())));
+                entries.push(c.record(group_id, &o.topic, o.partition));
                 accepted.push((codes.len() - 1, (o.topic.clone(), o.partition), c));
             }
         }
@@ -1469,33 +1476,15 @@ impl GroupCoordinator {
             let Some(g) = inner.groups.get_mut(&id) else {
                 continue;
             };
-            let stale: Vec<(String, i32)> = g
+            let (stale, entries): (Vec<_>, Vec<_>) = g
                 .offsets
                 .iter()
                 .filter(|(_, c)| c.written_ms.saturating_add(max_age_ms) <= now_ms)
-                .map(|(k, _)| k.clone())
-                .collect();
+                .map(|((t, p), c)| ((t.clone(), *p), c.record(&id, t, *p)))
+                .unzip();
             if stale.is_empty() {
                 continue;
             }
-            let entries: Vec<(Bytes, Option<Bytes>)> = stale
-                .iter()
-                .map(|(t, p)| {
-                    let c = &g.offsets[&(t.clone(), *p)];
-                    let key = Key::Offset {
-                        group: id.clone(),
-                        topic: t.clone(),
-                        partition: *p,
-                    };
-                    let value = OffsetValue {
-                        offset: c.offset,
-                        leader_epoch: c.leader_epoch,
-                        metadata: c.metadata.clone(),
-                        commit_timestamp: c.commit_timestamp,
-                    };
-                    (key.encode(), Some(value.encode()))
-                })
-                .collect();
             if self.write(&id, &entries).is_err() {
                 continue;
             }

@@ -289,22 +289,15 @@ enum Action {
 }
 
 fn action(args: &GroupsArgs) -> Result<Action, String> {
-    let chosen: Vec<Action> = [
-        (args.list, Action::List),
-        (args.describe, Action::Describe),
-        (args.reset_offsets, Action::Reset),
-        (args.delete, Action::Delete),
-    ]
-    .into_iter()
-    .filter_map(|(on, a)| on.then_some(a))
-    .collect();
-    match chosen.as_slice() {
-        [one] => Ok(*one),
-        _ => Err(
-            "Command must include exactly one action: --list, --describe, --delete, --reset-offsets"
-                .into(),
-        ),
-    }
+    super::exactly_one(
+        &[
+            (args.list, Action::List),
+            (args.describe, Action::Describe),
+            (args.reset_offsets, Action::Reset),
+            (args.delete, Action::Delete),
+        ],
+        "Command must include exactly one action: --list, --describe, --delete, --reset-offsets",
+    )
 }
 
 fn reset_spec(args: &GroupsArgs) -> Result<ResetSpec, String> {

@@ -14,3 +14,12 @@ pub mod groups;
 pub mod producer;
 pub mod props;
 pub mod topics;
+
+/// The one action whose flag is set among `flags`, or `usage` when none or several are.
+pub(crate) fn exactly_one<A: Copy>(flags: &[(bool, A)], usage: &str) -> Result<A, String> {
+    let mut chosen = flags.iter().filter(|(on, _)| *on).map(|(_, a)| *a);
+    match (chosen.next(), chosen.next()) {
+        (Some(a), None) => Ok(a),
+        _ => Err(usage.to_string()),
+    }
+}

@@ -205,23 +205,16 @@ enum Action {
 }
 
 fn action(args: &TopicsArgs) -> Result<Action, String> {
-    let chosen: Vec<Action> = [
-        (args.create, Action::Create),
-        (args.list, Action::List),
-        (args.describe, Action::Describe),
-        (args.alter, Action::Alter),
-        (args.delete, Action::Delete),
-    ]
-    .into_iter()
-    .filter_map(|(on, a)| on.then_some(a))
-    .collect();
-    match chosen.as_slice() {
-        [one] => Ok(*one),
-        _ => Err(
-            "Command must include exactly one action: --list, --describe, --create, --alter or --delete"
-                .into(),
-        ),
-    }
+    super::exactly_one(
+        &[
+            (args.create, Action::Create),
+            (args.list, Action::List),
+            (args.describe, Action::Describe),
+            (args.alter, Action::Alter),
+            (args.delete, Action::Delete),
+        ],
+        "Command must include exactly one action: --list, --describe, --create, --alter or --delete",
+    )
 }
 
 fn required_topic(args: &TopicsArgs) -> Result<&str, String> {

@@ -4,7 +4,6 @@
 set -euo pipefail
 
 # Debian packages:
-#   protobuf-compiler  protoc, for the peer RPC definitions in proto/
 #   zookeeper          a real ZooKeeper 3.8 and zkCli.sh, to test and compare against
 #   python3-kazoo      the kazoo ZooKeeper client (for Debian's /usr/bin/python3)
 #   netcat-openbsd     nc, for four-letter words in scripts
@@ -12,7 +11,7 @@ set -euo pipefail
 #   python3-kafka      kafka-python (for Debian's /usr/bin/python3), to test consumer groups
 #   rsyslog, rsyslog-kafka  the log shipper and its omkafka output, to test log shipping
 #   libivykis0 ... librdkafka1  what syslog-ng and its kafka-c module load (see below)
-APT_PACKAGES=(protobuf-compiler zookeeper python3-kazoo netcat-openbsd kcat python3-kafka
+APT_PACKAGES=(zookeeper python3-kazoo netcat-openbsd kcat python3-kafka
     rsyslog rsyslog-kafka
     libivykis0 libnet1 libwrap0 libjson-c5 libglib2.0-0 libpcre3 libcap2 libssl3 libsystemd0
     librdkafka1)

@@ -88,7 +88,9 @@ broker_ok() {
 up() {
     if [ -z "${SKIP_BUILD:-}" ]; then
         log "building ($PROFILE)..."
-        (cd "$ROOT" && cargo build --quiet --profile "$PROFILE" --bin coord --bin broker --bin zookeeper-shell)
+        (cd "$ROOT" && cargo build --quiet --profile "$PROFILE" --bin coord --bin broker \
+            --bin zookeeper-shell --bin kafka-topics --bin kafka-console-producer \
+            --bin kafka-console-consumer --bin kafka-consumer-groups)
     fi
     mkdir -p "$STATE_DIR/logs"
     for i in 1 2 3; do
@@ -122,6 +124,14 @@ up() {
     joined=$(IFS=,; echo "${bootstrap[*]}")
     log "brokers are up"
     echo "bootstrap.servers=$joined"
+    log ""
+    log "admin tools (Kafka's and ZooKeeper's command-line style) are in $BIN:"
+    log "  $BIN/kafka-topics --bootstrap-server $joined --create --topic logs --partitions 3"
+    log "  $BIN/kafka-console-producer --bootstrap-server $joined --topic logs"
+    log "  $BIN/kafka-console-consumer --bootstrap-server $joined --topic logs --from-beginning"
+    log "  $BIN/kafka-consumer-groups --bootstrap-server $joined --list"
+    log "  $BIN/zookeeper-shell 127.0.0.1:2181 ls /brokers/ids"
+    log "(add them to PATH: export PATH=\"$BIN:\$PATH\")"
 }
 
 stop_group() { # prefix

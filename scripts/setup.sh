@@ -47,6 +47,17 @@ if [ ! -x "$SYSLOG_NG_ROOT/root/usr/sbin/syslog-ng" ]; then
     )
 fi
 
+# Python clients from PyPI that Debian does not package, in a virtual environment of their own
+# (the tests find it at SLUICE_PY_VENV): confluent-kafka, whose wheel carries its own librdkafka
+# (2.16), newer than the one the Rust tests build.
+SLUICE_PY_VENV=${SLUICE_PY_VENV:-/var/tmp/sluice-py}
+PY_PACKAGES=(confluent-kafka==2.16.1)
+if ! "$SLUICE_PY_VENV/bin/python3" -c 'import confluent_kafka' >/dev/null 2>&1; then
+    echo "setup: creating $SLUICE_PY_VENV with ${PY_PACKAGES[*]}" >&2
+    python3 -m venv "$SLUICE_PY_VENV"
+    "$SLUICE_PY_VENV/bin/pip" install -q "${PY_PACKAGES[@]}"
+fi
+
 if ! cargo nextest --version >/dev/null 2>&1; then
     echo "setup: installing cargo-nextest" >&2
     cargo install --locked cargo-nextest

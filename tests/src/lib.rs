@@ -37,6 +37,37 @@ pub fn binary(name: &str) -> PathBuf {
     path
 }
 
+/// The Python of the virtual environment `scripts/setup.sh` fills with PyPI clients
+/// (confluent-kafka); `SLUICE_PY_VENV` moves it.
+pub fn venv_python() -> PathBuf {
+    let venv = std::env::var("SLUICE_PY_VENV").unwrap_or_else(|_| "/var/tmp/sluice-py".into());
+    let python = PathBuf::from(venv).join("bin/python3");
+    assert!(
+        python.exists(),
+        "{} is missing: run scripts/setup.sh",
+        python.display()
+    );
+    python
+}
+
+/// Runs `script` with [`venv_python`] and `args`; returns stdout, or panics with both outputs.
+pub fn run_python(script: &str, args: &[&str]) -> String {
+    let out = Command::new(venv_python())
+        .arg("-c")
+        .arg(script)
+        .args(args)
+        .output()
+        .expect("run the virtual environment's python");
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "python script failed ({}):\n{stdout}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+}
+
 /// A free loopback port (bound and released; good enough on a quiet machine).
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")

@@ -128,3 +128,177 @@ async fn fetch_answers_decode_at_every_version_with_large_and_small_slices() {
     .await
     .unwrap();
 }
+
+/// A librdkafka consumer assigned a position outside the log gets OFFSET_OUT_OF_RANGE in the
+/// Fetch answer (with empty records, as Kafka sends them) and applies `auto.offset.reset`:
+/// below the log start after DeleteRecords it restarts at the log start (`earliest`), past the
+/// end it moves to the end (`latest`) and reads what is produced next.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn out_of_range_position_is_reset_by_librdkafka() {
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    use rdkafka::{Message, Offset, TopicPartitionList};
+
+    let coord = CoordCluster::start(1, "");
+    let broker = BrokerNode::start(coord.dir.path(), 1, &coord.connect_string(), "");
+    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+        .set("bootstrap.servers", broker.bootstrap())
+        .create()
+        .unwrap();
+    let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
+    let r = admin
+        .create_topics(
+            [&NewTopic::new("oor", 1, TopicReplication::Fixed(1))],
+            &opts,
+        )
+        .await
+        .unwrap();
+    assert!(r[0].is_ok());
+    let p: FutureProducer = ClientConfig::new()
+        .set("bootstrap.servers", broker.bootstrap())
+        .create()
+        .unwrap();
+    let send = |v: String| {
+        let p = p.clone();
+        async move {
+            p.send(
+                FutureRecord::<(), _>::to("oor").partition(0).payload(&v),
+                Duration::from_secs(10),
+            )
+            .await
+            .expect("acknowledged")
+        }
+    };
+    for i in 0..10 {
+        send(format!("r{i}")).await;
+    }
+    let mut tpl = TopicPartitionList::new();
+    tpl.add_partition_offset("oor", 0, Offset::Offset(6))
+        .unwrap();
+    let r = admin.delete_records(&tpl, &opts).await.unwrap();
+    assert!(r.find_partition("oor", 0).unwrap().error().is_ok());
+
+    let bootstrap = broker.bootstrap();
+    let consume = move |reset: &str, position: i64, want: usize| {
+        let c: BaseConsumer = ClientConfig::new()
+            .set("bootstrap.servers", &bootstrap)
+            .set("group.id", format!("oor-{reset}"))
+            .set("enable.auto.commit", "false")
+            .set("auto.offset.reset", reset)
+            .set("fetch.wait.max.ms", "50")
+            .create()
+            .unwrap();
+        let mut tpl = TopicPartitionList::new();
+        tpl.add_partition_offset("oor", 0, Offset::Offset(position))
+            .unwrap();
+        c.assign(&tpl).unwrap();
+        let mut got = Vec::new();
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        while got.len() < want && std::time::Instant::now() < deadline {
+            if let Some(Ok(m)) = c.poll(Duration::from_millis(100)) {
+                got.push((
+                    m.offset(),
+                    String::from_utf8_lossy(m.payload().unwrap_or_default()).into_owned(),
+                ));
+            }
+        }
+        (c, got)
+    };
+
+    // Below the log start (offset 2 < 6): reset to the earliest offset, 6.
+    let got = tokio::task::spawn_blocking({
+        let consume = consume.clone();
+        move || consume("earliest", 2, 4).1
+    })
+    .await
+    .unwrap();
+    let want: Vec<(i64, String)> = (6..10).map(|i| (i, format!("r{i}"))).collect();
+    assert_eq!(got, want, "earliest reset below the log start");
+
+    // Past the end (offset 50 > 10): reset to the end. The reset moment is not observable
+    // through librdkafka's API, so records keep coming until the consumer reads one: it must be
+    // a record produced after the reset (offset 10 or later, never an old one).
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let reader = tokio::task::spawn_blocking({
+        let stop = stop.clone();
+        move || {
+            let (_c, got) = consume("latest", 50, 1);
+            stop.store(true, std::sync::atomic::Ordering::SeqCst);
+            got
+        }
+    });
+    let mut sent = 0;
+    while !stop.load(std::sync::atomic::Ordering::SeqCst) && sent < 60 {
+        send(format!("after-{sent}")).await;
+        sent += 1;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    let got = reader.await.unwrap();
+    assert_eq!(got.len(), 1, "no record read after a reset past the end");
+    let (offset, value) = &got[0];
+    assert!(*offset >= 10, "read an old record: {got:?}");
+    assert_eq!(value, &format!("after-{}", offset - 10), "{got:?}");
+}
+
+/// The client that found it: confluent-kafka 2.16 (librdkafka 2.16, Fetch v16) refused a null
+/// records field in an errored partition ("invalid MessageSetSize -1"), so a consumer whose
+/// position was out of range never saw the error and never reset.
+const CONFLUENT_RESET: &str = r#"
+import json, sys, time
+from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka.admin import AdminClient, NewTopic
+bootstrap = sys.argv[1]
+admin = AdminClient({'bootstrap.servers': bootstrap})
+for f in admin.create_topics([NewTopic('reset', 1, 1)]).values():
+    f.result()
+p = Producer({'bootstrap.servers': bootstrap})
+for i in range(10):
+    p.produce('reset', value=b'r%d' % i, partition=0)
+p.flush(10)
+for f in admin.delete_records([TopicPartition('reset', 0, 6)]).values():
+    f.result()
+
+def consume(reset, position, want, produce_meanwhile=False):
+    c = Consumer({'bootstrap.servers': bootstrap, 'group.id': 'g-' + reset,
+                  'enable.auto.commit': False, 'auto.offset.reset': reset,
+                  'fetch.wait.max.ms': 50})
+    c.assign([TopicPartition('reset', 0, position)])
+    got, sent, deadline = [], 0, time.time() + 20
+    while len(got) < want and time.time() < deadline:
+        if produce_meanwhile and sent < 60:
+            p.produce('reset', value=b'after-%d' % sent, partition=0)
+            p.flush(10)
+            sent += 1
+        m = c.poll(0.3)
+        if m is not None and m.error() is None:
+            got.append([m.offset(), m.value().decode()])
+    c.close()
+    return got
+
+print(json.dumps({
+    'earliest': consume('earliest', 2, 4),
+    'latest': consume('latest', 50, 1, produce_meanwhile=True),
+}))
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn out_of_range_position_is_reset_by_confluent_kafka() {
+    let coord = CoordCluster::start(1, "");
+    let broker = BrokerNode::start(coord.dir.path(), 1, &coord.connect_string(), "");
+    let b = broker.bootstrap();
+    let out = tokio::task::spawn_blocking(move || sluice_e2e::run_python(CONFLUENT_RESET, &[&b]))
+        .await
+        .unwrap();
+    assert!(
+        out.contains(
+            r#""earliest": [[6, "r6"], [7, "r7"], [8, "r8"], [9, "r9"]]"#
+        ),
+        "{out}\n{}",
+        broker.log_text()
+    );
+    // Past the end: the first record read is one produced after the reset, at its own offset.
+    let latest = out.split(r#""latest": [["#).nth(1).expect("latest read something");
+    let (offset, rest) = latest.split_once(", \"after-").expect("an after- record");
+    let offset: i64 = offset.parse().unwrap();
+    let k: i64 = rest.split('"').next().unwrap().parse().unwrap();
+    assert_eq!(offset, 10 + k, "{out}");
+}

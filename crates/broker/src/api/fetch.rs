@@ -84,6 +84,10 @@ pub async fn handle(broker: &Broker, version: i16, req: FetchRequest) -> Answer 
             pd.last_stable_offset = -1;
             pd.log_start_offset = -1;
             pd.preferred_read_replica = kafka_protocol::messages::BrokerId(-1);
+            // A partition in error carries empty records, never null: Kafka sends empty ones,
+            // and librdkafka refuses a null records field (so a consumer whose position is out
+            // of range would never see the error and never apply auto.offset.reset).
+            pd.records = Some(Bytes::new());
             match &name {
                 None => pd.error_code = ResponseError::UnknownTopicId.code(),
                 Some(n) => wanted.push(Wanted {
@@ -117,7 +121,7 @@ pub async fn handle(broker: &Broker, version: i16, req: FetchRequest) -> Answer 
                 .iter_mut()
                 .find(|pd| pd.partition_index == w.partition)
                 .expect("a response entry per wanted partition");
-            pd.records = None;
+            pd.records = Some(Bytes::new());
             pd.error_code = 0;
             let meta = m
                 .topics

@@ -6,62 +6,35 @@ use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;
 
-use bytes::{Buf, BytesMut};
-use kafka_protocol::messages::{ApiKey, RequestHeader, RequestKind, ResponseHeader, ResponseKind};
-use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
+use bytes::BytesMut;
+use kafka_protocol::messages::{ApiKey, RequestKind, ResponseKind};
 use kafka_protocol::records::{
     Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
 };
 
-/// One connection to a broker.
+/// One connection to a broker, through the project's Kafka client module.
 #[derive(Debug)]
 pub struct KafkaConn {
-    stream: TcpStream,
-    next_correlation: i32,
+    conn: sluice_kafka::Conn,
 }
 
 impl KafkaConn {
     pub fn connect(addr: SocketAddr) -> KafkaConn {
-        let stream = TcpStream::connect(addr).expect("connect to broker");
-        stream
+        let mut conn = sluice_kafka::Conn::connect(addr, "sluice-e2e").expect("connect to broker");
+        conn.stream()
             .set_read_timeout(Some(Duration::from_secs(30)))
             .unwrap();
-        KafkaConn {
-            stream,
-            next_correlation: 1,
-        }
+        KafkaConn { conn }
     }
 
     /// Sends `req` as `key` v`version` and returns the decoded response.
     pub fn call(&mut self, key: ApiKey, version: i16, req: RequestKind) -> ResponseKind {
-        let correlation = self.next_correlation;
-        self.next_correlation += 1;
-        let mut header = RequestHeader::default();
-        header.request_api_key = key as i16;
-        header.request_api_version = version;
-        header.correlation_id = correlation;
-        header.client_id = Some(StrBytes::from_static_str("sluice-e2e"));
-        let mut body = BytesMut::new();
-        header
-            .encode(&mut body, key.request_header_version(version))
-            .unwrap();
-        req.encode(&mut body, version).unwrap();
-        let mut frame = (body.len() as i32).to_be_bytes().to_vec();
-        frame.extend_from_slice(&body);
-        self.stream.write_all(&frame).expect("send request");
-        let mut len = [0u8; 4];
-        self.stream.read_exact(&mut len).expect("response size");
-        let mut buf = vec![0u8; i32::from_be_bytes(len) as usize];
-        self.stream.read_exact(&mut buf).expect("response body");
-        let mut bytes = bytes::Bytes::from(buf);
-        let h = ResponseHeader::decode(&mut bytes, key.response_header_version(version)).unwrap();
-        assert_eq!(h.correlation_id, correlation);
-        let resp = ResponseKind::decode(key, &mut bytes, version).expect("decode response");
-        assert_eq!(
-            bytes.remaining(),
-            0,
-            "trailing bytes in the {key:?} response"
-        );
+        self.conn
+            .send_kind(key, version, &req)
+            .expect("send request");
+        let (_, _, mut body) = self.conn.receive().expect("response");
+        let resp = ResponseKind::decode(key, &mut body, version).expect("decode response");
+        assert!(body.is_empty(), "trailing bytes in the {key:?} response");
         resp
     }
 }

@@ -13,31 +13,24 @@ use std::sync::Arc;
 
 use bytes::{BufMut, BytesMut};
 use kafka_protocol::error::ResponseError;
-use kafka_protocol::messages::{ApiKey, RequestHeader, RequestKind, ResponseHeader, ResponseKind};
-use kafka_protocol::protocol::{Decodable, Encodable};
+use kafka_protocol::messages::{ApiKey, RequestHeader, RequestKind, ResponseKind};
+use sluice_kafka::frame::{self, EncodeError, RequestError};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use crate::api;
 use crate::Broker;
 
+/// Capacity allocated for a request frame before its bytes arrive.
+const FIRST_READ: usize = 1 << 20;
+
 /// Why a connection was closed by the broker.
 #[derive(Debug, thiserror::Error)]
 pub enum ConnError {
-    #[error("request of {0} bytes exceeds socket.request.max.bytes ({1})")]
-    TooLarge(i64, i32),
-    #[error("request size {0} is invalid")]
-    BadSize(i32),
-    #[error("unknown API key {0}")]
-    UnknownApi(i16),
-    #[error("{0:?} v{1} is not supported (supported: v{2}..=v{3})")]
-    UnsupportedVersion(ApiKey, i16, i16, i16),
-    #[error("{0:?} is not supported by this broker")]
-    UnsupportedApi(ApiKey),
-    #[error("malformed {0:?} v{1} request: {2}")]
-    Malformed(ApiKey, i16, String),
-    #[error("cannot encode the {0:?} response: {1}")]
-    Encode(ApiKey, String),
+    #[error(transparent)]
+    Request(#[from] RequestError),
+    #[error(transparent)]
+    Encode(#[from] EncodeError),
     #[error(transparent)]
     Io(#[from] std::io::Error),
 }
@@ -49,6 +42,13 @@ pub async fn serve(broker: Arc<Broker>, listener: String, mut stream: TcpStream,
         Err(ConnError::Io(e)) => tracing::debug!(%peer, error = %e, "connection ended"),
         Err(e) => tracing::warn!(%peer, "closing connection: {e}"),
     }
+}
+
+/// The broker's own decode and validation path for one request frame (the bytes after the
+/// size prefix): the prefix, the API and version against [`api::SUPPORTED`], then header and
+/// body. Everything a client sends passes here before any handler sees it.
+pub fn decode(frame: bytes::Bytes) -> Result<frame::Request, RequestError> {
+    frame::decode_request(frame, |key| api::supported(key).map(|s| s.min..=s.max))
 }
 
 async fn run(
@@ -66,58 +66,49 @@ async fn run(
             Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(()),
             Err(e) => return Err(e.into()),
         }
-        let size = i32::from_be_bytes(len);
-        if size < 8 {
-            return Err(ConnError::BadSize(size));
-        }
-        if size > max {
-            return Err(ConnError::TooLarge(i64::from(size), max));
-        }
+        let size = frame::check_size(i32::from_be_bytes(len), max)?;
         // Read into uninitialised capacity (no zero-fill of what the socket overwrites anyway),
-        // never past this frame.
-        let size = size as usize;
-        let mut body = BytesMut::with_capacity(size);
+        // never past this frame. Past the first MiB the buffer grows with what arrives (at
+        // least doubling), so a client that announces a large frame and sends little costs
+        // little.
+        let mut body = BytesMut::with_capacity(size.min(FIRST_READ));
         while body.len() < size {
             let want = size - body.len();
+            if body.capacity() == body.len() {
+                body.reserve(want.min(body.len().max(FIRST_READ)));
+            }
             if stream.read_buf(&mut (&mut body).limit(want)).await? == 0 {
                 return Err(std::io::Error::from(std::io::ErrorKind::UnexpectedEof).into());
             }
         }
-        let api_key = i16::from_be_bytes([body[0], body[1]]);
-        let version = i16::from_be_bytes([body[2], body[3]]);
-        let correlation_id = i32::from_be_bytes([body[4], body[5], body[6], body[7]]);
-        let key = ApiKey::try_from(api_key).map_err(|()| ConnError::UnknownApi(api_key))?;
-        let Some(range) = api::supported(key) else {
-            return Err(ConnError::UnsupportedApi(key));
-        };
-        if version < range.min || version > range.max {
-            if key == ApiKey::ApiVersions {
+        let request = match decode(body.freeze()) {
+            Ok(r) => r,
+            Err(RequestError::UnsupportedVersion {
+                key: ApiKey::ApiVersions,
+                correlation_id,
+                ..
+            }) => {
+                // Kafka answers in the v0 layout so the client retries with a version we serve.
                 let resp = api::api_versions::response(ResponseError::UnsupportedVersion.code());
-                write_response(
-                    &mut out,
-                    correlation_id,
-                    key,
-                    0,
-                    &ResponseKind::ApiVersions(resp),
-                )?;
+                let resp = ResponseKind::ApiVersions(resp);
+                frame::encode_response(&mut out, correlation_id, ApiKey::ApiVersions, 0, &resp)?;
                 stream.write_all(&out).await?;
                 out.clear();
                 continue;
             }
-            return Err(ConnError::UnsupportedVersion(
-                key, version, range.min, range.max,
-            ));
-        }
-        let mut bytes = body.freeze();
-        let header = RequestHeader::decode(&mut bytes, key.request_header_version(version))
-            .map_err(|e| ConnError::Malformed(key, version, e.to_string()))?;
-        let request = RequestKind::decode(key, &mut bytes, version)
-            .map_err(|e| ConnError::Malformed(key, version, e.to_string()))?;
-        if let RequestKind::Fetch(r) = request {
+            Err(e) => return Err(e.into()),
+        };
+        let frame::Request {
+            key,
+            version,
+            header,
+            body,
+        } = request;
+        if let RequestKind::Fetch(r) = body {
             let answer = api::fetch::handle(broker, version, r).await;
             let spliced = answer.spliced.len();
             let response = ResponseKind::Fetch(answer.response);
-            write_response(&mut out, header.correlation_id, key, version, &response)?;
+            frame::encode_response(&mut out, header.correlation_id, key, version, &response)?;
             if spliced == 0 {
                 stream.write_all(&out).await?;
             } else {
@@ -133,34 +124,13 @@ async fn run(
             out.clear();
             continue;
         }
-        let response = dispatch(broker, listener, peer, &header, version, request).await;
+        let response = dispatch(broker, listener, peer, &header, version, body).await;
         if let Some(response) = response {
-            write_response(&mut out, header.correlation_id, key, version, &response)?;
+            frame::encode_response(&mut out, header.correlation_id, key, version, &response)?;
             stream.write_all(&out).await?;
             out.clear();
         }
     }
-}
-
-fn write_response(
-    out: &mut BytesMut,
-    correlation_id: i32,
-    key: ApiKey,
-    version: i16,
-    resp: &ResponseKind,
-) -> Result<(), ConnError> {
-    let start = out.len();
-    out.put_i32(0);
-    let mut header = ResponseHeader::default();
-    header.correlation_id = correlation_id;
-    header
-        .encode(out, key.response_header_version(version))
-        .map_err(|e| ConnError::Encode(key, e.to_string()))?;
-    resp.encode(out, version)
-        .map_err(|e| ConnError::Encode(key, e.to_string()))?;
-    let len = (out.len() - start - 4) as i32;
-    out[start..start + 4].copy_from_slice(&len.to_be_bytes());
-    Ok(())
 }
 
 /// Writes an encoded Fetch response whose record placeholders ([`api::fetch::marker`]) stand
@@ -181,7 +151,11 @@ async fn write_spliced(
         let m = api::fetch::marker(seed, k);
         let at = find(&out[pos..], &m)
             .map(|i| pos + i)
-            .ok_or_else(|| ConnError::Encode(ApiKey::Fetch, "record placeholder missing".into()))?;
+            .ok_or_else(|| EncodeError {
+                key: ApiKey::Fetch,
+                version: if flexible { 12 } else { 4 },
+                reason: "record placeholder missing".into(),
+            })?;
         let (prefix_len, prefix) = if flexible {
             // COMPACT_RECORDS: unsigned varint of length + 1 (16 + 1 fits one byte).
             let mut p = Vec::with_capacity(5);

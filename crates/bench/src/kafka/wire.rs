@@ -8,18 +8,13 @@
 //! batch ([`walk_batches`]) without decoding a single record. What is left is the broker's own
 //! cost, which is what the mode is for.
 
-use std::collections::VecDeque;
-use std::io::{IoSlice, Read, Write};
-use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
-use std::time::Duration;
+use std::net::{SocketAddr, ToSocketAddrs};
 
 use anyhow::{bail, ensure, Context, Result};
 use bytes::{Bytes, BytesMut};
 use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
-use kafka_protocol::messages::{
-    ApiKey, MetadataRequest, MetadataResponse, RequestHeader, ResponseHeader, TopicName,
-};
-use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
+use kafka_protocol::messages::{ApiKey, MetadataRequest, MetadataResponse, TopicName};
+use kafka_protocol::protocol::{Encodable, StrBytes};
 use kafka_protocol::records::{
     Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
 };
@@ -35,10 +30,6 @@ pub const FETCH_VERSION: i16 = 12;
 pub const METADATA_VERSION: i16 = 9;
 /// `client.id` of every request.
 const CLIENT_ID: &str = "kafka-load";
-/// How long a response may take before the connection is given up.
-const IO_TIMEOUT: Duration = Duration::from_secs(60);
-/// Largest response accepted (a Fetch is bounded by `max_bytes`, at most `i32::MAX`).
-const MAX_RESPONSE: usize = i32::MAX as usize;
 
 /// Size of a v2 record batch header: base offset, batch length, partition leader epoch, magic,
 /// CRC, attributes, last offset delta, first and max timestamps, producer id and epoch, base
@@ -53,10 +44,6 @@ const LAST_OFFSET_DELTA_AT: usize = 23;
 const RECORD_COUNT_AT: usize = 57;
 /// Control batches (transaction markers) hold no data records.
 const CONTROL_FLAG: u16 = 1 << 5;
-/// Bytes 8..12 of a request frame: its correlation id (after the size, api key and version).
-const CORRELATION_AT: usize = 8;
-/// Bytes of a frame before which [`Conn::send_frame`] patches the correlation id.
-pub const FRAME_PREFIX: usize = 12;
 
 /// The first `host:port` of `bootstrap` (already checked to be loopback), resolved.
 pub fn first_address(bootstrap: &str) -> Result<SocketAddr> {
@@ -80,143 +67,20 @@ pub fn error_name(code: i16) -> String {
     }
 }
 
-/// One blocking connection; responses arrive in request order, as Kafka requires.
-#[derive(Debug)]
-pub struct Conn {
-    stream: TcpStream,
-    next_correlation: i32,
-    /// Correlation ids sent and not yet answered, oldest first.
-    waiting: VecDeque<(i32, ApiKey, i16)>,
-    /// Response buffer, reused once the previous response is dropped (a fresh multi-megabyte
-    /// allocation per fetch would cost a page fault per 4 KiB).
-    buf: BytesMut,
-}
+/// A blocking connection of the project's Kafka client module, with kafka-load's client id.
+pub type Conn = sluice_kafka::Conn;
 
-impl Conn {
-    pub fn connect(addr: SocketAddr) -> Result<Conn> {
-        let stream = TcpStream::connect(addr).with_context(|| format!("connect to {addr}"))?;
-        // Frames go out in one vectored write each; nothing is gained by delaying them.
-        stream.set_nodelay(true).context("TCP_NODELAY")?;
-        stream
-            .set_read_timeout(Some(IO_TIMEOUT))
-            .context("read timeout")?;
-        stream
-            .set_write_timeout(Some(IO_TIMEOUT))
-            .context("write timeout")?;
-        Ok(Conn {
-            stream,
-            next_correlation: 1,
-            waiting: VecDeque::new(),
-            buf: BytesMut::new(),
-        })
-    }
-
-    /// Requests sent and not yet answered.
-    pub fn in_flight(&self) -> usize {
-        self.waiting.len()
-    }
-
-    /// Sends a frame from [`frame`] under a new correlation id, without copying it: the first
-    /// [`FRAME_PREFIX`] bytes are patched in a local copy. `answered`: whether a response will
-    /// come (not for a Produce with acks=0).
-    pub fn send_frame(&mut self, frame: &[u8], answered: bool) -> Result<i32> {
-        ensure!(frame.len() > FRAME_PREFIX, "request frame too short");
-        let correlation = self.next_correlation;
-        self.next_correlation = self.next_correlation.wrapping_add(1);
-        let mut prefix = [0u8; FRAME_PREFIX];
-        prefix.copy_from_slice(&frame[..FRAME_PREFIX]);
-        prefix[CORRELATION_AT..FRAME_PREFIX].copy_from_slice(&correlation.to_be_bytes());
-        let key = i16::from_be_bytes([prefix[4], prefix[5]]);
-        let version = i16::from_be_bytes([prefix[6], prefix[7]]);
-        let key = ApiKey::try_from(key).map_err(|()| anyhow::anyhow!("unknown api key {key}"))?;
-        write_all_vectored(&mut self.stream, &prefix, &frame[FRAME_PREFIX..])
-            .with_context(|| format!("send {key:?}"))?;
-        if answered {
-            self.waiting.push_back((correlation, key, version));
-        }
-        Ok(correlation)
-    }
-
-    /// Encodes and sends one request; returns its correlation id.
-    pub fn send<R: Encodable>(&mut self, key: ApiKey, version: i16, req: &R) -> Result<i32> {
-        let frame = frame(key, version, req)?;
-        self.send_frame(&frame, true)
-    }
-
-    /// Reads the response to the oldest request in flight and returns its body, header removed.
-    pub fn receive(&mut self) -> Result<(ApiKey, i16, Bytes)> {
-        let (correlation, key, version) =
-            self.waiting.pop_front().context("no request in flight")?;
-        let mut len = [0u8; 4];
-        self.stream
-            .read_exact(&mut len)
-            .with_context(|| format!("read the {key:?} response size"))?;
-        let len = usize::try_from(i32::from_be_bytes(len)).unwrap_or(usize::MAX);
-        ensure!(len <= MAX_RESPONSE, "{key:?} response claims {len} bytes");
-        // Reclaims the previous allocation if nothing refers to it any more.
-        self.buf.clear();
-        self.buf.resize(len, 0);
-        self.stream
-            .read_exact(&mut self.buf)
-            .with_context(|| format!("read the {key:?} response"))?;
-        let mut body = self.buf.split().freeze();
-        let header = ResponseHeader::decode(&mut body, key.response_header_version(version))
-            .with_context(|| format!("decode the {key:?} response header"))?;
-        ensure!(
-            header.correlation_id == correlation,
-            "{key:?} response has correlation id {}, expected {correlation}",
-            header.correlation_id
-        );
-        Ok((key, version, body))
-    }
-
-    /// Sends `req` and decodes its response.
-    pub fn call<Q: Encodable, A: Decodable>(
-        &mut self,
-        key: ApiKey,
-        version: i16,
-        req: &Q,
-    ) -> Result<A> {
-        ensure!(self.waiting.is_empty(), "call with requests in flight");
-        self.send(key, version, req)?;
-        let (_, _, mut body) = self.receive()?;
-        A::decode(&mut body, version).with_context(|| format!("decode the {key:?} response"))
-    }
-}
-
-/// Writes `a` then `b` with as few system calls as the socket allows.
-fn write_all_vectored(stream: &mut TcpStream, a: &[u8], b: &[u8]) -> std::io::Result<()> {
-    let mut bufs = [IoSlice::new(a), IoSlice::new(b)];
-    let mut slices: &mut [IoSlice<'_>] = &mut bufs;
-    while !slices.is_empty() {
-        match stream.write_vectored(slices) {
-            Ok(0) => return Err(std::io::ErrorKind::WriteZero.into()),
-            Ok(n) => IoSlice::advance_slices(&mut slices, n),
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(())
+/// Connects to `addr` as kafka-load.
+pub fn connect(addr: SocketAddr) -> Result<Conn> {
+    Ok(Conn::connect(addr, CLIENT_ID)?)
 }
 
 /// One request as a complete frame (size prefix, header, body), correlation id 0: sent with
 /// [`Conn::send_frame`], which sets it.
 pub fn frame<R: Encodable>(key: ApiKey, version: i16, req: &R) -> Result<Bytes> {
-    let mut header = RequestHeader::default();
-    header.request_api_key = key as i16;
-    header.request_api_version = version;
-    header.correlation_id = 0;
-    header.client_id = Some(StrBytes::from_static_str(CLIENT_ID));
-    let mut buf = BytesMut::new();
-    buf.extend_from_slice(&[0; 4]);
-    header
-        .encode(&mut buf, key.request_header_version(version))
-        .with_context(|| format!("encode the {key:?} header"))?;
-    req.encode(&mut buf, version)
-        .with_context(|| format!("encode the {key:?} request"))?;
-    let size = i32::try_from(buf.len() - 4).context("request too large")?;
-    buf[..4].copy_from_slice(&size.to_be_bytes());
-    Ok(buf.freeze())
+    Ok(sluice_kafka::frame::encode_request(
+        key, version, 0, CLIENT_ID, req,
+    )?)
 }
 
 /// The partition ids of `topic`, from a Metadata request; every leader must be the broker at
@@ -541,6 +405,6 @@ mod tests {
         assert_eq!(be_i32(&f, 0) as usize, f.len() - 4);
         assert_eq!(i16::from_be_bytes([f[4], f[5]]), ApiKey::Metadata as i16);
         assert_eq!(i16::from_be_bytes([f[6], f[7]]), METADATA_VERSION);
-        assert_eq!(be_i32(&f, CORRELATION_AT), 0);
+        assert_eq!(be_i32(&f, 8), 0);
     }
 }

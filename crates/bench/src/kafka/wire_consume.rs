@@ -18,7 +18,7 @@ use kafka_protocol::protocol::{Decodable, StrBytes};
 
 use super::consume::Report;
 use super::options::ConsumeArgs;
-use super::wire::{self, Conn, FETCH_VERSION};
+use super::wire::{self, FETCH_VERSION};
 use super::{CpuWindow, Throughput};
 use crate::stats::Errors;
 
@@ -68,7 +68,7 @@ pub fn measure(args: &ConsumeArgs) -> Result<Report> {
     let partition_max = args.max_partition_fetch_bytes();
     let created = Instant::now();
     let addr = wire::first_address(bootstrap)?;
-    let mut conn = Conn::connect(addr)?;
+    let mut conn = wire::connect(addr)?;
     let partitions = wire::partitions_of(&mut conn, addr, topic)?;
     let name = TopicName(StrBytes::from_string(topic.to_string()));
     let mut offsets: Vec<(i32, i64)> = partitions.iter().map(|&p| (p, 0)).collect();

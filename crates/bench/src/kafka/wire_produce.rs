@@ -20,7 +20,7 @@ use kafka_protocol::protocol::{Decodable, StrBytes};
 use super::options::{Acks, ProduceArgs, Stop};
 use super::produce::{now_ms, Report};
 use super::topic::ensure_topic;
-use super::wire::{self, Conn, PRODUCE_VERSION};
+use super::wire::{self, PRODUCE_VERSION};
 use super::{run_producers, Payloads, Throughput};
 use crate::stats::{merge_errors, Errors};
 
@@ -118,7 +118,7 @@ pub fn measure(args: &ProduceArgs) -> Result<Report> {
     let state = ensure_topic(bootstrap, topic, &args.shape)?;
     let addr = wire::first_address(bootstrap)?;
     let partitions = {
-        let mut conn = Conn::connect(addr)?;
+        let mut conn = wire::connect(addr)?;
         wire::partitions_of(&mut conn, addr, topic)?
     };
     ensure!(
@@ -238,7 +238,7 @@ fn settle(body: &mut Bytes, records: u64, share: &mut Share) -> Result<()> {
 
 /// Runs one connection: connects, waits at `ready`, then sends its part.
 fn produce_part(plan: &Plan<'_>, part: Part, ready: &Barrier) -> Result<Share> {
-    let conn = Conn::connect(plan.addr);
+    let conn = wire::connect(plan.addr);
     // A short batch for the records left after the full batches, encoded before the clock.
     let full = part.limit / plan.batch_records;
     let tail_records = if plan.deadline.is_some() {

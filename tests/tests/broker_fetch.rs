@@ -289,14 +289,15 @@ async fn out_of_range_position_is_reset_by_confluent_kafka() {
         .await
         .unwrap();
     assert!(
-        out.contains(
-            r#""earliest": [[6, "r6"], [7, "r7"], [8, "r8"], [9, "r9"]]"#
-        ),
+        out.contains(r#""earliest": [[6, "r6"], [7, "r7"], [8, "r8"], [9, "r9"]]"#),
         "{out}\n{}",
         broker.log_text()
     );
     // Past the end: the first record read is one produced after the reset, at its own offset.
-    let latest = out.split(r#""latest": [["#).nth(1).expect("latest read something");
+    let latest = out
+        .split(r#""latest": [["#)
+        .nth(1)
+        .expect("latest read something");
     let (offset, rest) = latest.split_once(", \"after-").expect("an after- record");
     let offset: i64 = offset.parse().unwrap();
     let k: i64 = rest.split('"').next().unwrap().parse().unwrap();

@@ -13,6 +13,8 @@
 
 pub mod api;
 pub mod cluster;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod groups;
 pub mod ids;
 pub mod partitions;

@@ -3,6 +3,27 @@
 /// Kafka's limit on topic name length.
 pub const MAX_NAME_LEN: usize = 249;
 
+/// Most partitions a topic may have. A topic's partition assignment is one znode, and coord
+/// (like ZooKeeper) refuses znodes over `jute.maxbuffer` (1 MiB): at about 20 bytes of JSON per
+/// partition this is where Kafka's own ZooKeeper mode stops too. Checked before anything is
+/// built, so a request cannot make the broker build an assignment of billions of partitions.
+pub const MAX_PARTITIONS: i32 = 50_000;
+
+/// Checks a requested partition count.
+pub fn valid_partition_count(partitions: i32) -> Result<(), String> {
+    if partitions <= 0 {
+        return Err(format!(
+            "number of partitions must be larger than 0, got {partitions}"
+        ));
+    }
+    if partitions > MAX_PARTITIONS {
+        return Err(format!(
+            "number of partitions {partitions} is larger than the {MAX_PARTITIONS} a topic can have"
+        ));
+    }
+    Ok(())
+}
+
 pub fn valid_name(name: &str) -> Result<(), String> {
     if name.is_empty() {
         return Err("Topic name is illegal, it can't be empty".into());

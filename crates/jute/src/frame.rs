@@ -39,11 +39,15 @@ pub enum FrameError {
     TooLarge { len: usize, max: usize },
 }
 
+/// Most that [`take_frame`] reserves ahead of bytes that have not arrived yet.
+pub const RESERVE_AHEAD: usize = 64 * 1024;
+
 /// Splits one whole frame body off the front of `buf`.
 ///
 /// `Ok(None)` means more bytes are needed; `buf` is left as it was, with room reserved for the
-/// rest of the frame once its length has been checked. The length is validated against
-/// `max_len` before any allocation, so a hostile prefix cannot make the caller reserve memory.
+/// rest of the frame (up to [`RESERVE_AHEAD`]) once its length has been checked. The length is
+/// validated against `max_len` before any allocation, so a hostile prefix cannot make the
+/// caller reserve memory it has not received.
 pub fn take_frame(buf: &mut BytesMut, max_len: usize) -> Result<Option<BytesMut>, FrameError> {
     let Some(prefix) = buf.get(..LENGTH_PREFIX_LEN) else {
         return Ok(None);
@@ -57,7 +61,9 @@ pub fn take_frame(buf: &mut BytesMut, max_len: usize) -> Result<Option<BytesMut>
     }
     let total = LENGTH_PREFIX_LEN + len;
     if buf.len() < total {
-        buf.reserve(total - buf.len());
+        // Room for what is missing, up to RESERVE_AHEAD: a frame that is announced but does
+        // not arrive costs no more than that; past it the buffer grows as bytes arrive.
+        buf.reserve((total - buf.len()).min(RESERVE_AHEAD));
         return Ok(None);
     }
     buf.advance(LENGTH_PREFIX_LEN);
@@ -141,6 +147,11 @@ mod tests {
         );
         let mut buf = BytesMut::from(&(DEFAULT_MAX_BUFFER as i32).to_be_bytes()[..]);
         assert_eq!(take_frame(&mut buf, DEFAULT_MAX_BUFFER), Ok(None));
+        assert!(
+            buf.capacity() <= 4 + RESERVE_AHEAD,
+            "an announced 1 MiB frame reserved {} bytes before arriving",
+            buf.capacity()
+        );
     }
 
     #[test]

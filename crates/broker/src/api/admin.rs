@@ -43,12 +43,8 @@ pub async fn create_topics(broker: &Broker, req: CreateTopicsRequest) -> CreateT
         };
         if let Err(msg) = crate::topics::valid_name(&name) {
             fail(&mut out, ResponseError::InvalidTopicException, msg);
-        } else if partitions <= 0 {
-            fail(
-                &mut out,
-                ResponseError::InvalidPartitions,
-                format!("number of partitions must be larger than 0, got {partitions}"),
-            );
+        } else if let Err(msg) = crate::topics::valid_partition_count(partitions) {
+            fail(&mut out, ResponseError::InvalidPartitions, msg);
         } else if rf <= 0 {
             fail(
                 &mut out,
@@ -222,6 +218,12 @@ pub async fn create_partitions(
                 .map(|a| a.broker_ids.into_iter().map(|b| b.0).collect())
                 .collect()
         });
+        if let Err(msg) = crate::topics::valid_partition_count(t.count) {
+            out.error_code = ResponseError::InvalidPartitions.code();
+            out.error_message = Some(StrBytes::from_string(msg));
+            resp.results.push(out);
+            continue;
+        }
         let (code, msg) = match broker
             .cluster
             .add_partitions(&name, t.count, assignments, !req.validate_only)

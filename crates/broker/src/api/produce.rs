@@ -29,6 +29,11 @@ pub async fn handle(broker: &Broker, req: ProduceRequest) -> Option<ProduceRespo
                 .get(&topic)
                 .and_then(|tm| tm.partitions.get(&pd.index));
             let error = match meta {
+                // Kafka refuses client writes to its internal topics: records there are the
+                // group coordinator's, and it trusts what it reads back.
+                _ if topic == crate::groups::OFFSETS_TOPIC => {
+                    Some(ResponseError::InvalidTopicException)
+                }
                 None => Some(ResponseError::UnknownTopicOrPartition),
                 Some(pm) if pm.leader() != Some(broker.id) => {
                     Some(ResponseError::NotLeaderOrFollower)

@@ -342,7 +342,20 @@ pub fn decode_batches(mut bytes: Bytes) -> (KeyedRecords, Option<i64>) {
             break;
         }
         let mut one = bytes.split_to(12 + len as usize);
-        next = Some(base + i64::from(last_delta) + 1);
+        // A damaged header can hold any offsets: one whose last offset overflows is skipped
+        // (its records are not decoded), never a reason to stop the loader.
+        let Some(after) = base
+            .checked_add(i64::from(last_delta))
+            .and_then(|last| last.checked_add(1))
+        else {
+            tracing::warn!(
+                base,
+                last_delta,
+                "skipping a batch with impossible offsets in __consumer_offsets"
+            );
+            continue;
+        };
+        next = Some(after);
         match RecordBatchDecoder::decode(&mut one) {
             Ok(set) => {
                 for r in set.records {
@@ -365,6 +378,21 @@ pub fn decode_batches(mut bytes: Bytes) -> (KeyedRecords, Option<i64>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Found by the record_batches fuzz target: a batch whose base offset plus last offset
+    /// delta overflows panicked the loader.
+    #[test]
+    fn a_batch_with_overflowing_offsets_is_skipped() {
+        let mut b = encode_batch(&[(Bytes::from_static(b"k"), None)], 0)
+            .unwrap()
+            .to_vec();
+        b[..8].copy_from_slice(&i64::MAX.to_be_bytes());
+        let good = encode_batch(&[(Bytes::from_static(b"k2"), None)], 0).unwrap();
+        b.extend_from_slice(&good);
+        let (records, next) = decode_batches(Bytes::from(b));
+        assert_eq!(records.len(), 1, "the good batch after it is still read");
+        assert_eq!(next, Some(1));
+    }
 
     #[test]
     fn offset_key_and_value_match_kafkas_layout() {

@@ -29,6 +29,8 @@
 mod codec;
 mod engine;
 mod failover;
+#[doc(hidden)]
+pub mod fuzzing;
 mod log_store;
 mod network;
 mod node;

@@ -30,7 +30,7 @@ use super::failover;
 use super::log_store::LogStore;
 use super::network::{is_connect_failure, request_to, NetworkFactory, Peers};
 use super::proto as pb;
-use super::server::{self, LeaderContact, ServiceCtx};
+use super::server::{self, LeaderContact, ServiceCtx, SnapshotChunks};
 use super::state_machine::StateMachine;
 use super::timing::{openraft_config, LogOptions, RaftTiming};
 use super::types::{Application, NodeId, PeerAddrs, Raft};
@@ -336,6 +336,7 @@ impl RaftNode {
             raft: raft.clone(),
             stopping,
             contact: LeaderContact::default(),
+            snapshot_chunks: SnapshotChunks::default(),
         });
 
         // Ports: only a multi-node ensemble needs them.

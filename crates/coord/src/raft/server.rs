@@ -50,6 +50,32 @@ impl LeaderContact {
     }
 }
 
+/// Admission of InstallSnapshot chunks. openraft writes a chunk at the offset the sender gives
+/// into the snapshot being received (a `Vec` behind a cursor), so an offset past what has
+/// arrived would make this node allocate up to that offset: 2^40 from a single small message.
+/// A chunk is admitted only if it starts within the bytes already received for its snapshot (0
+/// for a new one); the sender sends chunks in order and may resend, which this allows.
+#[derive(Debug, Default)]
+pub(crate) struct SnapshotChunks(Mutex<Option<(String, u64)>>);
+
+impl SnapshotChunks {
+    /// Checks one chunk of snapshot `id` and, if admitted, records how far it reaches; a chunk
+    /// that would leave a gap is refused with the number of bytes received.
+    pub(crate) fn admit(&self, id: &str, offset: u64, len: usize) -> Result<(), u64> {
+        let mut recv = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        let received = match &*recv {
+            Some((current, end)) if current == id => *end,
+            _ => 0,
+        };
+        if offset > received {
+            return Err(received);
+        }
+        let end = offset.saturating_add(len as u64).max(received);
+        *recv = Some((id.to_string(), end));
+        Ok(())
+    }
+}
+
 /// What the services need from the node.
 pub(crate) struct ServiceCtx {
     pub(crate) id: NodeId,
@@ -57,6 +83,7 @@ pub(crate) struct ServiceCtx {
     /// Becomes `true` when the node shuts down.
     pub(crate) stopping: watch::Receiver<bool>,
     pub(crate) contact: LeaderContact,
+    pub(crate) snapshot_chunks: SnapshotChunks,
 }
 
 impl std::fmt::Debug for ServiceCtx {
@@ -129,6 +156,33 @@ impl RaftPeer for PeerService {
     ) -> Result<Response<pb::InstallSnapshotResponse>, Status> {
         self.0.check_target(&req)?;
         let rpc = codec::snapshot_req_from_pb(req.into_inner()).map_err(bad_request)?;
+        if let Err(received) =
+            self.0
+                .snapshot_chunks
+                .admit(&rpc.meta.snapshot_id, rpc.offset, rpc.data.len())
+        {
+            // A gap: answer as openraft answers a chunk it cannot place, so the sender starts
+            // the transfer over from offset 0.
+            tracing::warn!(
+                snapshot = %rpc.meta.snapshot_id,
+                offset = rpc.offset,
+                received,
+                "snapshot chunk refused: it starts past the bytes received"
+            );
+            let mismatch = openraft::error::SnapshotMismatch {
+                expect: openraft::SnapshotSegmentId {
+                    id: rpc.meta.snapshot_id.clone(),
+                    offset: 0,
+                },
+                got: openraft::SnapshotSegmentId {
+                    id: rpc.meta.snapshot_id.clone(),
+                    offset: rpc.offset,
+                },
+            };
+            return Ok(Response::new(codec::snapshot_resp_to_pb(&Err(
+                openraft::error::InstallSnapshotError::SnapshotMismatch(mismatch),
+            ))));
+        }
         let res = match self.0.raft.install_snapshot(rpc).await {
             Ok(r) => Ok(r),
             Err(RaftError::APIError(e)) => Err(e),
@@ -280,4 +334,25 @@ pub(crate) fn spawn(
         }
     });
     Ok((vec![t1, t2], peer_addr, election_addr))
+}
+
+#[cfg(test)]
+mod chunk_tests {
+    use super::SnapshotChunks;
+
+    /// A chunk far past what arrived would have made openraft grow the receiving buffer to its
+    /// offset (2^40 bytes from one small message); it is refused, and the transfer can start
+    /// over from 0.
+    #[test]
+    fn a_chunk_past_the_received_bytes_is_refused() {
+        let c = SnapshotChunks::default();
+        assert_eq!(c.admit("s1", 1 << 40, 10), Err(0));
+        assert_eq!(c.admit("s1", 0, 100), Ok(()));
+        assert_eq!(c.admit("s1", 100, 100), Ok(()));
+        assert_eq!(c.admit("s1", 50, 100), Ok(()), "a resent chunk is fine");
+        assert_eq!(c.admit("s1", 201, 1), Err(200));
+        // Another snapshot starts from nothing.
+        assert_eq!(c.admit("s2", 100, 1), Err(0));
+        assert_eq!(c.admit("s2", 0, 1), Ok(()));
+    }
 }

@@ -532,7 +532,7 @@ impl Drop for Conn {
 
 /// The id an `addauth` adds: `digest user:password` becomes `digest:user:<base64 sha1>`, as
 /// ZooKeeper's DigestAuthenticationProvider. Other schemes are refused.
-fn auth_id(scheme: &str, auth: &[u8]) -> Option<Id> {
+pub(super) fn auth_id(scheme: &str, auth: &[u8]) -> Option<Id> {
     match scheme {
         "digest" => {
             let text = std::str::from_utf8(auth).ok()?;

@@ -24,6 +24,8 @@
 
 mod conn;
 pub(crate) mod expiry;
+#[doc(hidden)]
+pub mod fuzzing;
 mod handlers;
 
 use std::collections::{HashMap, HashSet};

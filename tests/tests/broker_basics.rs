@@ -417,16 +417,16 @@ async fn a_broker_whose_session_expired_registers_again_and_keeps_serving() {
     assert!(broker.is_running());
 }
 
-/// Without replication a partition's records live on its leader only, and the metadata says so:
-/// the ISR is the leader alone, a stopped leader leaves the partition without one (rather than
-/// handing it to a replica that holds none of its records), and it serves again, records
-/// intact, when that broker returns.
+/// With two replicas the follower copies the leader: records acknowledged with acks=all are on
+/// both, a stopped leader is replaced by its in-sync follower, which serves every record, and
+/// the old leader comes back as a follower, catches up on what it missed and rejoins the ISR.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_partition_follows_its_only_in_sync_replica() {
+async fn a_stopped_leader_is_replaced_by_its_in_sync_follower() {
     use rdkafka::consumer::{BaseConsumer, Consumer};
     use rdkafka::producer::{FutureProducer, FutureRecord};
     let coord = CoordCluster::start(1, "");
-    let extra = "default.replication.factor=2\nnum.partitions=1\n";
+    let extra =
+        "default.replication.factor=2\nnum.partitions=1\noffsets.topic.replication.factor=2\n";
     let mut brokers = [
         BrokerNode::start(coord.dir.path(), 1, &coord.connect_string(), extra),
         BrokerNode::start(coord.dir.path(), 2, &coord.connect_string(), extra),
@@ -474,9 +474,16 @@ async fn a_partition_follows_its_only_in_sync_replica() {
     };
     let (leader, replicas, isr) = meta(&all);
     assert_eq!(replicas.len(), 2);
-    assert_eq!(isr, vec![leader], "only the leader holds the records");
+    let mut both = isr.clone();
+    both.sort_unstable();
+    assert_eq!(
+        both,
+        vec![1, 2],
+        "a new partition's replicas are all in sync"
+    );
     let p: FutureProducer = ClientConfig::new()
         .set("bootstrap.servers", &all)
+        .set("acks", "all")
         .create()
         .unwrap();
     for v in ["a", "b", "c"] {
@@ -487,39 +494,72 @@ async fn a_partition_follows_its_only_in_sync_replica() {
         .await
         .expect("acknowledged");
     }
-    drop(p);
 
     let (gone, other) = if leader == 1 { (0, 1) } else { (1, 0) };
+    let follower = brokers[other].id;
     brokers[gone].stop();
     let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    while meta(&brokers[other].bootstrap()).0 != -1 {
-        assert!(std::time::Instant::now() < deadline, "still led");
-        tokio::time::sleep(Duration::from_millis(200)).await;
+    while meta(&brokers[other].bootstrap()).0 != follower {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the follower did not take over"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    // Written while the old leader is away: it must catch up on it.
+    p.send(
+        FutureRecord::<(), _>::to("r").partition(0).payload("d"),
+        Duration::from_secs(10),
+    )
+    .await
+    .expect("acknowledged by the new leader");
+    drop(p);
 
     brokers[gone].spawn();
     brokers[gone].wait_until_listening(Duration::from_secs(30));
-    let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    while meta(&all).0 != leader {
-        assert!(std::time::Instant::now() < deadline, "leader not back");
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let (_, _, mut isr) = meta(&brokers[other].bootstrap());
+        isr.sort_unstable();
+        if isr == vec![1, 2] {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the old leader never rejoined the ISR: {isr:?}"
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    let c: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", &all)
-        .set("group.id", "r")
-        .create()
-        .unwrap();
-    let mut tpl = rdkafka::TopicPartitionList::new();
-    tpl.add_partition_offset("r", 0, rdkafka::Offset::Beginning)
-        .unwrap();
-    c.assign(&tpl).unwrap();
-    let mut got = Vec::new();
-    let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    while got.len() < 3 && std::time::Instant::now() < deadline {
-        if let Some(Ok(m)) = c.poll(Duration::from_millis(200)) {
-            use rdkafka::message::Message;
-            got.push(String::from_utf8_lossy(m.payload().unwrap()).into_owned());
+    let read = |bootstrap: String| {
+        let c: BaseConsumer = ClientConfig::new()
+            .set("bootstrap.servers", &bootstrap)
+            .set("group.id", "r")
+            .create()
+            .unwrap();
+        let mut tpl = rdkafka::TopicPartitionList::new();
+        tpl.add_partition_offset("r", 0, rdkafka::Offset::Beginning)
+            .unwrap();
+        c.assign(&tpl).unwrap();
+        let mut got = Vec::new();
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        while got.len() < 4 && std::time::Instant::now() < deadline {
+            if let Some(Ok(m)) = c.poll(Duration::from_millis(200)) {
+                use rdkafka::message::Message;
+                got.push(String::from_utf8_lossy(m.payload().unwrap()).into_owned());
+            }
         }
+        got
+    };
+    assert_eq!(read(all.clone()), ["a", "b", "c", "d"]);
+    // The returning broker holds all four too: stop the current leader and read from it.
+    brokers[other].stop();
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while meta(&brokers[gone].bootstrap()).0 != brokers[gone].id {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the old leader did not lead again"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    assert_eq!(got, ["a", "b", "c"]);
+    assert_eq!(read(brokers[gone].bootstrap()), ["a", "b", "c", "d"]);
 }

@@ -17,8 +17,8 @@ pub mod cluster;
 pub mod fuzzing;
 pub mod groups;
 pub mod ids;
-pub mod partitions;
 pub mod producers;
+pub mod replica;
 pub mod server;
 pub mod topic_config;
 pub mod topics;
@@ -38,7 +38,8 @@ pub struct Broker {
     pub config: BrokerConfig,
     pub id: i32,
     pub cluster: Arc<Cluster>,
-    pub partitions: Arc<partitions::PartitionManager>,
+    /// The partitions held here and their roles (leader, follower).
+    pub replicas: Arc<replica::ReplicaManager>,
     /// Consumer groups coordinated here (decision 0007).
     pub groups: Arc<groups::GroupCoordinator>,
     /// Producer ids for idempotent producers (InitProducerId).
@@ -201,7 +202,7 @@ impl BrokerServer {
         // Recover the logs before joining: a broker is only advertised once it can serve them.
         let parts = {
             let cfg = config.clone();
-            tokio::task::spawn_blocking(move || partitions::PartitionManager::open(&cfg, broker_id))
+            tokio::task::spawn_blocking(move || replica::ReplicaManager::open(&cfg, broker_id))
                 .await
                 .map_err(|_| StartError::Recovery)??
         };
@@ -214,14 +215,14 @@ impl BrokerServer {
             config: config.clone(),
             id: broker_id,
             cluster: cluster.clone(),
-            partitions: parts.clone(),
+            replicas: parts.clone(),
             groups: Arc::new(groups::GroupCoordinator::new(
                 groups::GroupConfig::of(&config),
                 groups::log_persist(parts.clone()),
             )),
             producer_ids: producers::ProducerIds::default(),
         });
-        parts.reconcile(&cluster.metadata());
+        parts.apply(&cluster.metadata());
         let (fatal_tx, fatal) = tokio::sync::watch::channel(None);
         let fatal_tx = Arc::new(fatal_tx);
         let mut tasks = Vec::new();
@@ -245,7 +246,7 @@ impl BrokerServer {
             }));
         }
         {
-            // Open (or drop) partition logs whenever the metadata changes.
+            // The reconciler: the one task that turns metadata changes into partition roles.
             let c = cluster.clone();
             let p = parts.clone();
             let mut rx = cluster.subscribe();
@@ -253,10 +254,12 @@ impl BrokerServer {
                 while rx.changed().await.is_ok() {
                     let m = c.metadata();
                     let p = p.clone();
-                    let _ = tokio::task::spawn_blocking(move || p.reconcile(&m)).await;
+                    let _ = tokio::task::spawn_blocking(move || p.apply(&m)).await;
                 }
             }));
             tasks.push(tokio::spawn(parts.clone().run_housekeeping()));
+            tasks.push(tokio::spawn(replica::fetcher::run(broker.clone())));
+            tasks.push(tokio::spawn(replica::isr::run(broker.clone())));
         }
         tasks.push(tokio::spawn(groups::loader::run(broker.clone())));
         // Serve clients once a controller is known, so the first Metadata answer already names
@@ -319,7 +322,7 @@ impl BrokerServer {
         for t in &self.tasks {
             t.abort();
         }
-        let parts = self.broker.partitions.clone();
+        let parts = self.broker.replicas.clone();
         let _ = tokio::task::spawn_blocking(move || parts.close_all()).await;
         // Bounded: with the coordinator gone these calls would wait for it forever; the
         // session then simply expires.

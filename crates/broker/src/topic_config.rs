@@ -399,7 +399,7 @@ pub fn validate_all<'a>(
 
 /// The partition-log settings of a topic: `server.properties`, then the topic's overrides.
 pub fn log_config(c: &BrokerConfig, overrides: &BTreeMap<String, String>) -> LogConfig {
-    let mut lc = crate::partitions::log_config(c);
+    let mut lc = crate::replica::log_config(c);
     let num = |k: &str| overrides.get(k).and_then(|v| v.trim().parse::<i64>().ok());
     let positive = |v: i64| u64::try_from(v).ok();
     if let Some(v) = num("segment.bytes").and_then(positive) {

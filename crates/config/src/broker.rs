@@ -101,6 +101,14 @@ pub struct BrokerConfig {
     pub message_max_bytes: i32,
     pub replica_lag_time_max_ms: i64,
     pub offsets_retention_minutes: i64,
+    /// Follower fetchers per source broker.
+    pub num_replica_fetchers: u32,
+    pub replica_fetch_max_bytes: i32,
+    pub replica_fetch_min_bytes: i32,
+    pub replica_fetch_wait_max_ms: i32,
+    pub replica_fetch_response_max_bytes: i32,
+    pub replica_fetch_backoff_ms: i32,
+    pub replica_socket_timeout_ms: i32,
 }
 
 const MS_PER_HOUR: i64 = 3_600_000;
@@ -272,6 +280,25 @@ impl BrokerConfig {
         let replica_lag_time_max_ms = r.number("replica.lag.time.max.ms", 30_000i64, 1, i64::MAX);
         let offsets_retention_minutes =
             r.number("offsets.retention.minutes", 10_080i64, 1, i64::MAX);
+        let num_replica_fetchers = r.number("num.replica.fetchers", 1u32, 1, 64);
+        let replica_fetch_max_bytes =
+            r.number("replica.fetch.max.bytes", 1_048_576i32, 1, i32::MAX);
+        let replica_fetch_min_bytes = r.number("replica.fetch.min.bytes", 1i32, 1, i32::MAX);
+        let replica_fetch_wait_max_ms = r.number("replica.fetch.wait.max.ms", 500i32, 0, 60_000);
+        let replica_fetch_response_max_bytes = r.number(
+            "replica.fetch.response.max.bytes",
+            10_485_760i32,
+            1,
+            i32::MAX,
+        );
+        let replica_fetch_backoff_ms = r.number("replica.fetch.backoff.ms", 1000i32, 0, i32::MAX);
+        let replica_socket_timeout_ms =
+            r.number("replica.socket.timeout.ms", 30_000i32, 1, i32::MAX);
+        if i64::from(replica_fetch_wait_max_ms) > replica_lag_time_max_ms {
+            if let Some(e) = props.get("replica.fetch.wait.max.ms") {
+                r.error(e, format!("must not exceed replica.lag.time.max.ms ({replica_lag_time_max_ms}), or followers would drop out of the ISR while waiting"));
+            }
+        }
         if socket_request_max_bytes < message_max_bytes {
             if let Some(e) = props.get("socket.request.max.bytes") {
                 r.warn(e, format!("smaller than message.max.bytes ({message_max_bytes}); the largest records cannot be sent"));
@@ -303,10 +330,6 @@ impl BrokerConfig {
                 "auto.leader.rebalance.enable",
                 "leader.imbalance.check.interval.seconds",
                 "controlled.shutdown.enable",
-                "num.replica.fetchers",
-                "replica.fetch.max.bytes",
-                "replica.fetch.wait.max.ms",
-                "replica.socket.timeout.ms",
                 "queued.max.requests",
                 "connections.max.idle.ms",
                 "max.connections.per.ip",
@@ -368,6 +391,13 @@ impl BrokerConfig {
             message_max_bytes,
             replica_lag_time_max_ms,
             offsets_retention_minutes,
+            num_replica_fetchers,
+            replica_fetch_max_bytes,
+            replica_fetch_min_bytes,
+            replica_fetch_wait_max_ms,
+            replica_fetch_response_max_bytes,
+            replica_fetch_backoff_ms,
+            replica_socket_timeout_ms,
         };
         (Some(config), diags)
     }
@@ -504,6 +534,34 @@ impl BrokerConfig {
             (
                 "offsets.retention.minutes",
                 self.offsets_retention_minutes.to_string(),
+            ),
+            (
+                "num.replica.fetchers",
+                self.num_replica_fetchers.to_string(),
+            ),
+            (
+                "replica.fetch.max.bytes",
+                self.replica_fetch_max_bytes.to_string(),
+            ),
+            (
+                "replica.fetch.min.bytes",
+                self.replica_fetch_min_bytes.to_string(),
+            ),
+            (
+                "replica.fetch.wait.max.ms",
+                self.replica_fetch_wait_max_ms.to_string(),
+            ),
+            (
+                "replica.fetch.response.max.bytes",
+                self.replica_fetch_response_max_bytes.to_string(),
+            ),
+            (
+                "replica.fetch.backoff.ms",
+                self.replica_fetch_backoff_ms.to_string(),
+            ),
+            (
+                "replica.socket.timeout.ms",
+                self.replica_socket_timeout_ms.to_string(),
             ),
         ]
         .into_iter()

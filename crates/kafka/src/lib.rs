@@ -16,8 +16,10 @@
 //! or allocates the frame, reads the fixed prefix, refuses APIs and versions the caller does not
 //! serve, and decodes header and body with the `kafka-protocol` crate (whose decoders are
 //! patched to allocate no more than the bytes received allow, decision 0010). [`client`] is a
-//! blocking connection for tools and tests that send exact requests.
+//! blocking connection for tools and tests that send exact requests; [`async_client`] the same
+//! on tokio, for the broker's own requests to other brokers (followers fetching from leaders).
 
+pub mod async_client;
 pub mod client;
 pub mod frame;
 

@@ -648,6 +648,16 @@ impl Log {
         self.epochs.latest_epoch()
     }
 
+    /// A new leader's first step: records that `epoch` starts at the log end offset (Kafka
+    /// writes it on becoming leader, so OffsetsForLeaderEpoch answers before the first append).
+    /// Durable before returning; a no-op for an epoch not newer than the latest.
+    pub fn begin_epoch(&mut self, epoch: i32) -> Result<()> {
+        if self.epochs.assign(epoch, self.next_offset) {
+            self.epochs.persist()?;
+        }
+        Ok(())
+    }
+
     /// OffsetsForLeaderEpoch: (largest epoch `<=` `epoch`, end offset of that epoch); `None`
     /// for UNDEFINED_EPOCH / UNDEFINED_EPOCH_OFFSET.
     pub fn end_offset_for_epoch(&self, epoch: i32) -> Option<(i32, u64)> {

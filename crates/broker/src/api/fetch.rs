@@ -20,6 +20,7 @@ use kafka_protocol::messages::{FetchRequest, FetchResponse, TopicName};
 use kafka_protocol::protocol::StrBytes;
 use tokio::sync::watch;
 
+use crate::replica::{PartitionError, Progressed};
 use crate::Broker;
 
 /// Slices at least this large are sent from the file with sendfile(2).
@@ -55,9 +56,17 @@ struct Wanted {
     partition: i32,
     offset: i64,
     max_bytes: i32,
+    current_leader_epoch: i32,
+    last_fetched_epoch: i32,
 }
 
 pub async fn handle(broker: &Broker, version: i16, req: FetchRequest) -> Answer {
+    // A follower's fetch names its broker id (v15+: in the replica state).
+    let replica = if version >= 15 {
+        req.replica_state.replica_id.0
+    } else {
+        req.replica_id.0
+    };
     let seed = new_seed();
     let m = broker.cluster.metadata();
     let mut resp = FetchResponse::default();
@@ -96,6 +105,8 @@ pub async fn handle(broker: &Broker, version: i16, req: FetchRequest) -> Answer 
                     partition: p.partition,
                     offset: p.fetch_offset,
                     max_bytes: p.partition_max_bytes,
+                    current_leader_epoch: p.current_leader_epoch,
+                    last_fetched_epoch: p.last_fetched_epoch,
                 }),
             }
             tr.partitions.push(pd);
@@ -114,7 +125,7 @@ pub async fn handle(broker: &Broker, version: i16, req: FetchRequest) -> Answer 
     loop {
         let mut total = 0u64;
         let mut spliced = Vec::new();
-        let mut waits: Vec<watch::Receiver<u64>> = Vec::new();
+        let mut waits: Vec<watch::Receiver<Progressed>> = Vec::new();
         for w in &wanted {
             let pd = resp.responses[w.topic_index]
                 .partitions
@@ -123,42 +134,67 @@ pub async fn handle(broker: &Broker, version: i16, req: FetchRequest) -> Answer 
                 .expect("a response entry per wanted partition");
             pd.records = Some(Bytes::new());
             pd.error_code = 0;
-            let meta = m
-                .topics
-                .get(&w.topic)
-                .and_then(|t| t.partitions.get(&w.partition));
-            let Some(meta) = meta else {
-                pd.error_code = ResponseError::UnknownTopicOrPartition.code();
-                continue;
-            };
-            if meta.leader() != Some(broker.id) {
-                pd.error_code = ResponseError::NotLeaderOrFollower.code();
-                continue;
-            }
-            let Some(part) = broker.partitions.get(&w.topic, w.partition) else {
-                pd.error_code = ResponseError::NotLeaderOrFollower.code();
+            pd.diverging_epoch = Default::default();
+            let Some(part) = broker.replicas.get(&w.topic, w.partition) else {
+                let known = m
+                    .topics
+                    .get(&w.topic)
+                    .is_some_and(|t| t.partitions.contains_key(&w.partition));
+                pd.error_code = if known {
+                    ResponseError::NotLeaderOrFollower.code()
+                } else {
+                    ResponseError::UnknownTopicOrPartition.code()
+                };
                 continue;
             };
             waits.push(part.subscribe());
             // Kafka returns at least one whole batch even when it is larger than the limits, so
             // a consumer never stalls on a big batch; the log's `read` does the same.
             let budget = (w.max_bytes.max(0) as u64).min(max_total.saturating_sub(total));
-            match (w.offset >= 0).then(|| part.read(w.offset as u64, budget, true)) {
-                None => pd.error_code = ResponseError::OffsetOutOfRange.code(),
-                Some(Err(e)) => {
+            let read = if w.offset < 0 {
+                Err(PartitionError::Log(
+                    sluice_log::LogError::OffsetOutOfRange {
+                        offset: 0,
+                        log_start_offset: 0,
+                        log_end_offset: 0,
+                    },
+                ))
+            } else if replica >= 0 {
+                part.read_for_follower(
+                    replica,
+                    w.offset as u64,
+                    budget,
+                    w.current_leader_epoch,
+                    w.last_fetched_epoch,
+                    broker.id,
+                )
+                .map(|r| {
+                    if let Some((epoch, end)) = r.diverging {
+                        pd.diverging_epoch.epoch = epoch;
+                        pd.diverging_epoch.end_offset = end as i64;
+                    }
+                    (r.slice, r.offsets)
+                })
+            } else {
+                part.read(w.offset as u64, budget, w.current_leader_epoch)
+                    .map(|(slice, o)| (Some(slice), o))
+            };
+            match read {
+                Err(e) => {
                     let o = part.offsets();
                     pd.high_watermark = o.high_watermark as i64;
                     pd.last_stable_offset = o.high_watermark as i64;
                     pd.log_start_offset = o.log_start as i64;
-                    pd.error_code = e.kafka_error_code();
+                    pd.error_code = super::partition_error(&e).code();
                 }
-                Some(Ok((slice, o))) => {
+                Ok((slice, o)) => {
                     pd.high_watermark = o.high_watermark as i64;
                     pd.last_stable_offset = o.high_watermark as i64;
                     pd.log_start_offset = o.log_start as i64;
                     if version >= 4 {
                         pd.aborted_transactions = Some(Vec::new());
                     }
+                    let Some(slice) = slice else { continue };
                     if slice.len >= SPLICE_MIN_BYTES && total < max_total {
                         total += slice.len;
                         pd.records = Some(Bytes::copy_from_slice(&marker(seed, spliced.len())));
@@ -171,8 +207,6 @@ pub async fn handle(broker: &Broker, version: i16, req: FetchRequest) -> Answer 
                             }
                             Err(e) => pd.error_code = e.kafka_error_code(),
                         }
-                    } else {
-                        pd.records = Some(Bytes::new());
                     }
                 }
             }

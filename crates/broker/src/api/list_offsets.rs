@@ -99,8 +99,7 @@ pub fn offset_for_leader_epoch(
             e.end_offset = -1;
             match super::led_here(broker, &m, &topic, p.partition) {
                 Err(err) => e.error_code = err.code(),
-                Ok((part, _)) => {
-                    let current = part.leader_epoch.load(std::sync::atomic::Ordering::Relaxed);
+                Ok((part, current)) => {
                     if p.current_leader_epoch >= 0 && p.current_leader_epoch < current {
                         e.error_code = ResponseError::FencedLeaderEpoch.code();
                     } else if p.current_leader_epoch > current {

@@ -16,7 +16,7 @@ use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::ApiKey;
 
 use crate::cluster::Metadata;
-use crate::partitions::Partition;
+use crate::replica::{Partition, PartitionError};
 use crate::Broker;
 
 /// An API and the versions served. Record-carrying APIs start where record batches (magic v2)
@@ -66,25 +66,44 @@ pub fn supported(key: ApiKey) -> Option<Supported> {
     SUPPORTED.iter().copied().find(|s| s.key == key)
 }
 
-/// The partition `topic`/`partition` with its leader epoch, if this broker leads it; otherwise
-/// the error to answer (UNKNOWN_TOPIC_OR_PARTITION, NOT_LEADER_OR_FOLLOWER).
+/// The partition `topic`/`partition` with its leader epoch, if this broker leads it (the
+/// partition's own role says so, not cached metadata); otherwise the error to answer
+/// (UNKNOWN_TOPIC_OR_PARTITION, NOT_LEADER_OR_FOLLOWER).
 pub fn led_here(
     broker: &Broker,
     m: &Metadata,
     topic: &str,
     partition: i32,
 ) -> Result<(Arc<Partition>, i32), ResponseError> {
-    let meta = m
-        .topics
-        .get(topic)
-        .and_then(|t| t.partitions.get(&partition))
-        .ok_or(ResponseError::UnknownTopicOrPartition)?;
-    if meta.leader() != Some(broker.id) {
-        return Err(ResponseError::NotLeaderOrFollower);
-    }
-    let part = broker
-        .partitions
+    let led = broker
+        .replicas
         .get(topic, partition)
-        .ok_or(ResponseError::NotLeaderOrFollower)?;
-    Ok((part, meta.state.as_ref().map_or(-1, |s| s.leader_epoch)))
+        .and_then(|p| p.leader_epoch().map(|e| (p, e)));
+    match led {
+        Some(x) => Ok(x),
+        None if m
+            .topics
+            .get(topic)
+            .is_some_and(|t| t.partitions.contains_key(&partition)) =>
+        {
+            Err(ResponseError::NotLeaderOrFollower)
+        }
+        None => Err(ResponseError::UnknownTopicOrPartition),
+    }
+}
+
+/// The wire error for a partition's refusal: the one place partition errors become codes.
+pub fn partition_error(e: &PartitionError) -> ResponseError {
+    match e {
+        PartitionError::NotLeader { .. } | PartitionError::NotFollower => {
+            ResponseError::NotLeaderOrFollower
+        }
+        PartitionError::FencedLeaderEpoch { .. } => ResponseError::FencedLeaderEpoch,
+        PartitionError::UnknownLeaderEpoch { .. } => ResponseError::UnknownLeaderEpoch,
+        PartitionError::NotEnoughReplicas { .. } => ResponseError::NotEnoughReplicas,
+        PartitionError::Log(l) => ResponseError::try_from_code(l.kafka_error_code())
+            .unwrap_or(ResponseError::UnknownServerError),
+        PartitionError::Sequence(s) => ResponseError::try_from_code(s.kafka_error_code())
+            .unwrap_or(ResponseError::UnknownServerError),
+    }
 }

@@ -4,16 +4,35 @@
 //! CRC does not cover them), after the log crate checked their framing and CRC-32C. acks=0 gets
 //! no answer at all, as in Kafka.
 
+use std::sync::Arc;
+use std::time::Duration;
+
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
 use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
+use kafka_protocol::protocol::StrBytes;
 
+use crate::replica::Partition;
 use crate::Broker;
+
+/// An `acks=all` append waiting for the high watermark to pass it.
+struct Pending {
+    topic: usize,
+    partition: usize,
+    part: Arc<Partition>,
+    /// The offset after the last record written.
+    end: u64,
+    epoch: i32,
+    min_isr: usize,
+}
 
 pub async fn handle(broker: &Broker, req: ProduceRequest) -> Option<ProduceResponse> {
     let acks = req.acks;
+    let deadline =
+        tokio::time::Instant::now() + Duration::from_millis(req.timeout_ms.max(0) as u64);
     let m = broker.cluster.metadata();
     let mut resp = ProduceResponse::default();
+    let mut pending = Vec::new();
     for t in req.topic_data {
         let topic = t.name.0.to_string();
         let mut tr = TopicProduceResponse::default();
@@ -24,68 +43,85 @@ pub async fn handle(broker: &Broker, req: ProduceRequest) -> Option<ProduceRespo
             pr.base_offset = -1;
             pr.log_append_time_ms = -1;
             pr.log_start_offset = -1;
-            let meta = m
-                .topics
-                .get(&topic)
-                .and_then(|tm| tm.partitions.get(&pd.index));
-            let error = match meta {
-                // Kafka refuses client writes to its internal topics: records there are the
-                // group coordinator's, and it trusts what it reads back.
-                _ if topic == crate::groups::OFFSETS_TOPIC => {
-                    Some(ResponseError::InvalidTopicException)
-                }
-                None => Some(ResponseError::UnknownTopicOrPartition),
-                Some(pm) if pm.leader() != Some(broker.id) => {
-                    Some(ResponseError::NotLeaderOrFollower)
-                }
-                Some(pm)
-                    if acks == -1
-                        && pm.state.as_ref().is_some_and(|s| {
-                            (s.isr.len() as i32) < broker.min_insync_replicas(&topic)
-                        }) =>
-                {
-                    Some(ResponseError::NotEnoughReplicas)
-                }
-                Some(_) => None,
-            };
-            if let Some(e) = error {
-                tracing::debug!(topic, partition = pd.index, error = ?e, "produce refused");
+            let fail = |pr: &mut PartitionProduceResponse,
+                        e: ResponseError,
+                        msg: Option<String>| {
+                tracing::debug!(topic, partition = pd.index, error = ?e, msg, "produce refused");
                 pr.error_code = e.code();
-            } else if let Some(part) = broker.partitions.get(&topic, pd.index) {
-                let payload = pd.records.unwrap_or_default();
-                let result = {
-                    let part = part.clone();
-                    tokio::task::spawn_blocking(move || part.append(&payload)).await
-                };
-                match result {
-                    Ok(Ok(done)) => {
-                        if done.duplicate {
-                            tracing::debug!(
-                                topic,
-                                partition = pd.index,
-                                base_offset = done.base_offset,
-                                "duplicate idempotent batch acknowledged"
-                            );
-                        }
-                        pr.base_offset = done.base_offset as i64;
-                        pr.log_start_offset = done.log_start_offset as i64;
-                    }
-                    Ok(Err(e)) => {
-                        tracing::debug!(topic, partition = pd.index, error = %e, "produce refused");
-                        pr.error_code = e.kafka_error_code();
-                        pr.error_message = Some(kafka_protocol::protocol::StrBytes::from_string(
-                            e.to_string(),
-                        ));
-                    }
-                    Err(_) => pr.error_code = ResponseError::UnknownServerError.code(),
+                pr.error_message = msg.map(StrBytes::from_string);
+            };
+            // Kafka refuses client writes to its internal topics: records there are the group
+            // coordinator's, and it trusts what it reads back.
+            if topic == crate::groups::OFFSETS_TOPIC {
+                fail(&mut pr, ResponseError::InvalidTopicException, None);
+                tr.partition_responses.push(pr);
+                continue;
+            }
+            let part = match super::led_here(broker, &m, &topic, pd.index) {
+                Ok((part, _)) => part,
+                Err(e) => {
+                    fail(&mut pr, e, None);
+                    tr.partition_responses.push(pr);
+                    continue;
                 }
-            } else {
-                // Assigned here but the log is not open yet (metadata just changed).
-                pr.error_code = ResponseError::NotLeaderOrFollower.code();
+            };
+            let min_isr = (acks == -1).then(|| broker.min_insync_replicas(&topic).max(1) as usize);
+            let payload = pd.records.unwrap_or_default();
+            let result = {
+                let part = part.clone();
+                let me = broker.id;
+                tokio::task::spawn_blocking(move || part.append_as_leader(&payload, min_isr, me))
+                    .await
+            };
+            match result {
+                Ok(Ok(done)) => {
+                    if done.duplicate {
+                        tracing::debug!(
+                            topic,
+                            partition = pd.index,
+                            base_offset = done.base_offset,
+                            "duplicate idempotent batch acknowledged"
+                        );
+                    }
+                    pr.base_offset = done.base_offset as i64;
+                    pr.log_start_offset = done.log_start_offset as i64;
+                    if let Some(min_isr) = min_isr {
+                        pending.push(Pending {
+                            topic: resp.responses.len(),
+                            partition: tr.partition_responses.len(),
+                            part,
+                            end: done.last_offset + 1,
+                            epoch: done.epoch,
+                            min_isr,
+                        });
+                    }
+                }
+                Ok(Err(e)) => fail(&mut pr, super::partition_error(&e), Some(e.to_string())),
+                Err(_) => fail(&mut pr, ResponseError::UnknownServerError, None),
             }
             tr.partition_responses.push(pr);
         }
         resp.responses.push(tr);
+    }
+    // acks=all: answered once the high watermark passes each append (every ISR member has it),
+    // or with REQUEST_TIMED_OUT at the request's timeout. The appends stay in the log either
+    // way, as in Kafka: a retry of an idempotent batch is then recognised as a duplicate.
+    for w in pending {
+        let pr = &mut resp.responses[w.topic].partition_responses[w.partition];
+        let error =
+            match tokio::time::timeout_at(deadline, w.part.wait_for_hw(w.end, w.epoch)).await {
+                Ok(true) if w.part.isr().len() < w.min_isr => {
+                    Some(ResponseError::NotEnoughReplicasAfterAppend)
+                }
+                Ok(true) => None,
+                Ok(false) => Some(ResponseError::NotLeaderOrFollower),
+                Err(_) => Some(ResponseError::RequestTimedOut),
+            };
+        if let Some(e) = error {
+            tracing::debug!(topic = %w.part.topic, partition = w.part.index, error = ?e, "acks=all produce not acknowledged");
+            pr.error_code = e.code();
+            pr.base_offset = -1;
+        }
     }
     (acks != 0).then_some(resp)
 }

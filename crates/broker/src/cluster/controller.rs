@@ -155,10 +155,9 @@ async fn reconcile(cluster: &Cluster, m: &Metadata, epoch: i32, unclean: bool) -
             let path = znodes::partition_state_path(topic, p);
             let desired = match &meta.state {
                 None => {
-                    // The first live replica leads. The ISR is the leader alone: the records
-                    // live on it only until followers replicate them (not built yet), so no
-                    // other replica may be elected in its place — losing the leader makes the
-                    // partition unavailable until it returns, never silently empty.
+                    // The first live replica leads; every live replica is in sync (a new
+                    // partition is empty everywhere). Followers replicate from then on, and
+                    // the leader drops those that fall behind (decision 0011).
                     let leader = meta
                         .replicas
                         .iter()
@@ -171,7 +170,11 @@ async fn reconcile(cluster: &Cluster, m: &Metadata, epoch: i32, unclean: bool) -
                         version: 1,
                         leader_epoch: 0,
                         isr: if leader >= 0 {
-                            vec![leader]
+                            meta.replicas
+                                .iter()
+                                .copied()
+                                .filter(|r| live.contains(r))
+                                .collect()
                         } else {
                             meta.replicas.clone()
                         },
@@ -241,7 +244,12 @@ pub fn next_state(
         });
     }
     let live_isr: Vec<i32> = s.isr.iter().copied().filter(|r| live.contains(r)).collect();
-    let (leader, isr) = match live_isr.first() {
+    // The first live ISR member in replica order: the preferred replica when it is in sync.
+    let first = replicas
+        .iter()
+        .find(|r| live_isr.contains(r))
+        .or(live_isr.first());
+    let (leader, isr) = match first {
         Some(&l) => (l, live_isr.clone()),
         None if unclean => match replicas.iter().copied().find(|r| live.contains(r)) {
             Some(l) => (l, vec![l]),

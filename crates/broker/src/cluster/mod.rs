@@ -59,6 +59,8 @@ pub struct PartitionMeta {
     pub replicas: Vec<i32>,
     /// `None` until the controller has written the partition's state.
     pub state: Option<PartitionState>,
+    /// Version of the state znode as read (compare-and-set writes name it).
+    pub state_version: i32,
 }
 
 impl PartitionMeta {
@@ -73,6 +75,9 @@ pub struct Metadata {
     pub cluster_id: String,
     pub controller: Option<i32>,
     pub brokers: BTreeMap<i32, BrokerRegistration>,
+    /// Each live broker's epoch: the creation zxid of its registration, so a broker that
+    /// restarted between two reads is seen as a different incarnation.
+    pub broker_epochs: BTreeMap<i32, i64>,
     pub topics: BTreeMap<String, TopicMeta>,
 }
 
@@ -358,12 +363,13 @@ impl Cluster {
         };
         for id in c.list_children(BROKER_IDS).await? {
             let path = format!("{BROKER_IDS}/{id}");
-            let (Ok(n), Ok((data, _))) = (id.parse::<i32>(), c.get_data(&path).await) else {
+            let (Ok(n), Ok((data, stat))) = (id.parse::<i32>(), c.get_data(&path).await) else {
                 continue;
             };
             match parse::<BrokerRegistration>(&path, &data) {
                 Ok(reg) => {
                     m.brokers.insert(n, reg);
+                    m.broker_epochs.insert(n, stat.czxid);
                 }
                 Err(e) => tracing::warn!("{e}"),
             }
@@ -400,11 +406,18 @@ impl Cluster {
         let mut partitions = BTreeMap::new();
         for (p, replicas) in assignment.replicas() {
             let spath = znodes::partition_state_path(topic, p);
-            let state = match c.get_data(&spath).await {
-                Ok((d, _)) => parse::<PartitionState>(&spath, &d).ok(),
-                Err(_) => None,
+            let (state, state_version) = match c.get_data(&spath).await {
+                Ok((d, stat)) => (parse::<PartitionState>(&spath, &d).ok(), stat.version),
+                Err(_) => (None, -1),
             };
-            partitions.insert(p, PartitionMeta { replicas, state });
+            partitions.insert(
+                p,
+                PartitionMeta {
+                    replicas,
+                    state,
+                    state_version,
+                },
+            );
         }
         let config = match c.get_data(&znodes::topic_config_path(topic)).await {
             Ok((d, _)) => parse::<TopicConfig>(&znodes::topic_config_path(topic), &d)

@@ -1,6 +1,7 @@
-//! Follows the metadata: loads the groups of every `__consumer_offsets` partition this broker
-//! starts leading (reading the partition from its start), forgets those it stops leading, runs
-//! the group timers every 100 ms and offset expiry every minute.
+//! Follows the partitions' roles (set by the replica manager's reconciler): loads the groups of
+//! every `__consumer_offsets` partition this broker starts leading (reading the partition from
+//! its start up to the high watermark), forgets those it stops leading, runs the group timers
+//! every 100 ms and offset expiry every minute.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -8,19 +9,24 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 
 use super::{GroupCoordinator, OFFSETS_TOPIC};
-use crate::partitions::Partition;
+use crate::replica::Partition;
 use crate::Broker;
 
 /// Reads `(key, value)` of every record of `part` up to its high watermark.
-fn read_all(part: &Partition) -> Result<Vec<(Bytes, Option<Bytes>)>, sluice_log::LogError> {
+fn read_all(
+    part: &Partition,
+) -> Result<Vec<(Bytes, Option<Bytes>)>, crate::replica::PartitionError> {
     let mut out = Vec::new();
     let mut from = part.offsets().log_start;
     loop {
-        let (slice, o) = part.read(from, 1 << 20, true)?;
+        let (slice, o) = part.read(from, 1 << 20, -1)?;
         if slice.is_empty() || from >= o.high_watermark {
             break;
         }
-        let (recs, _) = super::records::decode_batches(slice.to_bytes()?);
+        let bytes = slice
+            .to_bytes()
+            .map_err(crate::replica::PartitionError::Log)?;
+        let (recs, _) = super::records::decode_batches(bytes);
         out.extend(
             recs.into_iter()
                 .filter(|(off, _, _)| *off >= from as i64)
@@ -34,27 +40,16 @@ fn read_all(part: &Partition) -> Result<Vec<(Bytes, Option<Bytes>)>, sluice_log:
     Ok(out)
 }
 
-/// One pass: load newly led partitions, unload lost ones.
+/// One pass: load newly led partitions, unload lost ones (as the partitions' roles say).
 async fn reconcile(broker: &Arc<Broker>, groups: &Arc<GroupCoordinator>) {
-    let m = broker.cluster.metadata();
-    let led: Vec<i32> = m
-        .topics
-        .get(OFFSETS_TOPIC)
-        .map(|t| {
-            t.partitions
-                .iter()
-                .filter(|(_, pm)| pm.leader() == Some(broker.id))
-                .map(|(p, _)| *p)
-                .collect()
-        })
-        .unwrap_or_default();
+    let led = broker.replicas.led_partitions(OFFSETS_TOPIC);
     let owned = groups.owned_partitions();
     for p in owned.iter().filter(|p| !led.contains(p)) {
         groups.unload(*p);
     }
     for p in led.into_iter().filter(|p| !owned.contains(p)) {
         // The log may not be open yet (reconciled by another task); retry on the next pass.
-        let Some(part) = broker.partitions.get(OFFSETS_TOPIC, p) else {
+        let Some(part) = broker.replicas.get(OFFSETS_TOPIC, p) else {
             continue;
         };
         groups.begin_load(p);
@@ -80,7 +75,7 @@ async fn reconcile(broker: &Arc<Broker>, groups: &Arc<GroupCoordinator>) {
 
 pub async fn run(broker: Arc<Broker>) {
     let groups = broker.groups.clone();
-    let mut rx = broker.cluster.subscribe();
+    let mut rx = broker.replicas.subscribe_roles();
     let mut tick = tokio::time::interval(Duration::from_millis(100));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut last_reconcile = Instant::now() - Duration::from_secs(10);

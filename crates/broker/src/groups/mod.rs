@@ -1581,19 +1581,25 @@ fn member_error(g: &Group, member_id: &str, instance_id: Option<&str>) -> Option
 }
 
 /// The production `Persist`: one record batch appended to the partition's log as leader.
-pub fn log_persist(parts: Arc<crate::partitions::PartitionManager>) -> Persist {
+pub fn log_persist(parts: Arc<crate::replica::ReplicaManager>) -> Persist {
     Box::new(move |partition, entries| {
         let Some(part) = parts.get(OFFSETS_TOPIC, partition) else {
             return Err(err::NOT_COORDINATOR);
         };
+        let me = parts.broker_id;
         let batch = records::encode_batch(entries, now_ms()).map_err(|e| {
             tracing::error!(error = %e, "cannot encode a {OFFSETS_TOPIC} batch");
             err::UNKNOWN_SERVER_ERROR
         })?;
-        part.append(&batch).map(|_| ()).map_err(|e| {
-            tracing::warn!(partition, error = %e, "cannot append to {OFFSETS_TOPIC}");
-            err::COORDINATOR_NOT_AVAILABLE
-        })
+        part.append_as_leader(&batch, None, me)
+            .map(|_| ())
+            .map_err(|e| match e {
+                crate::replica::PartitionError::NotLeader { .. } => err::NOT_COORDINATOR,
+                e => {
+                    tracing::warn!(partition, error = %e, "cannot append to {OFFSETS_TOPIC}");
+                    err::COORDINATOR_NOT_AVAILABLE
+                }
+            })
     })
 }
 

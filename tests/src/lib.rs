@@ -504,3 +504,104 @@ impl Drop for BrokerNode {
         self.kill();
     }
 }
+
+/// A coord ensemble and brokers on one host, as `deploy/local` runs them.
+#[derive(Debug)]
+pub struct KafkaCluster {
+    pub coord: CoordCluster,
+    pub brokers: Vec<BrokerNode>,
+}
+
+impl KafkaCluster {
+    /// `coord_nodes` coord nodes, then brokers 1..=`brokers` with `extra` lines in every
+    /// `server.properties`; returns once every broker lists every broker in its Metadata.
+    pub fn start(coord_nodes: u64, brokers: i32, extra: &str) -> KafkaCluster {
+        let coord = CoordCluster::start(coord_nodes, "");
+        let nodes: Vec<BrokerNode> = (1..=brokers)
+            .map(|id| BrokerNode::start(coord.dir.path(), id, &coord.connect_string(), extra))
+            .collect();
+        let cluster = KafkaCluster {
+            coord,
+            brokers: nodes,
+        };
+        cluster.wait_for_brokers(brokers as usize, Duration::from_secs(30));
+        cluster
+    }
+
+    /// Every broker's address, comma-separated.
+    pub fn bootstrap(&self) -> String {
+        self.brokers
+            .iter()
+            .map(BrokerNode::bootstrap)
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
+    /// The running broker with id `id`.
+    pub fn broker(&mut self, id: i32) -> &mut BrokerNode {
+        self.brokers
+            .iter_mut()
+            .find(|b| b.id == id)
+            .unwrap_or_else(|| panic!("no broker {id}"))
+    }
+
+    /// Waits until each running broker's Metadata lists `n` brokers.
+    pub fn wait_for_brokers(&self, n: usize, timeout: Duration) {
+        use kafka_protocol::messages::{ApiKey, MetadataRequest, RequestKind, ResponseKind};
+        let deadline = Instant::now() + timeout;
+        for b in &self.brokers {
+            loop {
+                let mut c = kafka::KafkaConn::connect(b.addr());
+                let seen = match c.call(
+                    ApiKey::Metadata,
+                    9,
+                    RequestKind::Metadata(MetadataRequest::default()),
+                ) {
+                    ResponseKind::Metadata(m) => m.brokers.len(),
+                    _ => 0,
+                };
+                if seen >= n {
+                    break;
+                }
+                assert!(
+                    Instant::now() < deadline,
+                    "broker {} sees {seen} brokers, not {n}",
+                    b.id
+                );
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        }
+    }
+
+    /// The leader of `topic`/`partition` and its ISR, as broker `via` answers Metadata (-1 when
+    /// there is none).
+    pub fn leader(&self, via: i32, topic: &str, partition: i32) -> (i32, Vec<i32>) {
+        use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
+        use kafka_protocol::messages::{
+            ApiKey, MetadataRequest, RequestKind, ResponseKind, TopicName,
+        };
+        let b = self.brokers.iter().find(|b| b.id == via).expect("broker");
+        let mut req = MetadataRequest::default();
+        let mut t = MetadataRequestTopic::default();
+        t.name = Some(TopicName(kafka_protocol::protocol::StrBytes::from_string(
+            topic.to_string(),
+        )));
+        req.topics = Some(vec![t]);
+        req.allow_auto_topic_creation = false;
+        let mut c = kafka::KafkaConn::connect(b.addr());
+        match c.call(ApiKey::Metadata, 9, RequestKind::Metadata(req)) {
+            ResponseKind::Metadata(m) => m
+                .topics
+                .first()
+                .and_then(|t| t.partitions.iter().find(|p| p.partition_index == partition))
+                .map(|p| {
+                    (
+                        p.leader_id.0,
+                        p.isr_nodes.iter().map(|b| b.0).collect::<Vec<_>>(),
+                    )
+                })
+                .unwrap_or((-1, Vec::new())),
+            _ => (-1, Vec::new()),
+        }
+    }
+}

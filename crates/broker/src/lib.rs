@@ -239,8 +239,9 @@ impl BrokerServer {
             let c = cluster.clone();
             let f = fatal_tx.clone();
             let unclean = config.unclean_leader_election_enable;
+            let listener = config.inter_broker_listener_name.clone();
             tasks.push(tokio::spawn(async move {
-                if let Err(e) = cluster::controller::run(c, unclean).await {
+                if let Err(e) = cluster::controller::run(c, unclean, listener).await {
                     let _ = f.send(Some(format!("controller: {e}")));
                 }
             }));

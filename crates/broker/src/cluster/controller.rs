@@ -3,32 +3,39 @@
 //!
 //! Leaders are chosen from the ISR among live brokers only (an out-of-sync replica becomes leader
 //! only with `unclean.leader.election.enable`); every leader change bumps the partition's
-//! leader epoch; every state write is a compare-and-set on the znode version, so a deposed
-//! controller cannot overwrite its successor's decisions.
+//! leader epoch. Writes are fenced: becoming controller creates `/controller` and bumps
+//! `/controller_epoch` in one transaction, and every later write is a transaction that checks
+//! `/controller_epoch` is still at the version this controller wrote, together with a
+//! compare-and-set on the version of the partition state the decision was made from. A
+//! controller whose session expired, or that was paused while another took over, can change
+//! nothing. A broker whose registration changed between two passes (it restarted faster than
+//! its session could expire) is treated as failed for that pass.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
 
 use zookeeper_client as zk;
 
+use super::liveness::{self, Liveness, ProbeSet};
 use super::znodes::{self, ControllerRegistration, PartitionState};
 use super::{ensure, persistent, Cluster, Metadata, Result};
 
 /// Campaigns for `/controller` and, while holding it, keeps partition state in line with the
 /// live brokers. A coordinator that is briefly unreachable is retried; after a session expiry
 /// it campaigns again once the broker has a new session ([`Cluster::rejoin`]).
-pub async fn run(cluster: Arc<Cluster>, unclean: bool) -> Result<()> {
+pub async fn run(cluster: Arc<Cluster>, unclean: bool, listener: String) -> Result<()> {
     loop {
         let mut sessions = cluster.session_changes();
         sessions.borrow_and_update();
-        match campaign(cluster.clone(), unclean).await {
+        match campaign(cluster.clone(), unclean, &listener).await {
             Err(super::ClusterError::Zk(zk::Error::SessionExpired)) => {
                 tracing::info!("controller: session expired; campaigning again after rejoining");
                 if sessions.changed().await.is_err() {
                     return Ok(());
                 }
             }
+            Err(super::ClusterError::Deposed) => {}
             Err(e) => {
                 tracing::warn!(error = %e, "controller: coordinator unavailable; retrying");
                 tokio::time::sleep(Duration::from_secs(1)).await;
@@ -38,37 +45,84 @@ pub async fn run(cluster: Arc<Cluster>, unclean: bool) -> Result<()> {
     }
 }
 
-async fn campaign(cluster: Arc<Cluster>, unclean: bool) -> Result<()> {
+async fn campaign(cluster: Arc<Cluster>, unclean: bool, listener: &str) -> Result<()> {
     loop {
         let reg = ControllerRegistration {
             version: 1,
             brokerid: cluster.broker_id,
             timestamp: super::now_ms_string(),
         };
+        // Taking the role and bumping the epoch are one transaction: a controller always holds
+        // an epoch no other controller held, and the version of /controller_epoch it wrote is
+        // what every later write checks.
+        let (current, version) = match cluster.client().get_data(znodes::CONTROLLER_EPOCH).await {
+            Ok((data, stat)) => (
+                std::str::from_utf8(&data)
+                    .ok()
+                    .and_then(|s| s.trim().parse::<i32>().ok())
+                    .unwrap_or(0),
+                Some(stat.version),
+            ),
+            Err(zk::Error::NoNode) => (0, None),
+            Err(e) => return Err(e.into()),
+        };
+        let epoch = current + 1;
+        let client = cluster.client();
+        let mut multi = client.new_multi_writer();
         let ephemeral = zk::CreateMode::Ephemeral.with_acls(zk::Acls::anyone_all());
-        match cluster
-            .client()
-            .create(
-                znodes::CONTROLLER,
-                &serde_json::to_vec(&reg).expect("json"),
-                &ephemeral,
-            )
-            .await
-        {
-            Ok(_) => {
-                let epoch = bump_epoch(&cluster).await?;
+        multi.add_create(
+            znodes::CONTROLLER,
+            &serde_json::to_vec(&reg).expect("json"),
+            &ephemeral,
+        )?;
+        match version {
+            Some(v) => multi.add_set_data(
+                znodes::CONTROLLER_EPOCH,
+                epoch.to_string().as_bytes(),
+                Some(v),
+            )?,
+            None => multi.add_create(
+                znodes::CONTROLLER_EPOCH,
+                epoch.to_string().as_bytes(),
+                &persistent(),
+            )?,
+        }
+        match multi.commit().await {
+            Ok(results) => {
+                let epoch_version = match results.get(1) {
+                    Some(zk::MultiWriteResult::SetData { stat }) => stat.version,
+                    _ => 0,
+                };
                 tracing::info!(broker = cluster.broker_id, epoch, "elected controller");
-                return lead(cluster, epoch, unclean).await;
+                let fence = Fence {
+                    epoch,
+                    epoch_version,
+                };
+                return lead(cluster, fence, unclean, listener).await;
             }
-            Err(zk::Error::NodeExists) => {
-                // Wait until the current controller goes away.
-                match cluster
+            Err(zk::MultiWriteError::OperationFailed {
+                index: 0,
+                source: zk::Error::NodeExists,
+            }) => {
+                // Another broker is controller: wait until it goes away — its session ends,
+                // or its process is found gone (then its /controller is removed at once, in a
+                // transaction that checks the epoch is still the one it held, so a controller
+                // elected meanwhile is never touched).
+                let (data, w) = match cluster
                     .client()
-                    .check_and_watch_stat(znodes::CONTROLLER)
+                    .get_and_watch_data(znodes::CONTROLLER)
                     .await
                 {
-                    Ok((Some(_), w)) => {
-                        let ev = w.changed().await;
+                    Ok((data, _, w)) => (data, w),
+                    Err(zk::Error::NoNode) => continue,
+                    Err(e) => return Err(e.into()),
+                };
+                let holder = serde_json::from_slice::<ControllerRegistration>(&data)
+                    .map(|r| r.brokerid)
+                    .unwrap_or(-1);
+                let gone = liveness::until_gone(cluster.clone(), holder, listener.to_string());
+                tokio::select! {
+                    ev = w.changed() => {
                         if matches!(
                             ev.session_state,
                             zk::SessionState::Expired | zk::SessionState::Closed
@@ -76,66 +130,116 @@ async fn campaign(cluster: Arc<Cluster>, unclean: bool) -> Result<()> {
                             return Err(zk::Error::SessionExpired.into());
                         }
                     }
-                    Ok((None, _)) => {}
-                    Err(e) => return Err(e.into()),
+                    _ = gone, if holder >= 0 && holder != cluster.broker_id => {
+                        if let Some(v) = version {
+                            let client = cluster.client();
+                            let mut multi = client.new_multi_writer();
+                            multi.add_check_version(znodes::CONTROLLER_EPOCH, v)?;
+                            multi.add_delete(znodes::CONTROLLER, None)?;
+                            if multi.commit().await.is_ok() {
+                                tracing::warn!(controller = holder, "the controller's process is gone; taking over without waiting for its session to expire");
+                            }
+                        }
+                    }
                 }
             }
-            Err(e) => return Err(e.into()),
+            // The epoch moved (or appeared) between the read and the write: read it again.
+            Err(zk::MultiWriteError::OperationFailed { index: 1, .. }) => {}
+            Err(e) => return Err(zk::Error::from(e).into()),
         }
     }
 }
 
-async fn bump_epoch(cluster: &Cluster) -> Result<i32> {
-    loop {
-        match cluster.client().get_data(znodes::CONTROLLER_EPOCH).await {
-            Ok((data, stat)) => {
-                let cur: i32 = std::str::from_utf8(&data)
-                    .ok()
-                    .and_then(|s| s.trim().parse().ok())
-                    .unwrap_or(0);
-                let next = cur + 1;
-                match cluster
-                    .client()
-                    .set_data(
-                        znodes::CONTROLLER_EPOCH,
-                        next.to_string().as_bytes(),
-                        Some(stat.version),
-                    )
-                    .await
-                {
-                    Ok(_) => return Ok(next),
-                    Err(zk::Error::BadVersion) => continue,
-                    Err(e) => return Err(e.into()),
-                }
-            }
-            Err(zk::Error::NoNode) => match cluster
-                .client()
-                .create(znodes::CONTROLLER_EPOCH, b"1", &persistent())
-                .await
-            {
-                Ok(_) => return Ok(1),
-                Err(zk::Error::NodeExists) => continue,
-                Err(e) => return Err(e.into()),
-            },
-            Err(e) => return Err(e.into()),
+/// What every controller write is conditional on: `/controller_epoch` still at the version this
+/// controller wrote. A controller that was replaced (its session expired, a new one bumped the
+/// epoch) can no longer change anything.
+#[derive(Debug, Clone, Copy)]
+struct Fence {
+    epoch: i32,
+    epoch_version: i32,
+}
+
+/// Why a fenced write did not happen.
+enum Write {
+    Done,
+    /// The node moved on (another version, created or deleted meanwhile): decide again.
+    Stale,
+    /// This controller was replaced.
+    Deposed,
+}
+
+impl Fence {
+    async fn write(
+        &self,
+        client: &zk::Client,
+        op: impl FnOnce(&mut zk::MultiWriter<'_>) -> std::result::Result<(), zk::Error>,
+    ) -> Result<Write> {
+        let mut multi = client.new_multi_writer();
+        multi.add_check_version(znodes::CONTROLLER_EPOCH, self.epoch_version)?;
+        op(&mut multi)?;
+        match multi.commit().await {
+            Ok(_) => Ok(Write::Done),
+            Err(zk::MultiWriteError::OperationFailed { index: 0, .. }) => Ok(Write::Deposed),
+            Err(zk::MultiWriteError::OperationFailed {
+                source:
+                    zk::Error::BadVersion
+                    | zk::Error::NoNode
+                    | zk::Error::NodeExists
+                    | zk::Error::NotEmpty,
+                ..
+            }) => Ok(Write::Stale),
+            Err(e) => Err(zk::Error::from(e).into()),
         }
     }
 }
 
-async fn lead(cluster: Arc<Cluster>, epoch: i32, unclean: bool) -> Result<()> {
+/// The controller's memory between passes.
+#[derive(Debug, Default)]
+struct Seen {
+    /// Each live broker's epoch (registration czxid) at the previous pass.
+    broker_epochs: BTreeMap<i32, i64>,
+}
+
+async fn lead(cluster: Arc<Cluster>, fence: Fence, unclean: bool, listener: &str) -> Result<()> {
     let mut changes = cluster.subscribe();
+    let liveness = Liveness::new();
+    let mut gone = liveness.subscribe();
+    let _probes = ProbeSet(liveness::watch_brokers(
+        cluster.clone(),
+        listener.to_string(),
+        liveness.clone(),
+    ));
     let mut deletions = cluster
         .client()
         .watch(znodes::DELETE_TOPICS, zk::AddWatchMode::PersistentRecursive)
         .await?;
+    let mut seen = Seen::default();
     loop {
-        process_deletions(&cluster).await?;
+        match process_deletions(&cluster, fence).await {
+            Ok(true) => {}
+            Ok(false) => return deposed(&cluster, fence),
+            Err(e) => tracing::warn!(error = %e, "controller: topic deletion failed; retrying"),
+        }
+        // /controller must still be ours (an operator deletes it to move the role elsewhere).
+        let holder = match cluster.client().get_data(znodes::CONTROLLER).await {
+            Ok((data, _)) => serde_json::from_slice::<ControllerRegistration>(&data)
+                .ok()
+                .map(|r| r.brokerid),
+            Err(zk::Error::NoNode) => None,
+            Err(e) => return Err(e.into()),
+        };
+        if holder != Some(cluster.broker_id) {
+            return deposed(&cluster, fence);
+        }
         let m = cluster.metadata();
-        if let Err(e) = reconcile(&cluster, &m, epoch, unclean).await {
-            tracing::warn!(error = %e, "controller pass failed; retrying");
+        match reconcile(&cluster, &m, fence, unclean, &mut seen, &liveness).await {
+            Ok(true) => {}
+            Ok(false) => return deposed(&cluster, fence),
+            Err(e) => tracing::warn!(error = %e, "controller pass failed; retrying"),
         }
         tokio::select! {
             r = changes.changed() => if r.is_err() { return Ok(()) },
+            r = gone.changed() => if r.is_err() { return Ok(()) },
             ev = deletions.changed() => {
                 if matches!(ev.session_state, zk::SessionState::Expired | zk::SessionState::Closed) {
                     return Err(zk::Error::SessionExpired.into());
@@ -146,14 +250,59 @@ async fn lead(cluster: Arc<Cluster>, epoch: i32, unclean: bool) -> Result<()> {
     }
 }
 
-/// One pass: states for new partitions, new leaders where the leader died, dead brokers out of
-/// the ISR.
-async fn reconcile(cluster: &Cluster, m: &Metadata, epoch: i32, unclean: bool) -> Result<()> {
-    let live: BTreeSet<i32> = m.brokers.keys().copied().collect();
+/// This controller lost `/controller` or its writes are fenced off: stop, and campaign again
+/// (the session may well still be alive).
+fn deposed(cluster: &Cluster, fence: Fence) -> Result<()> {
+    tracing::warn!(
+        broker = cluster.broker_id,
+        epoch = fence.epoch,
+        "no longer controller: /controller_epoch moved on"
+    );
+    Err(super::ClusterError::Deposed)
+}
+
+/// One pass: states for new partitions, new leaders where the leader died (or restarted), dead
+/// brokers out of the ISR. Each decision is written conditionally on the state version it was
+/// made from. Returns `false` when this controller was deposed.
+async fn reconcile(
+    cluster: &Cluster,
+    m: &Metadata,
+    fence: Fence,
+    unclean: bool,
+    seen: &mut Seen,
+    liveness: &Liveness,
+) -> Result<bool> {
+    // A broker whose registration is newer than the one seen last pass restarted in between:
+    // it lost whatever it held in memory, so for this pass it counts as failed (its
+    // leaderships move, it leaves the ISRs) and it rejoins as a follower.
+    let restarted: BTreeSet<i32> = m
+        .broker_epochs
+        .iter()
+        .filter(|(b, e)| seen.broker_epochs.get(b).is_some_and(|old| old != *e))
+        .map(|(b, _)| *b)
+        .collect();
+    if !restarted.is_empty() {
+        tracing::info!(brokers = ?restarted, "brokers restarted since the last pass");
+    }
+    // Registered, not restarted, and not known to be gone (a killed broker's registration
+    // outlives it until its session expires; the probes know sooner).
+    let live: BTreeSet<i32> = m
+        .brokers
+        .keys()
+        .copied()
+        .filter(|b| !restarted.contains(b))
+        .filter(|b| {
+            m.broker_epochs
+                .get(b)
+                .is_none_or(|e| !liveness.is_dead(*b, *e))
+        })
+        .collect();
+    let client = cluster.client();
+    let mut all_done = true;
     for (topic, t) in &m.topics {
         for (&p, meta) in &t.partitions {
             let path = znodes::partition_state_path(topic, p);
-            let desired = match &meta.state {
+            let (new_state, create) = match &meta.state {
                 None => {
                     // The first live replica leads; every live replica is in sync (a new
                     // partition is empty everywhere). Followers replicate from then on, and
@@ -165,7 +314,7 @@ async fn reconcile(cluster: &Cluster, m: &Metadata, epoch: i32, unclean: bool) -
                         .find(|r| live.contains(r))
                         .unwrap_or(-1);
                     let state = PartitionState {
-                        controller_epoch: epoch,
+                        controller_epoch: fence.epoch,
                         leader,
                         version: 1,
                         leader_epoch: 0,
@@ -179,48 +328,48 @@ async fn reconcile(cluster: &Cluster, m: &Metadata, epoch: i32, unclean: bool) -
                             meta.replicas.clone()
                         },
                     };
-                    ensure(&cluster.client(), &znodes::partitions_path(topic), b"").await?;
-                    ensure(&cluster.client(), &znodes::partition_path(topic, p), b"").await?;
-                    match cluster
-                        .client()
-                        .create(
-                            &path,
-                            &serde_json::to_vec(&state).expect("json"),
-                            &persistent(),
-                        )
-                        .await
-                    {
-                        Ok(_) | Err(zk::Error::NodeExists) => {}
-                        Err(zk::Error::NoNode) => {} // the topic is being deleted
-                        Err(e) => return Err(e.into()),
-                    }
-                    continue;
+                    ensure(&client, &znodes::partitions_path(topic), b"").await?;
+                    ensure(&client, &znodes::partition_path(topic, p), b"").await?;
+                    (state, true)
                 }
-                Some(s) => next_state(s, &meta.replicas, &live, epoch, unclean),
+                Some(s) => match next_state(s, &meta.replicas, &live, fence.epoch, unclean) {
+                    Some(n) => (n, false),
+                    None => continue,
+                },
             };
-            let Some(new_state) = desired else { continue };
-            // Compare-and-set against the version we read now.
-            let Ok((_, stat)) = cluster.client().get_data(&path).await else {
-                continue;
-            };
-            match cluster
-                .client()
-                .set_data(
-                    &path,
-                    &serde_json::to_vec(&new_state).expect("json"),
-                    Some(stat.version),
-                )
-                .await
-            {
-                Ok(_) => {
+            let data = serde_json::to_vec(&new_state).expect("json");
+            let version = meta.state_version;
+            let written = fence
+                .write(&client, |w| {
+                    if create {
+                        w.add_create(&path, &data, &persistent())
+                    } else {
+                        w.add_set_data(&path, &data, Some(version))
+                    }
+                })
+                .await?;
+            match written {
+                Write::Done => {
                     tracing::info!(topic, partition = p, leader = new_state.leader, leader_epoch = new_state.leader_epoch, isr = ?new_state.isr, "partition state changed")
                 }
-                Err(zk::Error::BadVersion) | Err(zk::Error::NoNode) => {}
-                Err(e) => return Err(e.into()),
+                // Decided from an old version (a leader's ISR write, a deletion): the next
+                // metadata refresh brings the new one and the next pass decides again.
+                Write::Stale => all_done = false,
+                Write::Deposed => return Ok(false),
             }
         }
     }
-    Ok(())
+    // Remember the incarnations only once every decision for them was written.
+    if all_done {
+        seen.broker_epochs = m.broker_epochs.clone();
+    } else {
+        for (b, e) in &m.broker_epochs {
+            if !restarted.contains(b) {
+                seen.broker_epochs.insert(*b, *e);
+            }
+        }
+    }
+    Ok(true)
 }
 
 /// The state a partition should move to, if any.
@@ -281,39 +430,43 @@ fn offline(s: &PartitionState, epoch: i32) -> Option<PartitionState> {
     })
 }
 
-async fn process_deletions(cluster: &Cluster) -> Result<()> {
-    let pending = cluster
-        .client()
-        .list_children(znodes::DELETE_TOPICS)
-        .await?;
+/// Carries out `/admin/delete_topics/<t>` requests, each znode deletion fenced. Returns
+/// `false` when this controller was deposed.
+async fn process_deletions(cluster: &Cluster, fence: Fence) -> Result<bool> {
+    let client = cluster.client();
+    let pending = client.list_children(znodes::DELETE_TOPICS).await?;
     for topic in pending {
-        delete_recursive(&cluster.client(), &znodes::topic_path(&topic)).await?;
-        delete_recursive(&cluster.client(), &znodes::topic_config_path(&topic)).await?;
-        match cluster
-            .client()
-            .delete(&znodes::delete_topic_path(&topic), None)
-            .await
-        {
-            Ok(()) | Err(zk::Error::NoNode) => {}
-            Err(e) => return Err(e.into()),
+        for root in [
+            znodes::topic_path(&topic),
+            znodes::topic_config_path(&topic),
+        ] {
+            if !delete_recursive(&client, &root, fence).await? {
+                return Ok(false);
+            }
+        }
+        if !delete_recursive(&client, &znodes::delete_topic_path(&topic), fence).await? {
+            return Ok(false);
         }
         tracing::info!(topic, "topic deleted");
     }
-    Ok(())
+    Ok(true)
 }
 
-async fn delete_recursive(c: &zk::Client, path: &str) -> Result<()> {
+/// Deletes `path` and everything under it, each deletion fenced; `false` if deposed.
+async fn delete_recursive(c: &zk::Client, path: &str, fence: Fence) -> Result<bool> {
     let children = match c.list_children(path).await {
         Ok(ch) => ch,
-        Err(zk::Error::NoNode) => return Ok(()),
+        Err(zk::Error::NoNode) => return Ok(true),
         Err(e) => return Err(e.into()),
     };
     for child in children {
-        Box::pin(delete_recursive(c, &format!("{path}/{child}"))).await?;
+        if !Box::pin(delete_recursive(c, &format!("{path}/{child}"), fence)).await? {
+            return Ok(false);
+        }
     }
-    match c.delete(path, None).await {
-        Ok(()) | Err(zk::Error::NoNode) => Ok(()),
-        Err(e) => Err(e.into()),
+    match fence.write(c, |w| w.add_delete(path, None)).await? {
+        Write::Done | Write::Stale => Ok(true),
+        Write::Deposed => Ok(false),
     }
 }
 

@@ -13,6 +13,7 @@
 //! controller-to-broker UpdateMetadata/LeaderAndIsr requests with watches (decision 0006).
 
 pub mod controller;
+pub mod liveness;
 pub mod znodes;
 
 use std::collections::BTreeMap;
@@ -42,6 +43,8 @@ pub enum ClusterError {
     Zk(#[from] zk::Error),
     #[error("malformed znode {path}: {reason}")]
     Malformed { path: String, reason: String },
+    #[error("this broker's controller epoch was superseded")]
+    Deposed,
 }
 
 pub type Result<T, E = ClusterError> = std::result::Result<T, E>;

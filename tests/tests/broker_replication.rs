@@ -1,0 +1,254 @@
+//! Replication and failover with real brokers: three brokers, replication factor 3,
+//! `min.insync.replicas=2`, an idempotent `acks=all` producer running through the faults, and
+//! a check that every acknowledged record is read back once, at its acknowledged offset, in
+//! order, and that all replicas end up holding the same batches.
+
+mod common;
+
+use std::time::Duration;
+
+use common::ledger::{self, Producing};
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::config::ClientConfig;
+use sluice_e2e::KafkaCluster;
+
+const REPLICATED: &str = "default.replication.factor=3\nmin.insync.replicas=2\noffsets.topic.replication.factor=3\nnum.partitions=3\n";
+
+async fn create_topic(bootstrap: &str, topic: &str, partitions: i32, rf: i32) {
+    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .create()
+        .unwrap();
+    let r = admin
+        .create_topics(
+            [&NewTopic::new(
+                topic,
+                partitions,
+                TopicReplication::Fixed(rf),
+            )],
+            &AdminOptions::new().operation_timeout(Some(Duration::from_secs(20))),
+        )
+        .await
+        .unwrap();
+    assert!(r[0].is_ok(), "{r:?}");
+}
+
+/// Waits until broker `via` reports a leader for `topic`/`partition` other than `not`, with
+/// `isr_len` in-sync replicas or more.
+async fn wait_for_leader(
+    cluster: &KafkaCluster,
+    via: i32,
+    topic: &str,
+    partition: i32,
+    not: i32,
+    isr_len: usize,
+) -> i32 {
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let (leader, isr) = cluster.leader(via, topic, partition);
+        if leader >= 0 && leader != not && isr.len() >= isr_len {
+            return leader;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{topic}-{partition}: leader {leader}, isr {isr:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// After the faults: every replica of every partition holds the same batches (base offset,
+/// leader epoch, CRC), read from the segment files once all brokers stopped cleanly.
+fn assert_replicas_converged(cluster: &mut KafkaCluster, topic: &str, partitions: i32) {
+    for b in &mut cluster.brokers {
+        b.stop();
+    }
+    for p in 0..partitions {
+        let copies: Vec<(i32, Vec<ledger::BatchId>)> = cluster
+            .brokers
+            .iter()
+            .map(|b| {
+                (
+                    b.id,
+                    ledger::stored_batches(&b.log_dir.join(format!("{topic}-{p}"))),
+                )
+            })
+            .collect();
+        let first = &copies[0].1;
+        assert!(
+            !first.is_empty(),
+            "{topic}-{p} is empty on broker {}",
+            copies[0].0
+        );
+        for (id, batches) in &copies[1..] {
+            assert_eq!(
+                batches, first,
+                "{topic}-{p}: broker {id} differs from broker {}",
+                copies[0].0
+            );
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn acks_all_records_survive_sigkill_of_a_leader_and_replicas_converge() {
+    let mut cluster = KafkaCluster::start(1, 3, REPLICATED);
+    let bootstrap = cluster.bootstrap();
+    create_topic(&bootstrap, "logs", 3, 3).await;
+    let leader = wait_for_leader(&cluster, 1, "logs", 0, -1, 3).await;
+    let producing = Producing::start(&bootstrap, "logs", 3, Duration::from_millis(2));
+    tokio::time::sleep(Duration::from_secs(3)).await;
+
+    let killed_at = std::time::Instant::now();
+    cluster.broker(leader).kill();
+    let via = if leader == 1 { 2 } else { 1 };
+    let new_leader = wait_for_leader(&cluster, via, "logs", 0, leader, 2).await;
+    let failover = killed_at.elapsed();
+    tokio::time::sleep(Duration::from_secs(4)).await;
+
+    cluster.broker(leader).spawn();
+    cluster
+        .broker(leader)
+        .wait_until_listening(Duration::from_secs(30));
+    // Back in every ISR before the producer stops.
+    for p in 0..3 {
+        wait_for_leader(&cluster, via, "logs", p, -1, 3).await;
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let ledger = producing.stop().await;
+    let (outage, _) = ledger.longest_outage();
+    eprintln!(
+        "leader {leader} killed; {new_leader} led partition 0 after {failover:?}; {} acknowledged, {} failed, longest write outage {outage:?}",
+        ledger.acks.len(),
+        ledger.failures.len()
+    );
+    assert!(
+        ledger.failures.is_empty(),
+        "deliveries failed: {:?}",
+        &ledger.failures[..ledger.failures.len().min(5)]
+    );
+    let verdict = ledger::verify(&bootstrap, "logs", 3, &ledger);
+    assert!(verdict.is_clean(), "{verdict:?}");
+    assert_eq!(verdict.kept, ledger.acks.len());
+    assert_replicas_converged(&mut cluster, "logs", 3);
+}
+
+/// An operator deletes `/controller` to move the role: another broker takes it with a newer
+/// epoch, the old controller notices it no longer holds the role and writes nothing more, and
+/// partition leadership keeps working (a broker killed afterwards is still failed over).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deleting_the_controller_znode_moves_the_role_and_fences_the_old_controller() {
+    use zookeeper_client as zk;
+    let mut cluster = KafkaCluster::start(1, 3, REPLICATED);
+    let zkc = zk::Client::connect(&cluster.coord.connect_string())
+        .await
+        .unwrap();
+    // `{"version":1,"brokerid":N,"timestamp":"..."}`
+    let controller_of = |data: &[u8]| -> i32 {
+        let text = String::from_utf8_lossy(data);
+        let after = text.split("\"brokerid\":").nth(1).expect("brokerid");
+        after
+            .trim_start()
+            .split(|c: char| !c.is_ascii_digit() && c != '-')
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap()
+    };
+    let (data, _) = zkc.get_data("/controller").await.unwrap();
+    let old = controller_of(&data);
+    let (epoch, _) = zkc.get_data("/controller_epoch").await.unwrap();
+    let epoch: i32 = String::from_utf8_lossy(&epoch).trim().parse().unwrap();
+    zkc.delete("/controller", None).await.unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let (new, new_epoch) = loop {
+        if let Ok((data, _)) = zkc.get_data("/controller").await {
+            let (e, _) = zkc.get_data("/controller_epoch").await.unwrap();
+            break (
+                controller_of(&data),
+                String::from_utf8_lossy(&e).trim().parse::<i32>().unwrap(),
+            );
+        }
+        assert!(std::time::Instant::now() < deadline, "no new controller");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(new_epoch > epoch, "epoch {epoch} -> {new_epoch}");
+    let _ = new;
+    // Whoever leads now, leadership still moves when a leader dies.
+    let bootstrap = cluster.bootstrap();
+    create_topic(&bootstrap, "after", 1, 3).await;
+    let leader = wait_for_leader(&cluster, 1, "after", 0, -1, 3).await;
+    cluster.broker(leader).kill();
+    let via = if leader == 1 { 2 } else { 1 };
+    wait_for_leader(&cluster, via, "after", 0, leader, 2).await;
+    // The old controller learned it was replaced (unless it won the role back).
+    let (data, _) = zkc.get_data("/controller").await.unwrap();
+    if controller_of(&data) != old {
+        let log = cluster.broker(old).log_text();
+        assert!(
+            log.contains("no longer controller"),
+            "broker {old} never noticed it was replaced"
+        );
+    }
+}
+
+/// With two of three brokers down a partition has one in-sync replica: `acks=all` is refused
+/// with NOT_ENOUGH_REPLICAS (nothing is written), `acks=1` still works.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acks_all_is_refused_below_min_insync_replicas() {
+    let mut cluster = KafkaCluster::start(1, 3, REPLICATED);
+    let bootstrap = cluster.bootstrap();
+    create_topic(&bootstrap, "strict", 1, 3).await;
+    let leader = wait_for_leader(&cluster, 1, "strict", 0, -1, 3).await;
+    let others: Vec<i32> = (1..=3).filter(|b| *b != leader).collect();
+    for b in &others {
+        cluster.broker(*b).stop();
+    }
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while cluster.leader(leader, "strict", 0).1.len() > 1 {
+        assert!(std::time::Instant::now() < deadline, "ISR never shrank");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // librdkafka retries NOT_ENOUGH_REPLICAS until its message timeout; the answer itself is
+    // read with a plain request.
+    let addr = cluster.broker(leader).addr();
+    let (all, one) = tokio::task::spawn_blocking(move || {
+        let produce = |acks: i16, value: &[u8]| {
+            use kafka_protocol::messages::produce_request::{
+                PartitionProduceData, TopicProduceData,
+            };
+            use kafka_protocol::messages::{
+                ApiKey, ProduceRequest, RequestKind, ResponseKind, TopicName,
+            };
+            use kafka_protocol::protocol::StrBytes;
+            let mut pd = PartitionProduceData::default();
+            pd.index = 0;
+            pd.records = Some(sluice_e2e::kafka::idempotent_batch(-1, -1, -1, &[value]));
+            let mut td = TopicProduceData::default();
+            td.name = TopicName(StrBytes::from_static_str("strict"));
+            td.partition_data = vec![pd];
+            let mut req = ProduceRequest::default();
+            req.acks = acks;
+            req.timeout_ms = 5000;
+            req.topic_data = vec![td];
+            let mut c = sluice_e2e::kafka::KafkaConn::connect(addr);
+            match c.call(ApiKey::Produce, 9, RequestKind::Produce(req)) {
+                ResponseKind::Produce(r) => {
+                    let p = &r.responses[0].partition_responses[0];
+                    (p.error_code, p.base_offset)
+                }
+                other => panic!("{other:?}"),
+            }
+        };
+        (produce(-1, b"x"), produce(1, b"y"))
+    })
+    .await
+    .unwrap();
+    assert_eq!(all.0, 19, "NOT_ENOUGH_REPLICAS for acks=all: {all:?}");
+    assert_eq!(
+        one,
+        (0, 0),
+        "acks=1 works, and the refused record was never written"
+    );
+}

@@ -1,0 +1,260 @@
+//! What an `acks=all` idempotent producer was told, and whether the cluster kept it.
+//!
+//! Values are `seq-<n>`, sent round robin over the partitions by one producer, so within a
+//! partition they must appear in increasing order. The check classifies every acknowledged
+//! record as kept (at its acknowledged offset), moved (found at another offset), or lost, and
+//! finds duplicates (a value stored twice) and reordering.
+
+#![allow(dead_code)]
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::Message;
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::{Offset, TopicPartitionList};
+
+/// One acknowledgement: partition, offset, sequence number, when.
+#[derive(Debug, Clone, Copy)]
+pub struct Ack {
+    pub partition: i32,
+    pub offset: i64,
+    pub seq: u64,
+    pub at: Instant,
+}
+
+/// What a producer run saw.
+#[derive(Debug, Default)]
+pub struct Ledger {
+    pub acks: Vec<Ack>,
+    /// Deliveries that failed (after librdkafka's own retries), with the error.
+    pub failures: Vec<(u64, String)>,
+    pub started: Option<Instant>,
+    pub ended: Option<Instant>,
+}
+
+impl Ledger {
+    /// The longest time without an acknowledgement, and when it began.
+    pub fn longest_outage(&self) -> (Duration, Option<Instant>) {
+        let mut times: Vec<Instant> = self.acks.iter().map(|a| a.at).collect();
+        times.sort();
+        let mut longest = Duration::ZERO;
+        let mut from = None;
+        let mut prev = self.started;
+        for t in times.iter().copied().chain(self.ended) {
+            if let Some(p) = prev {
+                if t.saturating_duration_since(p) > longest {
+                    longest = t.saturating_duration_since(p);
+                    from = Some(p);
+                }
+            }
+            prev = Some(t);
+        }
+        (longest, from)
+    }
+}
+
+/// A running producer; [`Producing::stop`] waits for every outstanding delivery.
+pub struct Producing {
+    stop: Arc<AtomicBool>,
+    handle: tokio::task::JoinHandle<Ledger>,
+    pub sent: Arc<AtomicU64>,
+}
+
+impl Producing {
+    /// Starts sending `seq-<n>` to `topic` (partition n % `partitions`), one record every
+    /// `every`, idempotent with acks=all.
+    pub fn start(bootstrap: &str, topic: &str, partitions: i32, every: Duration) -> Producing {
+        let producer: FutureProducer = ClientConfig::new()
+            .set("bootstrap.servers", bootstrap)
+            .set("enable.idempotence", "true")
+            .set("acks", "all")
+            .set("message.timeout.ms", "120000")
+            .set("request.timeout.ms", "10000")
+            .set("retry.backoff.ms", "50")
+            .set("retry.backoff.max.ms", "200")
+            .set("topic.metadata.refresh.interval.ms", "1000")
+            .set("linger.ms", "2")
+            .create()
+            .expect("producer");
+        let stop = Arc::new(AtomicBool::new(false));
+        let sent = Arc::new(AtomicU64::new(0));
+        let topic = topic.to_string();
+        let handle = tokio::spawn({
+            let (stop, sent) = (stop.clone(), sent.clone());
+            async move {
+                let ledger = Arc::new(Mutex::new(Ledger {
+                    started: Some(Instant::now()),
+                    ..Ledger::default()
+                }));
+                let mut tasks = Vec::new();
+                let mut n = 0u64;
+                let mut tick = tokio::time::interval(every);
+                while !stop.load(Ordering::SeqCst) {
+                    tick.tick().await;
+                    let partition = (n % partitions as u64) as i32;
+                    let value = format!("seq-{n}");
+                    let delivery = producer
+                        .send_result(
+                            FutureRecord::<(), _>::to(&topic)
+                                .partition(partition)
+                                .payload(&value),
+                        )
+                        .expect("enqueue");
+                    let ledger = ledger.clone();
+                    let seq = n;
+                    tasks.push(tokio::spawn(async move {
+                        let outcome = delivery.await;
+                        let mut l = ledger.lock().unwrap();
+                        match outcome {
+                            Ok(Ok(d)) => l.acks.push(Ack {
+                                partition: d.partition,
+                                offset: d.offset,
+                                seq,
+                                at: Instant::now(),
+                            }),
+                            Ok(Err((e, _))) => l.failures.push((seq, e.to_string())),
+                            Err(_) => l.failures.push((seq, "canceled".into())),
+                        }
+                    }));
+                    n += 1;
+                    sent.store(n, Ordering::SeqCst);
+                }
+                ledger.lock().unwrap().ended = Some(Instant::now());
+                for t in tasks {
+                    let _ = t.await;
+                }
+                drop(producer);
+                Arc::try_unwrap(ledger)
+                    .map(|m| m.into_inner().unwrap())
+                    .unwrap_or_default()
+            }
+        });
+        Producing { stop, handle, sent }
+    }
+
+    pub async fn stop(self) -> Ledger {
+        self.stop.store(true, Ordering::SeqCst);
+        self.handle.await.expect("producer task")
+    }
+}
+
+/// What the cluster holds compared with the ledger.
+#[derive(Debug, Default)]
+pub struct Verdict {
+    pub kept: usize,
+    pub lost: Vec<u64>,
+    pub moved: Vec<(u64, i64, i64)>,
+    pub duplicated: Vec<u64>,
+    pub reordered: Vec<(i32, i64)>,
+}
+
+impl Verdict {
+    pub fn is_clean(&self) -> bool {
+        self.lost.is_empty()
+            && self.moved.is_empty()
+            && self.duplicated.is_empty()
+            && self.reordered.is_empty()
+    }
+}
+
+/// Reads every partition of `topic` from the beginning and classifies the ledger's records.
+pub fn verify(bootstrap: &str, topic: &str, partitions: i32, ledger: &Ledger) -> Verdict {
+    let c: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("group.id", "ledger-verify")
+        .set("enable.auto.commit", "false")
+        .set("fetch.wait.max.ms", "50")
+        .create()
+        .expect("consumer");
+    let mut tpl = TopicPartitionList::new();
+    for p in 0..partitions {
+        tpl.add_partition_offset(topic, p, Offset::Beginning)
+            .unwrap();
+    }
+    c.assign(&tpl).unwrap();
+    let mut ends = BTreeMap::new();
+    for p in 0..partitions {
+        let (_, high) = c
+            .fetch_watermarks(topic, p, Duration::from_secs(20))
+            .expect("watermarks");
+        ends.insert(p, high);
+    }
+    let mut stored: BTreeMap<i32, Vec<(i64, u64)>> = BTreeMap::new();
+    let done = |stored: &BTreeMap<i32, Vec<(i64, u64)>>| {
+        ends.iter().all(|(p, end)| {
+            stored
+                .get(p)
+                .and_then(|v| v.last())
+                .map_or(*end == 0, |(o, _)| o + 1 >= *end)
+        })
+    };
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !done(&stored) {
+        assert!(Instant::now() < deadline, "could not read the topic back");
+        if let Some(Ok(m)) = c.poll(Duration::from_millis(100)) {
+            let v = String::from_utf8_lossy(m.payload().unwrap_or_default()).into_owned();
+            let seq: u64 = v
+                .strip_prefix("seq-")
+                .and_then(|s| s.parse().ok())
+                .expect("a seq- value");
+            stored
+                .entry(m.partition())
+                .or_default()
+                .push((m.offset(), seq));
+        }
+    }
+    let mut at: HashMap<u64, Vec<(i32, i64)>> = HashMap::new();
+    let mut verdict = Verdict::default();
+    for (p, recs) in &stored {
+        let mut last = None;
+        for (o, seq) in recs {
+            at.entry(*seq).or_default().push((*p, *o));
+            if last.is_some_and(|l| l >= *seq) {
+                verdict.reordered.push((*p, *o));
+            }
+            last = Some(*seq);
+        }
+    }
+    for (seq, places) in &at {
+        if places.len() > 1 {
+            verdict.duplicated.push(*seq);
+        }
+    }
+    for a in &ledger.acks {
+        match at.get(&a.seq) {
+            Some(places) if places.contains(&(a.partition, a.offset)) => verdict.kept += 1,
+            Some(places) => verdict.moved.push((a.seq, a.offset, places[0].1)),
+            None => verdict.lost.push(a.seq),
+        }
+    }
+    verdict.lost.sort_unstable();
+    verdict.duplicated.sort_unstable();
+    verdict
+}
+
+/// A stored batch's identity: base offset, leader epoch, CRC.
+pub type BatchId = (i64, i32, u32);
+
+/// Every batch header (base offset, epoch, CRC) of a partition directory's segments.
+pub fn stored_batches(dir: &Path) -> Vec<BatchId> {
+    let mut files: Vec<_> = std::fs::read_dir(dir)
+        .map(|d| d.filter_map(Result::ok).map(|e| e.path()).collect())
+        .unwrap_or_default();
+    files.retain(|f| f.extension().is_some_and(|e| e == "log"));
+    files.sort();
+    let mut out = Vec::new();
+    for f in files {
+        let bytes = std::fs::read(&f).unwrap_or_default();
+        for b in sluice_log::batch::Batches::new(&bytes) {
+            let Ok((_, h, _)) = b else { break };
+            out.push((h.base_offset, h.partition_leader_epoch, h.crc));
+        }
+    }
+    out
+}

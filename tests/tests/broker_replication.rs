@@ -252,3 +252,93 @@ async fn acks_all_is_refused_below_min_insync_replicas() {
         "acks=1 works, and the refused record was never written"
     );
 }
+
+/// The group coordinator (the leader of the group's `__consumer_offsets` partition) is killed
+/// while a client commits offsets in a loop: the group's committed offset afterwards is never
+/// below the last commit that was acknowledged.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn no_consumer_rewinds_past_an_acknowledged_commit_across_coordinator_failover() {
+    use kafka_protocol::messages::{ApiKey, FindCoordinatorRequest, RequestKind, ResponseKind};
+    use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
+    use rdkafka::{Offset, TopicPartitionList};
+
+    let mut cluster = KafkaCluster::start(1, 3, REPLICATED);
+    let bootstrap = cluster.bootstrap();
+    create_topic(&bootstrap, "clicks", 1, 3).await;
+    wait_for_leader(&cluster, 1, "clicks", 0, -1, 3).await;
+    let addr = cluster.brokers[0].addr();
+    let coordinator = tokio::task::spawn_blocking(move || {
+        let mut c = sluice_e2e::kafka::KafkaConn::connect(addr);
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        loop {
+            let mut req = FindCoordinatorRequest::default();
+            req.key = kafka_protocol::protocol::StrBytes::from_static_str("committer");
+            if let ResponseKind::FindCoordinator(r) =
+                c.call(ApiKey::FindCoordinator, 2, RequestKind::FindCoordinator(req))
+            {
+                if r.error_code == 0 {
+                    return r.node_id.0;
+                }
+            }
+            assert!(std::time::Instant::now() < deadline, "no coordinator");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    })
+    .await
+    .unwrap();
+
+    let committer = {
+        let bootstrap = bootstrap.clone();
+        std::thread::spawn(move || {
+            let c: BaseConsumer = ClientConfig::new()
+                .set("bootstrap.servers", &bootstrap)
+                .set("group.id", "committer")
+                .set("enable.auto.commit", "false")
+                .create()
+                .unwrap();
+            let mut acknowledged = 0i64;
+            let started = std::time::Instant::now();
+            let mut offset = 1i64;
+            while started.elapsed() < Duration::from_secs(8) {
+                let mut tpl = TopicPartitionList::new();
+                tpl.add_partition_offset("clicks", 0, Offset::Offset(offset))
+                    .unwrap();
+                if c.commit(&tpl, CommitMode::Sync).is_ok() {
+                    acknowledged = offset;
+                }
+                offset += 1;
+            }
+            (acknowledged, offset - 1)
+        })
+    };
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    cluster.broker(coordinator).kill();
+    let (acknowledged, last_sent) = tokio::task::spawn_blocking(move || committer.join().unwrap())
+        .await
+        .unwrap();
+    assert!(acknowledged > 0, "no commit was acknowledged");
+    let b = bootstrap.clone();
+    let committed = tokio::task::spawn_blocking(move || {
+        let c: BaseConsumer = ClientConfig::new()
+            .set("bootstrap.servers", &b)
+            .set("group.id", "committer")
+            .create()
+            .unwrap();
+        let mut tpl = TopicPartitionList::new();
+        tpl.add_partition("clicks", 0);
+        let got = c
+            .committed_offsets(tpl, Duration::from_secs(20))
+            .expect("committed offsets");
+        match got.find_partition("clicks", 0).unwrap().offset() {
+            Offset::Offset(o) => o,
+            other => panic!("{other:?}"),
+        }
+    })
+    .await
+    .unwrap();
+    eprintln!("coordinator {coordinator} killed; last acknowledged commit {acknowledged}, last sent {last_sent}, committed now {committed}");
+    assert!(
+        committed >= acknowledged && committed <= last_sent,
+        "committed {committed}, acknowledged {acknowledged}, sent up to {last_sent}"
+    );
+}

@@ -218,7 +218,7 @@ impl BrokerServer {
             replicas: parts.clone(),
             groups: Arc::new(groups::GroupCoordinator::new(
                 groups::GroupConfig::of(&config),
-                groups::log_persist(parts.clone()),
+                groups::log_persist(parts.clone(), config.min_insync_replicas.max(1) as usize),
             )),
             producer_ids: producers::ProducerIds::default(),
         });

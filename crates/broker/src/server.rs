@@ -263,7 +263,7 @@ async fn dispatch(
             ResponseKind::LeaveGroup(api::groups::leave_group(broker, version, r))
         }
         RequestKind::OffsetCommit(r) => {
-            ResponseKind::OffsetCommit(api::groups::offset_commit(broker, version, r))
+            ResponseKind::OffsetCommit(api::groups::offset_commit(broker, version, r).await)
         }
         RequestKind::OffsetFetch(r) => {
             ResponseKind::OffsetFetch(api::groups::offset_fetch(broker, version, r))

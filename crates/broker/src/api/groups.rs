@@ -307,7 +307,11 @@ pub fn leave_group(broker: &Broker, version: i16, req: LeaveGroupRequest) -> Lea
     r
 }
 
-pub fn offset_commit(
+/// How long a commit waits for `__consumer_offsets`' in-sync replicas (Kafka's
+/// `offsets.commit.timeout.ms` default).
+const COMMIT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
+pub async fn offset_commit(
     broker: &Broker,
     version: i16,
     req: OffsetCommitRequest,
@@ -349,7 +353,7 @@ pub fn offset_commit(
             .get(t)
             .is_some_and(|tm| tm.partitions.contains_key(&p))
     };
-    let codes = broker.groups.commit(
+    let (mut codes, written) = broker.groups.commit(
         &req.group_id.0,
         generation,
         &member_id,
@@ -357,6 +361,28 @@ pub fn offset_commit(
         &args,
         &known,
     );
+    // Acknowledged only once every in-sync replica of the group's __consumer_offsets partition
+    // has the records, so a coordinator failover never rewinds a consumer past it.
+    if let Some(w) = written {
+        let replicated = match broker
+            .replicas
+            .get(crate::groups::OFFSETS_TOPIC, w.partition)
+        {
+            Some(part) => {
+                match tokio::time::timeout(COMMIT_TIMEOUT, part.wait_for_hw(w.end, w.epoch)).await {
+                    Ok(true) => err::NONE,
+                    Ok(false) => err::NOT_COORDINATOR,
+                    Err(_) => err::COORDINATOR_NOT_AVAILABLE,
+                }
+            }
+            None => err::NOT_COORDINATOR,
+        };
+        if replicated != err::NONE {
+            for c in codes.iter_mut().filter(|c| **c == err::NONE) {
+                *c = replicated;
+            }
+        }
+    }
     let mut codes = codes.into_iter();
     let mut r = OffsetCommitResponse::default();
     for t in req.topics {

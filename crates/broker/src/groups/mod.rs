@@ -417,8 +417,21 @@ impl Group {
     }
 }
 
-/// Appends records to a `__consumer_offsets` partition; `Err` carries a Kafka error code.
-pub type Persist = Box<dyn Fn(i32, &[(Bytes, Option<Bytes>)]) -> Result<(), i16> + Send + Sync>;
+/// Where an append to `__consumer_offsets` ended, for a caller that waits until every in-sync
+/// replica has it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Written {
+    pub partition: i32,
+    /// The offset after the last record written.
+    pub end: u64,
+    /// The leader epoch it was written in.
+    pub epoch: i32,
+}
+
+/// Appends records to a `__consumer_offsets` partition (locally, at once); `Err` carries a
+/// Kafka error code. `Some` says where the append ended, when its replication can be awaited.
+pub type Persist =
+    Box<dyn Fn(i32, &[(Bytes, Option<Bytes>)]) -> Result<Option<Written>, i16> + Send + Sync>;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Load {
@@ -627,9 +640,13 @@ impl GroupCoordinator {
         );
     }
 
-    fn write(&self, group: &str, entries: &[(Bytes, Option<Bytes>)]) -> Result<(), i16> {
+    fn write(
+        &self,
+        group: &str,
+        entries: &[(Bytes, Option<Bytes>)],
+    ) -> Result<Option<Written>, i16> {
         if entries.is_empty() {
-            return Ok(());
+            return Ok(None);
         }
         (self.persist)(self.partition_for(group), entries)
     }
@@ -1239,7 +1256,9 @@ impl GroupCoordinator {
         (err::NONE, codes)
     }
 
-    /// Stores offsets; returns one error code per partition (a group-level error repeats).
+    /// Stores offsets; returns one error code per partition (a group-level error repeats), and
+    /// where the records were appended: the commit is acknowledged only once every in-sync
+    /// replica has them (the caller waits, without this coordinator's lock).
     pub fn commit(
         &self,
         group_id: &str,
@@ -1248,7 +1267,7 @@ impl GroupCoordinator {
         instance_id: Option<&str>,
         offsets: &[CommitArgs],
         known_topic: &dyn Fn(&str, i32) -> bool,
-    ) -> Vec<i16> {
+    ) -> (Vec<i16>, Option<Written>) {
         let mut inner = self.lock();
         let mut e = self.check(&inner, group_id);
         let now = Instant::now();
@@ -1278,7 +1297,7 @@ impl GroupCoordinator {
             }
         }
         if e != err::NONE {
-            return vec![e; offsets.len()];
+            return (vec![e; offsets.len()], None);
         }
         let ts = now_ms();
         let mut codes = Vec::with_capacity(offsets.len());
@@ -1303,18 +1322,21 @@ impl GroupCoordinator {
                 accepted.push((codes.len() - 1, (o.topic.clone(), o.partition), c));
             }
         }
-        if let Err(code) = self.write(group_id, &entries) {
-            for (i, _, _) in &accepted {
-                codes[*i] = code;
+        let written = match self.write(group_id, &entries) {
+            Ok(w) => w,
+            Err(code) => {
+                for (i, _, _) in &accepted {
+                    codes[*i] = code;
+                }
+                return (codes, None);
             }
-            return codes;
-        }
+        };
         if let Some(g) = inner.groups.get_mut(group_id) {
             for (_, tp, c) in accepted {
                 g.offsets.insert(tp, c);
             }
         }
-        codes
+        (codes, written)
     }
 
     /// Committed offsets of `group`: all of them (`None`) or the partitions asked for.
@@ -1581,7 +1603,9 @@ fn member_error(g: &Group, member_id: &str, instance_id: Option<&str>) -> Option
 }
 
 /// The production `Persist`: one record batch appended to the partition's log as leader.
-pub fn log_persist(parts: Arc<crate::replica::ReplicaManager>) -> Persist {
+/// Appends to the partition as its leader, refusing when it has fewer in-sync replicas than
+/// `min_isr` (what Kafka's `acks=all` append of the coordinator checks).
+pub fn log_persist(parts: Arc<crate::replica::ReplicaManager>, min_isr: usize) -> Persist {
     Box::new(move |partition, entries| {
         let Some(part) = parts.get(OFFSETS_TOPIC, partition) else {
             return Err(err::NOT_COORDINATOR);
@@ -1591,8 +1615,14 @@ pub fn log_persist(parts: Arc<crate::replica::ReplicaManager>) -> Persist {
             tracing::error!(error = %e, "cannot encode a {OFFSETS_TOPIC} batch");
             err::UNKNOWN_SERVER_ERROR
         })?;
-        part.append_as_leader(&batch, None, me)
-            .map(|_| ())
+        part.append_as_leader(&batch, Some(min_isr), me)
+            .map(|a| {
+                Some(Written {
+                    partition,
+                    end: a.last_offset + 1,
+                    epoch: a.epoch,
+                })
+            })
             .map_err(|e| match e {
                 crate::replica::PartitionError::NotLeader { .. } => err::NOT_COORDINATOR,
                 e => {

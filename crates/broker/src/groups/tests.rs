@@ -22,7 +22,7 @@ fn coordinator(delay_ms: u64) -> (GroupCoordinator, Written) {
         },
         Box::new(move |_, entries| {
             w.lock().unwrap().extend(entries.iter().cloned());
-            Ok(())
+            Ok(None)
         }),
     );
     c.begin_load(0);
@@ -256,7 +256,7 @@ fn invalid_session_timeouts_and_protocols_are_refused() {
     );
     let mut elsewhere = args("", 1_000);
     elsewhere.group_id = "h".into();
-    let c2 = GroupCoordinator::new(c.config.clone(), Box::new(|_, _| Ok(())));
+    let c2 = GroupCoordinator::new(c.config.clone(), Box::new(|_, _| Ok(None)));
     assert_eq!(
         now_reply(c2.join_now(elsewhere, t)).error,
         err::NOT_COORDINATOR
@@ -340,13 +340,13 @@ fn offsets_commit_fetch_reload_delete_and_expire() {
         metadata: Some("m".into()),
     };
     assert_eq!(
-        c.commit("g", -1, "", None, &[commit(10, 0), commit(20, 1)], &known),
+        c.commit_codes("g", -1, "", None, &[commit(10, 0), commit(20, 1)], &known),
         vec![0, 0]
     );
     let mut unknown = commit(1, 0);
     unknown.topic = "nope".into();
     assert_eq!(
-        c.commit("g", -1, "", None, &[unknown], &known),
+        c.commit_codes("g", -1, "", None, &[unknown], &known),
         vec![err::UNKNOWN_TOPIC_OR_PARTITION]
     );
     let got = c
@@ -359,20 +359,20 @@ fn offsets_commit_fetch_reload_delete_and_expire() {
     // A member of a live group must give the right generation.
     let (a, _) = join_new(&c, Instant::now());
     assert_eq!(
-        c.commit("g", -1, "", None, &[commit(1, 0)], &known),
+        c.commit_codes("g", -1, "", None, &[commit(1, 0)], &known),
         vec![err::UNKNOWN_MEMBER_ID]
     );
     assert_eq!(
-        c.commit("g", 7, &a, None, &[commit(1, 0)], &known),
+        c.commit_codes("g", 7, &a, None, &[commit(1, 0)], &known),
         vec![err::ILLEGAL_GENERATION]
     );
     assert_eq!(
-        c.commit("g", 1, &a, None, &[commit(11, 0)], &known),
+        c.commit_codes("g", 1, &a, None, &[commit(11, 0)], &known),
         vec![err::REBALANCE_IN_PROGRESS]
     );
     let _sync = waiting(sync(&c, 1, &a, vec![]));
     assert_eq!(
-        c.commit("g", 1, &a, None, &[commit(11, 0)], &known),
+        c.commit_codes("g", 1, &a, None, &[commit(11, 0)], &known),
         vec![0]
     );
     assert_eq!(c.delete("g"), err::NON_EMPTY_GROUP);
@@ -440,4 +440,26 @@ fn unloading_answers_waiters_with_not_coordinator() {
         Err(oneshot::error::TryRecvError::Closed)
     ));
     assert_eq!(c.describe("g").error, err::NOT_COORDINATOR);
+}
+
+impl GroupCoordinator {
+    fn commit_codes(
+        &self,
+        group_id: &str,
+        generation: i32,
+        member_id: &str,
+        instance_id: Option<&str>,
+        offsets: &[CommitArgs],
+        known_topic: &dyn Fn(&str, i32) -> bool,
+    ) -> Vec<i16> {
+        self.commit(
+            group_id,
+            generation,
+            member_id,
+            instance_id,
+            offsets,
+            known_topic,
+        )
+        .0
+    }
 }

@@ -317,9 +317,15 @@ impl BrokerServer {
         }
     }
 
-    /// Stops serving, removes this broker's ephemerals (registration, controller) at once and
-    /// closes the logs cleanly.
+    /// Controlled shutdown (when `controlled.shutdown.enable`): leaderships move to other
+    /// in-sync replicas first; then it stops serving, removes this broker's ephemerals
+    /// (registration, controller) at once and closes the logs cleanly.
     pub async fn shutdown(self) {
+        // Leaderships move first, while this broker still serves (clients switch to the new
+        // leaders instead of timing out on a closed one).
+        if self.broker.config.controlled_shutdown_enable {
+            api::controlled_shutdown::request(&self.broker).await;
+        }
         for t in &self.tasks {
             t.abort();
         }

@@ -298,6 +298,9 @@ async fn dispatch(
         RequestKind::OffsetForLeaderEpoch(r) => ResponseKind::OffsetForLeaderEpoch(
             api::list_offsets::offset_for_leader_epoch(broker, r),
         ),
+        RequestKind::ControlledShutdown(r) => {
+            ResponseKind::ControlledShutdown(api::controlled_shutdown::handle(broker, r).await)
+        }
         RequestKind::DeleteGroups(r) => {
             ResponseKind::DeleteGroups(api::groups::delete_groups(broker, r))
         }

@@ -109,6 +109,8 @@ pub struct BrokerConfig {
     pub replica_fetch_response_max_bytes: i32,
     pub replica_fetch_backoff_ms: i32,
     pub replica_socket_timeout_ms: i32,
+    /// On SIGTERM, ask the controller to move this broker's leaderships away first.
+    pub controlled_shutdown_enable: bool,
 }
 
 const MS_PER_HOUR: i64 = 3_600_000;
@@ -294,6 +296,7 @@ impl BrokerConfig {
         let replica_fetch_backoff_ms = r.number("replica.fetch.backoff.ms", 1000i32, 0, i32::MAX);
         let replica_socket_timeout_ms =
             r.number("replica.socket.timeout.ms", 30_000i32, 1, i32::MAX);
+        let controlled_shutdown_enable = r.boolean("controlled.shutdown.enable", true);
         if i64::from(replica_fetch_wait_max_ms) > replica_lag_time_max_ms {
             if let Some(e) = props.get("replica.fetch.wait.max.ms") {
                 r.error(e, format!("must not exceed replica.lag.time.max.ms ({replica_lag_time_max_ms}), or followers would drop out of the ISR while waiting"));
@@ -329,7 +332,6 @@ impl BrokerConfig {
                 "log.segment.delete.delay.ms",
                 "auto.leader.rebalance.enable",
                 "leader.imbalance.check.interval.seconds",
-                "controlled.shutdown.enable",
                 "queued.max.requests",
                 "connections.max.idle.ms",
                 "max.connections.per.ip",
@@ -398,6 +400,7 @@ impl BrokerConfig {
             replica_fetch_response_max_bytes,
             replica_fetch_backoff_ms,
             replica_socket_timeout_ms,
+            controlled_shutdown_enable,
         };
         (Some(config), diags)
     }
@@ -562,6 +565,10 @@ impl BrokerConfig {
             (
                 "replica.socket.timeout.ms",
                 self.replica_socket_timeout_ms.to_string(),
+            ),
+            (
+                "controlled.shutdown.enable",
+                self.controlled_shutdown_enable.to_string(),
             ),
         ]
         .into_iter()

@@ -4,6 +4,7 @@
 pub mod admin;
 pub mod api_versions;
 pub mod configs;
+pub mod controlled_shutdown;
 pub mod fetch;
 pub mod groups;
 pub mod list_offsets;
@@ -59,6 +60,8 @@ pub const SUPPORTED: &[Supported] = &[
     api(ApiKey::AlterConfigs, 0, 2),
     api(ApiKey::IncrementalAlterConfigs, 0, 1),
     api(ApiKey::DescribeCluster, 0, 1),
+    // Between brokers.
+    api(ApiKey::ControlledShutdown, 1, 3),
 ];
 
 /// The served version range of `key`, if it is served at all.

@@ -204,6 +204,7 @@ async fn lead(cluster: Arc<Cluster>, fence: Fence, unclean: bool, listener: &str
     let mut changes = cluster.subscribe();
     let liveness = Liveness::new();
     let mut gone = liveness.subscribe();
+    let mut drains = cluster.subscribe_drains();
     let _probes = ProbeSet(liveness::watch_brokers(
         cluster.clone(),
         listener.to_string(),
@@ -240,6 +241,7 @@ async fn lead(cluster: Arc<Cluster>, fence: Fence, unclean: bool, listener: &str
         tokio::select! {
             r = changes.changed() => if r.is_err() { return Ok(()) },
             r = gone.changed() => if r.is_err() { return Ok(()) },
+            r = drains.changed() => if r.is_err() { return Ok(()) },
             ev = deletions.changed() => {
                 if matches!(ev.session_state, zk::SessionState::Expired | zk::SessionState::Closed) {
                     return Err(zk::Error::SessionExpired.into());
@@ -284,13 +286,15 @@ async fn reconcile(
     if !restarted.is_empty() {
         tracing::info!(brokers = ?restarted, "brokers restarted since the last pass");
     }
-    // Registered, not restarted, and not known to be gone (a killed broker's registration
-    // outlives it until its session expires; the probes know sooner).
+    // Registered, not restarted, not stopping (controlled shutdown) and not known to be gone
+    // (a killed broker's registration outlives it until its session expires; the probes know
+    // sooner).
+    let draining = cluster.draining();
     let live: BTreeSet<i32> = m
         .brokers
         .keys()
         .copied()
-        .filter(|b| !restarted.contains(b))
+        .filter(|b| !restarted.contains(b) && !draining.contains(b))
         .filter(|b| {
             m.broker_epochs
                 .get(b)
@@ -331,6 +335,14 @@ async fn reconcile(
                     ensure(&client, &znodes::partitions_path(topic), b"").await?;
                     ensure(&client, &znodes::partition_path(topic, p), b"").await?;
                     (state, true)
+                }
+                // A stopping leader with no other in-sync replica keeps leading until it is
+                // gone (then the partition goes offline as for any lost leader).
+                Some(s)
+                    if draining.contains(&s.leader)
+                        && !s.isr.iter().any(|r| *r != s.leader && live.contains(r)) =>
+                {
+                    continue
                 }
                 Some(s) => match next_state(s, &meta.replicas, &live, fence.epoch, unclean) {
                     Some(n) => (n, false),

@@ -95,6 +95,10 @@ pub struct Cluster {
     join: JoinParams,
     metadata: RwLock<Arc<Metadata>>,
     changed: watch::Sender<u64>,
+    /// Brokers that asked this broker, as controller, to move their leaderships away before
+    /// they stop (controlled shutdown).
+    draining: std::sync::Mutex<std::collections::BTreeSet<i32>>,
+    drain_changed: watch::Sender<u64>,
 }
 
 #[derive(Debug, Clone)]
@@ -252,6 +256,8 @@ impl Cluster {
             join,
             metadata: RwLock::new(Arc::new(Metadata::default())),
             changed,
+            draining: Default::default(),
+            drain_changed: watch::channel(0).0,
         });
         cluster.register().await?;
         cluster.refresh_all().await?;
@@ -337,6 +343,32 @@ impl Cluster {
             .read()
             .unwrap_or_else(|e| e.into_inner())
             .clone()
+    }
+
+    /// Controlled shutdown: `broker` is stopping; the controller moves its leaderships away
+    /// and takes it out of every ISR.
+    pub fn drain(&self, broker: i32) {
+        if self
+            .draining
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(broker)
+        {
+            self.drain_changed.send_modify(|g| *g += 1);
+        }
+    }
+
+    /// The brokers being drained (the controller treats them as unable to lead or follow).
+    pub fn draining(&self) -> std::collections::BTreeSet<i32> {
+        let mut d = self.draining.lock().unwrap_or_else(|e| e.into_inner());
+        // A broker that left (or registered again) is no longer draining.
+        let m = self.metadata();
+        d.retain(|b| m.brokers.contains_key(b));
+        d.clone()
+    }
+
+    pub fn subscribe_drains(&self) -> watch::Receiver<u64> {
+        self.drain_changed.subscribe()
     }
 
     /// A receiver that changes whenever the metadata does.

@@ -90,8 +90,8 @@ pub async fn run(broker: Arc<Broker>) {
     }
 }
 
-/// The inter-broker endpoint of `leader`, from its registration.
-async fn leader_address(broker: &Broker, leader: i32) -> Option<SocketAddr> {
+/// The inter-broker endpoint of broker `leader`, from its registration.
+pub async fn broker_address(broker: &Broker, leader: i32) -> Option<SocketAddr> {
     let host_port = {
         let m = broker.cluster.metadata();
         let reg = m.brokers.get(&leader)?;
@@ -139,7 +139,7 @@ async fn fetch_loop(broker: Arc<Broker>, leader: i32, mut share: watch::Receiver
             continue;
         }
         if conn.is_none() {
-            let Some(addr) = leader_address(&broker, leader).await else {
+            let Some(addr) = broker_address(&broker, leader).await else {
                 tokio::time::sleep(backoff).await;
                 continue;
             };

@@ -397,3 +397,193 @@ async fn controlled_shutdown_and_a_rolling_restart_lose_nothing() {
     );
     assert_replicas_converged(&mut cluster, "rolling", 3);
 }
+
+/// A leader paused (SIGSTOP) past its coordinator session is replaced; once resumed it
+/// acknowledges no acks=all write (it can no longer reach the ISR), learns it was replaced,
+/// truncates what only it had and rejoins the ISR as a follower.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_paused_leader_acknowledges_nothing_after_it_was_replaced() {
+    let mut cluster = KafkaCluster::start(1, 3, REPLICATED);
+    let bootstrap = cluster.bootstrap();
+    create_topic(&bootstrap, "paused", 1, 3).await;
+    let leader = wait_for_leader(&cluster, 1, "paused", 0, -1, 3).await;
+    let producing = Producing::start(&bootstrap, "paused", 1, Duration::from_millis(2));
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    cluster.broker(leader).freeze(true);
+    let via = if leader == 1 { 2 } else { 1 };
+    let new_leader = wait_for_leader(&cluster, via, "paused", 0, leader, 2).await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    cluster.broker(leader).freeze(false);
+    // Straight to the old leader, before it may have caught up with the news.
+    let addr = cluster.broker(leader).addr();
+    let answer = tokio::task::spawn_blocking(move || {
+        use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
+        use kafka_protocol::messages::{
+            ApiKey, ProduceRequest, RequestKind, ResponseKind, TopicName,
+        };
+        let mut pd = PartitionProduceData::default();
+        pd.index = 0;
+        pd.records = Some(sluice_e2e::kafka::idempotent_batch(-1, -1, -1, &[b"stale"]));
+        let mut td = TopicProduceData::default();
+        td.name = TopicName(kafka_protocol::protocol::StrBytes::from_static_str(
+            "paused",
+        ));
+        td.partition_data = vec![pd];
+        let mut req = ProduceRequest::default();
+        req.acks = -1;
+        req.timeout_ms = 3000;
+        req.topic_data = vec![td];
+        let mut c = sluice_e2e::kafka::KafkaConn::connect(addr);
+        match c.call(ApiKey::Produce, 9, RequestKind::Produce(req)) {
+            ResponseKind::Produce(r) => r.responses[0].partition_responses[0].error_code,
+            other => panic!("{other:?}"),
+        }
+    })
+    .await
+    .unwrap();
+    assert_ne!(
+        answer, 0,
+        "a replaced leader acknowledged an acks=all write"
+    );
+    wait_for_leader(&cluster, via, "paused", 0, -1, 3).await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let ledger = producing.stop().await;
+    eprintln!(
+        "leader {leader} paused, {new_leader} took over; the old leader answered {answer}; {} acknowledged, {} failed",
+        ledger.acks.len(),
+        ledger.failures.len()
+    );
+    assert!(
+        ledger.failures.is_empty(),
+        "{:?}",
+        &ledger.failures[..ledger.failures.len().min(5)]
+    );
+    let verdict = ledger::verify(&bootstrap, "paused", 1, &ledger);
+    assert!(verdict.is_clean(), "{verdict:?}");
+    assert_replicas_converged(&mut cluster, "paused", 1);
+}
+
+/// A broker's machine is lost: the process killed and its log directory gone. Started again
+/// with an empty disk, it copies every partition back from the leaders and rejoins the ISRs;
+/// nothing acknowledged is lost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_broker_with_a_wiped_disk_re_replicates_everything() {
+    let mut cluster = KafkaCluster::start(1, 3, REPLICATED);
+    let bootstrap = cluster.bootstrap();
+    create_topic(&bootstrap, "wiped", 3, 3).await;
+    for p in 0..3 {
+        wait_for_leader(&cluster, 1, "wiped", p, -1, 3).await;
+    }
+    let producing = Producing::start(&bootstrap, "wiped", 3, Duration::from_millis(2));
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let victim = 2;
+    cluster.broker(victim).kill();
+    let dir = cluster.broker(victim).log_dir.clone();
+    std::fs::remove_dir_all(&dir).unwrap();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    cluster.broker(victim).spawn();
+    cluster
+        .broker(victim)
+        .wait_until_listening(Duration::from_secs(30));
+    for p in 0..3 {
+        wait_for_leader(&cluster, 1, "wiped", p, -1, 3).await;
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let ledger = producing.stop().await;
+    assert!(
+        ledger.failures.is_empty(),
+        "{:?}",
+        &ledger.failures[..ledger.failures.len().min(5)]
+    );
+    let verdict = ledger::verify(&bootstrap, "wiped", 3, &ledger);
+    assert!(verdict.is_clean(), "{verdict:?}");
+    assert_replicas_converged(&mut cluster, "wiped", 3);
+}
+
+/// With unclean leader election off, a partition whose in-sync replicas are all gone stays
+/// offline rather than handing leadership to a replica that lacks acknowledged records; when
+/// the last in-sync replica returns it leads again with every record.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_unclean_election_a_partition_waits_for_its_last_in_sync_replica() {
+    use rdkafka::producer::{FutureProducer, FutureRecord};
+    let extra = "default.replication.factor=2\nmin.insync.replicas=1\noffsets.topic.replication.factor=2\nunclean.leader.election.enable=false\n";
+    let mut cluster = KafkaCluster::start(1, 2, extra);
+    let bootstrap = cluster.bootstrap();
+    create_topic(&bootstrap, "clean", 1, 2).await;
+    let leader = wait_for_leader(&cluster, 1, "clean", 0, -1, 2).await;
+    let follower = 3 - leader;
+    let send = |bootstrap: String, v: &'static str| async move {
+        let p: FutureProducer = ClientConfig::new()
+            .set("bootstrap.servers", &bootstrap)
+            .set("acks", "all")
+            .set("message.timeout.ms", "5000")
+            .create()
+            .unwrap();
+        p.send(
+            FutureRecord::<(), _>::to("clean").partition(0).payload(v),
+            Duration::from_secs(6),
+        )
+        .await
+        .map(|d| d.offset)
+    };
+    assert_eq!(send(bootstrap.clone(), "a").await.unwrap(), 0);
+    // The follower goes; the leader alone is the ISR and takes "b".
+    cluster.broker(follower).stop();
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while cluster.leader(leader, "clean", 0).1 != vec![leader] {
+        assert!(std::time::Instant::now() < deadline, "ISR never shrank");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let leader_addr = cluster.broker(leader).bootstrap();
+    assert_eq!(send(leader_addr, "b").await.unwrap(), 1);
+    // Now the leader goes too, and the follower (without "b") comes back: no leader.
+    cluster.broker(leader).kill();
+    cluster.broker(follower).spawn();
+    cluster
+        .broker(follower)
+        .wait_until_listening(Duration::from_secs(30));
+    tokio::time::sleep(Duration::from_secs(8)).await;
+    assert_eq!(
+        cluster.leader(follower, "clean", 0).0,
+        -1,
+        "an out-of-sync replica was elected"
+    );
+    let follower_addr = cluster.broker(follower).bootstrap();
+    assert!(
+        send(follower_addr, "c").await.is_err(),
+        "written with no leader"
+    );
+    // The last in-sync replica returns: it leads, with both records.
+    cluster.broker(leader).spawn();
+    cluster
+        .broker(leader)
+        .wait_until_listening(Duration::from_secs(30));
+    wait_for_leader(&cluster, follower, "clean", 0, -1, 1).await;
+    let ledger_like = {
+        let bootstrap = bootstrap.clone();
+        tokio::task::spawn_blocking(move || {
+            use rdkafka::consumer::{BaseConsumer, Consumer};
+            use rdkafka::message::Message;
+            let c: BaseConsumer = ClientConfig::new()
+                .set("bootstrap.servers", &bootstrap)
+                .set("group.id", "clean-check")
+                .create()
+                .unwrap();
+            let mut tpl = rdkafka::TopicPartitionList::new();
+            tpl.add_partition_offset("clean", 0, rdkafka::Offset::Beginning)
+                .unwrap();
+            c.assign(&tpl).unwrap();
+            let mut got = Vec::new();
+            let deadline = std::time::Instant::now() + Duration::from_secs(20);
+            while got.len() < 2 && std::time::Instant::now() < deadline {
+                if let Some(Ok(m)) = c.poll(Duration::from_millis(100)) {
+                    got.push(String::from_utf8_lossy(m.payload().unwrap()).into_owned());
+                }
+            }
+            got
+        })
+        .await
+        .unwrap()
+    };
+    assert_eq!(ledger_like, ["a", "b"]);
+}

@@ -257,8 +257,12 @@ fn apply(
                 }
                 None => {
                     let records = pd.records.unwrap_or_default();
-                    part.append_as_follower(&records, pd.high_watermark.max(0) as u64)
-                        .map(|_| ())
+                    part.append_as_follower(
+                        &records,
+                        pd.high_watermark.max(0) as u64,
+                        pd.log_start_offset.max(0) as u64,
+                    )
+                    .map(|_| ())
                 }
                 Some(ResponseError::OffsetOutOfRange) => {
                     let o = part.offsets();

@@ -424,12 +424,14 @@ impl Partition {
         })
     }
 
-    /// Appends batches fetched from the leader (offsets and epochs kept) as follower, and
-    /// takes the leader's high watermark (bounded by this log's end).
+    /// Appends batches fetched from the leader (offsets and epochs kept) as follower, takes
+    /// the leader's high watermark (bounded by this log's end) and its log start offset
+    /// (records deleted on the leader, by DeleteRecords, go here too; bounded by the HW).
     pub fn append_as_follower(
         &self,
         payload: &[u8],
         leader_hw: u64,
+        leader_log_start: u64,
     ) -> Result<Option<u64>, PartitionError> {
         let role = self.read_role();
         if !matches!(&*role, Role::Follower { .. }) {
@@ -452,6 +454,9 @@ impl Partition {
         let hw = leader_hw.min(log.log_end_offset());
         if hw > log.high_watermark() {
             log.set_high_watermark(hw);
+        }
+        if leader_log_start > log.log_start_offset() && leader_log_start <= log.high_watermark() {
+            log.delete_records_before(leader_log_start)?;
         }
         drop(log);
         drop(producers);

@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# The randomized fault schedule of tests/tests/broker_chaos.rs for longer than CI runs it:
+# three brokers, replication factor 3, an idempotent acks=all producer, one fault at a time
+# (kill, stop, pause, disk wiped), every acknowledged record checked at the end.
+#
+#   scripts/chaos.sh                 an hour
+#   scripts/chaos.sh 600             ten minutes
+#   SLUICE_CHAOS_SEED=123 scripts/chaos.sh 120   replay a schedule
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+seconds=${1:-3600}
+cargo build --quiet --bins
+SLUICE_CHAOS_SECONDS=$seconds cargo nextest run -p sluice-e2e --test broker_chaos \
+    --no-capture --slow-timeout "$((seconds + 600))s" 2>&1 | grep -E '^(chaos|fault)|PASS|FAIL|panicked'

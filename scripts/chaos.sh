@@ -11,4 +11,4 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 seconds=${1:-3600}
 cargo build --quiet --bins
 SLUICE_CHAOS_SECONDS=$seconds cargo nextest run -p sluice-e2e --test broker_chaos \
-    --no-capture --slow-timeout "$((seconds + 600))s" 2>&1 | grep -E '^(chaos|fault)|PASS|FAIL|panicked'
+    --profile chaos --no-capture 2>&1 | grep -E '^(chaos|fault)|PASS|FAIL|panicked'

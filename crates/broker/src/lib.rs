@@ -238,10 +238,17 @@ impl BrokerServer {
         {
             let c = cluster.clone();
             let f = fatal_tx.clone();
-            let unclean = config.unclean_leader_election_enable;
-            let listener = config.inter_broker_listener_name.clone();
+            let settings = cluster::controller::Settings {
+                unclean: config.unclean_leader_election_enable,
+                listener: config.inter_broker_listener_name.clone(),
+                auto_rebalance: config.auto_leader_rebalance_enable,
+                imbalance_check: std::time::Duration::from_secs(u64::from(
+                    config.leader_imbalance_check_interval_seconds,
+                )),
+                imbalance_percentage: config.leader_imbalance_per_broker_percentage,
+            };
             tasks.push(tokio::spawn(async move {
-                if let Err(e) = cluster::controller::run(c, unclean, listener).await {
+                if let Err(e) = cluster::controller::run(c, settings).await {
                     let _ = f.send(Some(format!("controller: {e}")));
                 }
             }));

@@ -298,6 +298,15 @@ async fn dispatch(
         RequestKind::OffsetForLeaderEpoch(r) => ResponseKind::OffsetForLeaderEpoch(
             api::list_offsets::offset_for_leader_epoch(broker, r),
         ),
+        RequestKind::AlterPartitionReassignments(r) => {
+            ResponseKind::AlterPartitionReassignments(api::reassignments::alter(broker, r).await)
+        }
+        RequestKind::ListPartitionReassignments(r) => {
+            ResponseKind::ListPartitionReassignments(api::reassignments::list(broker, r))
+        }
+        RequestKind::ElectLeaders(r) => {
+            ResponseKind::ElectLeaders(api::elect_leaders::handle(broker, version, r).await)
+        }
         RequestKind::ControlledShutdown(r) => {
             ResponseKind::ControlledShutdown(api::controlled_shutdown::handle(broker, r).await)
         }

@@ -111,6 +111,9 @@ pub struct BrokerConfig {
     pub replica_socket_timeout_ms: i32,
     /// On SIGTERM, ask the controller to move this broker's leaderships away first.
     pub controlled_shutdown_enable: bool,
+    pub auto_leader_rebalance_enable: bool,
+    pub leader_imbalance_check_interval_seconds: u32,
+    pub leader_imbalance_per_broker_percentage: u32,
 }
 
 const MS_PER_HOUR: i64 = 3_600_000;
@@ -297,6 +300,15 @@ impl BrokerConfig {
         let replica_socket_timeout_ms =
             r.number("replica.socket.timeout.ms", 30_000i32, 1, i32::MAX);
         let controlled_shutdown_enable = r.boolean("controlled.shutdown.enable", true);
+        let auto_leader_rebalance_enable = r.boolean("auto.leader.rebalance.enable", true);
+        let leader_imbalance_check_interval_seconds = r.number(
+            "leader.imbalance.check.interval.seconds",
+            300u32,
+            1,
+            u32::MAX,
+        );
+        let leader_imbalance_per_broker_percentage =
+            r.number("leader.imbalance.per.broker.percentage", 10u32, 0, 100);
         if i64::from(replica_fetch_wait_max_ms) > replica_lag_time_max_ms {
             if let Some(e) = props.get("replica.fetch.wait.max.ms") {
                 r.error(e, format!("must not exceed replica.lag.time.max.ms ({replica_lag_time_max_ms}), or followers would drop out of the ISR while waiting"));
@@ -330,8 +342,6 @@ impl BrokerConfig {
                 "log.flush.scheduler.interval.ms",
                 "log.flush.offset.checkpoint.interval.ms",
                 "log.segment.delete.delay.ms",
-                "auto.leader.rebalance.enable",
-                "leader.imbalance.check.interval.seconds",
                 "queued.max.requests",
                 "connections.max.idle.ms",
                 "max.connections.per.ip",
@@ -401,6 +411,9 @@ impl BrokerConfig {
             replica_fetch_backoff_ms,
             replica_socket_timeout_ms,
             controlled_shutdown_enable,
+            auto_leader_rebalance_enable,
+            leader_imbalance_check_interval_seconds,
+            leader_imbalance_per_broker_percentage,
         };
         (Some(config), diags)
     }
@@ -569,6 +582,18 @@ impl BrokerConfig {
             (
                 "controlled.shutdown.enable",
                 self.controlled_shutdown_enable.to_string(),
+            ),
+            (
+                "auto.leader.rebalance.enable",
+                self.auto_leader_rebalance_enable.to_string(),
+            ),
+            (
+                "leader.imbalance.check.interval.seconds",
+                self.leader_imbalance_check_interval_seconds.to_string(),
+            ),
+            (
+                "leader.imbalance.per.broker.percentage",
+                self.leader_imbalance_per_broker_percentage.to_string(),
             ),
         ]
         .into_iter()

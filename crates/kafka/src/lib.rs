@@ -19,6 +19,7 @@
 //! blocking connection for tools and tests that send exact requests; [`async_client`] the same
 //! on tokio, for the broker's own requests to other brokers (followers fetching from leaders).
 
+pub mod assignment;
 pub mod async_client;
 pub mod client;
 pub mod frame;

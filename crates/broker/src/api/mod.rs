@@ -5,11 +5,13 @@ pub mod admin;
 pub mod api_versions;
 pub mod configs;
 pub mod controlled_shutdown;
+pub mod elect_leaders;
 pub mod fetch;
 pub mod groups;
 pub mod list_offsets;
 pub mod metadata;
 pub mod produce;
+pub mod reassignments;
 
 use std::sync::Arc;
 
@@ -60,6 +62,9 @@ pub const SUPPORTED: &[Supported] = &[
     api(ApiKey::AlterConfigs, 0, 2),
     api(ApiKey::IncrementalAlterConfigs, 0, 1),
     api(ApiKey::DescribeCluster, 0, 1),
+    api(ApiKey::ElectLeaders, 0, 2),
+    api(ApiKey::AlterPartitionReassignments, 0, 0),
+    api(ApiKey::ListPartitionReassignments, 0, 0),
     // Between brokers.
     api(ApiKey::ControlledShutdown, 1, 3),
 ];

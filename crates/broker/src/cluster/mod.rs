@@ -53,6 +53,8 @@ pub type Result<T, E = ClusterError> = std::result::Result<T, E>;
 #[derive(Debug, Clone, PartialEq)]
 pub struct TopicMeta {
     pub id: uuid::Uuid,
+    /// Version of `/brokers/topics/<t>` (the assignment) as read.
+    pub assignment_version: i32,
     pub partitions: BTreeMap<i32, PartitionMeta>,
     pub config: BTreeMap<String, String>,
 }
@@ -64,6 +66,9 @@ pub struct PartitionMeta {
     pub state: Option<PartitionState>,
     /// Version of the state znode as read (compare-and-set writes name it).
     pub state_version: i32,
+    /// An ongoing reassignment: replicas being added, and being removed.
+    pub adding: Vec<i32>,
+    pub removing: Vec<i32>,
 }
 
 impl PartitionMeta {
@@ -99,6 +104,61 @@ pub struct Cluster {
     /// they stop (controlled shutdown).
     draining: std::sync::Mutex<std::collections::BTreeSet<i32>>,
     drain_changed: watch::Sender<u64>,
+    /// Requests for the controller task (elections, reassignments), from the API handlers.
+    requests: tokio::sync::mpsc::UnboundedSender<ControllerRequest>,
+    pub(crate) request_queue:
+        tokio::sync::Mutex<tokio::sync::mpsc::UnboundedReceiver<ControllerRequest>>,
+}
+
+/// What the API handlers ask the controller task to do.
+#[derive(Debug)]
+pub enum ControllerRequest {
+    Elect(ElectionRequest),
+    Reassign(ReassignRequest),
+}
+
+/// AlterPartitionReassignments: per partition, the target replicas, or `None` to cancel.
+#[derive(Debug)]
+pub struct ReassignRequest {
+    pub partitions: Vec<(String, i32, Option<Vec<i32>>)>,
+    pub reply: tokio::sync::oneshot::Sender<Vec<((String, i32), ReassignOutcome)>>,
+}
+
+/// What a reassignment request did for one partition.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ReassignOutcome {
+    Started,
+    Cancelled,
+    NoneInProgress,
+    UnknownPartition,
+    Invalid(String),
+}
+
+/// Which leader an election picks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ElectionKind {
+    /// The first replica of the assignment, if it is alive and in sync.
+    Preferred,
+    /// Any live replica when no in-sync one is (may lose acknowledged records).
+    Unclean,
+}
+
+/// What an election did for one partition.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ElectionOutcome {
+    Elected,
+    NotNeeded,
+    /// No eligible replica (the preferred one is down or out of sync; nothing live).
+    NotAvailable,
+    UnknownPartition,
+}
+
+/// A request to the controller; `partitions: None` means all.
+#[derive(Debug)]
+pub struct ElectionRequest {
+    pub kind: ElectionKind,
+    pub partitions: Option<Vec<(String, i32)>>,
+    pub reply: tokio::sync::oneshot::Sender<Vec<((String, i32), ElectionOutcome)>>,
 }
 
 #[derive(Debug, Clone)]
@@ -249,6 +309,7 @@ impl Cluster {
         .await?;
         let (changed, _) = watch::channel(0);
         let (session, _) = watch::channel(0);
+        let (requests_tx, requests_rx) = tokio::sync::mpsc::unbounded_channel();
         let cluster = Arc::new(Cluster {
             client: RwLock::new(client),
             session,
@@ -258,6 +319,8 @@ impl Cluster {
             changed,
             draining: Default::default(),
             drain_changed: watch::channel(0).0,
+            requests: requests_tx,
+            request_queue: tokio::sync::Mutex::new(requests_rx),
         });
         cluster.register().await?;
         cluster.refresh_all().await?;
@@ -358,6 +421,46 @@ impl Cluster {
         }
     }
 
+    /// Asks this broker's controller task for leader elections; `None` if it is not the
+    /// controller (or stops being it before answering).
+    pub async fn elect(
+        &self,
+        kind: ElectionKind,
+        partitions: Option<Vec<(String, i32)>>,
+    ) -> Option<Vec<((String, i32), ElectionOutcome)>> {
+        if self.metadata().controller != Some(self.broker_id) {
+            return None;
+        }
+        let (reply, rx) = tokio::sync::oneshot::channel();
+        self.requests
+            .send(ControllerRequest::Elect(ElectionRequest {
+                kind,
+                partitions,
+                reply,
+            }))
+            .ok()?;
+        rx.await.ok()
+    }
+
+    /// Asks this broker's controller task to start or cancel reassignments; `None` if it is
+    /// not the controller.
+    pub async fn reassign(
+        &self,
+        partitions: Vec<(String, i32, Option<Vec<i32>>)>,
+    ) -> Option<Vec<((String, i32), ReassignOutcome)>> {
+        if self.metadata().controller != Some(self.broker_id) {
+            return None;
+        }
+        let (reply, rx) = tokio::sync::oneshot::channel();
+        self.requests
+            .send(ControllerRequest::Reassign(ReassignRequest {
+                partitions,
+                reply,
+            }))
+            .ok()?;
+        rx.await.ok()
+    }
+
     /// The brokers being drained (the controller treats them as unable to lead or follow).
     pub fn draining(&self) -> std::collections::BTreeSet<i32> {
         let mut d = self.draining.lock().unwrap_or_else(|e| e.into_inner());
@@ -421,8 +524,8 @@ impl Cluster {
     async fn read_topic(&self, topic: &str) -> Result<Option<TopicMeta>> {
         let c = &self.client();
         let path = znodes::topic_path(topic);
-        let data = match c.get_data(&path).await {
-            Ok((d, _)) => d,
+        let (data, assignment_version) = match c.get_data(&path).await {
+            Ok((d, stat)) => (d, stat.version),
             Err(zk::Error::NoNode) => return Ok(None),
             Err(e) => return Err(e.into()),
         };
@@ -445,12 +548,23 @@ impl Cluster {
                 Ok((d, stat)) => (parse::<PartitionState>(&spath, &d).ok(), stat.version),
                 Err(_) => (None, -1),
             };
+            let key = p.to_string();
             partitions.insert(
                 p,
                 PartitionMeta {
                     replicas,
                     state,
                     state_version,
+                    adding: assignment
+                        .adding_replicas
+                        .get(&key)
+                        .cloned()
+                        .unwrap_or_default(),
+                    removing: assignment
+                        .removing_replicas
+                        .get(&key)
+                        .cloned()
+                        .unwrap_or_default(),
                 },
             );
         }
@@ -462,6 +576,7 @@ impl Cluster {
         };
         Ok(Some(TopicMeta {
             id,
+            assignment_version,
             partitions,
             config,
         }))
@@ -526,7 +641,7 @@ impl Cluster {
     }
 
     /// Creates a topic: `/config/topics/<t>` then `/brokers/topics/<t>` with replicas spread
-    /// over live brokers (Kafka's rack-unaware round robin). The controller then elects leaders.
+    /// over live brokers (Kafka's rack-unaware assignment). The controller then elects leaders.
     pub async fn create_topic(
         &self,
         topic: &str,
@@ -541,14 +656,20 @@ impl Cluster {
                 live.len(),
             )));
         }
-        let start = (crate::ids::hash_str(topic) as usize) % live.len();
-        let mut assignment = BTreeMap::new();
-        for p in 0..partitions {
-            let replicas: Vec<i32> = (0..replication_factor as usize)
-                .map(|r| live[(start + p as usize + r) % live.len()])
-                .collect();
-            assignment.insert(p.to_string(), replicas);
-        }
+        // Kafka's rack-unaware assignment from a random start and shift.
+        let random = uuid::Uuid::new_v4().as_u128();
+        let assignment: BTreeMap<String, Vec<i32>> = sluice_kafka::assignment::assign_replicas(
+            &live,
+            0,
+            partitions,
+            replication_factor as usize,
+            random as usize,
+            (random >> 64) as usize,
+        )
+        .into_iter()
+        .enumerate()
+        .map(|(p, r)| (p.to_string(), r))
+        .collect();
         // An existing topic keeps its configuration: refuse before touching it.
         if self
             .client()
@@ -706,14 +827,15 @@ impl Cluster {
                     if live.len() < rf {
                         return Ok(Err(AddPartitionsError::ReplicationFactor(rf, live.len())));
                     }
-                    let start = (crate::ids::hash_str(topic) as usize) % live.len();
-                    (current..count)
-                        .map(|p| {
-                            (0..rf)
-                                .map(|r| live[(start + p as usize + r) % live.len()])
-                                .collect()
-                        })
-                        .collect()
+                    let random = uuid::Uuid::new_v4().as_u128();
+                    sluice_kafka::assignment::assign_replicas(
+                        &live,
+                        current,
+                        count - current,
+                        rf,
+                        random as usize,
+                        (random >> 64) as usize,
+                    )
                 }
             };
             if !write {

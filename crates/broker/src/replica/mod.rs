@@ -127,9 +127,10 @@ impl ReplicaManager {
         for (topic, t) in &m.topics {
             for (&p, meta) in &t.partitions {
                 if !meta.replicas.contains(&self.broker_id) {
-                    // Reassigned away (or never here): the log goes once the topic is gone.
-                    if let Some(part) = self.get(topic, p) {
-                        changed |= part.become_none();
+                    // Reassigned away (or never here): the replica and its log go.
+                    if self.get(topic, p).is_some() {
+                        self.remove(topic, p);
+                        changed = true;
                     }
                     continue;
                 }

@@ -244,10 +244,19 @@ impl Partition {
                 if newer {
                     l.isr = state.isr.clone();
                     l.zk_version = state.zk_version;
+                }
+                // The assignment can change without the state (a reassignment adds or drops
+                // replicas): followers come and go with it.
+                if l.replicas != state.replicas {
                     l.replicas = state.replicas.clone();
+                    let now = sluice_log::now_ms();
+                    l.followers.retain(|r, _| state.replicas.contains(r));
                     for r in &state.replicas {
                         if *r != broker_id {
-                            l.followers.entry(*r).or_default();
+                            l.followers.entry(*r).or_insert(Progress {
+                                last_caught_up_ms: now,
+                                ..Progress::default()
+                            });
                         }
                     }
                 }

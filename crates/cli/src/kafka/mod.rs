@@ -4,15 +4,23 @@
 //! - [`topics`]: `kafka-topics` (create, list, describe, alter, delete topics);
 //! - [`producer`]: `kafka-console-producer` (stdin lines to records);
 //! - [`consumer`]: `kafka-console-consumer` (records to stdout lines);
-//! - [`groups`]: `kafka-consumer-groups` (list, describe, reset offsets, delete groups).
+//! - [`groups`]: `kafka-consumer-groups` (list, describe, reset offsets, delete groups);
+//! - [`leader_election`]: `kafka-leader-election` (preferred or unclean elections);
+//! - [`reassign`]: `kafka-reassign-partitions` (generate, execute, verify, cancel, list).
+//!
+//! The last two send their requests to the controller through the project's own Kafka client
+//! module ([`controller`]); librdkafka has no call for them.
 //!
 //! Each tool exposes a clap `Args` struct and a `run` function that returns the process exit
 //! status; [`props`] holds what they share (`k=v` properties, properties files, client config).
 
 pub mod consumer;
+pub mod controller;
 pub mod groups;
+pub mod leader_election;
 pub mod producer;
 pub mod props;
+pub mod reassign;
 pub mod topics;
 
 /// The one action whose flag is set among `flags`, or `usage` when none or several are.

@@ -19,16 +19,30 @@ use zookeeper_client as zk;
 
 use super::liveness::{self, Liveness, ProbeSet};
 use super::znodes::{self, ControllerRegistration, PartitionState};
-use super::{ensure, persistent, Cluster, Metadata, Result};
+mod elections;
+mod reassignment;
+
+use super::{ensure, persistent, Cluster, ControllerRequest, ElectionKind, Metadata, Result};
 
 /// Campaigns for `/controller` and, while holding it, keeps partition state in line with the
 /// live brokers. A coordinator that is briefly unreachable is retried; after a session expiry
 /// it campaigns again once the broker has a new session ([`Cluster::rejoin`]).
-pub async fn run(cluster: Arc<Cluster>, unclean: bool, listener: String) -> Result<()> {
+/// The controller's settings from `server.properties`.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub unclean: bool,
+    /// The inter-broker listener the liveness probes use.
+    pub listener: String,
+    pub auto_rebalance: bool,
+    pub imbalance_check: Duration,
+    pub imbalance_percentage: u32,
+}
+
+pub async fn run(cluster: Arc<Cluster>, settings: Settings) -> Result<()> {
     loop {
         let mut sessions = cluster.session_changes();
         sessions.borrow_and_update();
-        match campaign(cluster.clone(), unclean, &listener).await {
+        match campaign(cluster.clone(), &settings).await {
             Err(super::ClusterError::Zk(zk::Error::SessionExpired)) => {
                 tracing::info!("controller: session expired; campaigning again after rejoining");
                 if sessions.changed().await.is_err() {
@@ -45,7 +59,8 @@ pub async fn run(cluster: Arc<Cluster>, unclean: bool, listener: String) -> Resu
     }
 }
 
-async fn campaign(cluster: Arc<Cluster>, unclean: bool, listener: &str) -> Result<()> {
+async fn campaign(cluster: Arc<Cluster>, settings: &Settings) -> Result<()> {
+    let listener = settings.listener.as_str();
     loop {
         let reg = ControllerRegistration {
             version: 1,
@@ -98,7 +113,7 @@ async fn campaign(cluster: Arc<Cluster>, unclean: bool, listener: &str) -> Resul
                     epoch,
                     epoch_version,
                 };
-                return lead(cluster, fence, unclean, listener).await;
+                return lead(cluster, fence, settings).await;
             }
             Err(zk::MultiWriteError::OperationFailed {
                 index: 0,
@@ -154,13 +169,13 @@ async fn campaign(cluster: Arc<Cluster>, unclean: bool, listener: &str) -> Resul
 /// controller wrote. A controller that was replaced (its session expired, a new one bumped the
 /// epoch) can no longer change anything.
 #[derive(Debug, Clone, Copy)]
-struct Fence {
-    epoch: i32,
+pub(crate) struct Fence {
+    pub(crate) epoch: i32,
     epoch_version: i32,
 }
 
 /// Why a fenced write did not happen.
-enum Write {
+pub(crate) enum Write {
     Done,
     /// The node moved on (another version, created or deleted meanwhile): decide again.
     Stale,
@@ -169,7 +184,7 @@ enum Write {
 }
 
 impl Fence {
-    async fn write(
+    pub(crate) async fn write(
         &self,
         client: &zk::Client,
         op: impl FnOnce(&mut zk::MultiWriter<'_>) -> std::result::Result<(), zk::Error>,
@@ -200,8 +215,13 @@ struct Seen {
     broker_epochs: BTreeMap<i32, i64>,
 }
 
-async fn lead(cluster: Arc<Cluster>, fence: Fence, unclean: bool, listener: &str) -> Result<()> {
+async fn lead(cluster: Arc<Cluster>, fence: Fence, settings: &Settings) -> Result<()> {
+    let unclean = settings.unclean;
+    let listener = settings.listener.as_str();
     let mut changes = cluster.subscribe();
+    let mut requests = cluster.request_queue.lock().await;
+    let mut rebalance = tokio::time::interval(settings.imbalance_check);
+    rebalance.tick().await;
     let liveness = Liveness::new();
     let mut gone = liveness.subscribe();
     let mut drains = cluster.subscribe_drains();
@@ -238,10 +258,48 @@ async fn lead(cluster: Arc<Cluster>, fence: Fence, unclean: bool, listener: &str
             Ok(false) => return deposed(&cluster, fence),
             Err(e) => tracing::warn!(error = %e, "controller pass failed; retrying"),
         }
+        let live = live_brokers(&cluster, &m, &BTreeSet::new(), &liveness);
+        match reassignment::complete(&cluster, &m, fence, &live).await {
+            Ok(true) => {}
+            Ok(false) => return deposed(&cluster, fence),
+            Err(e) => tracing::warn!(error = %e, "controller: completing reassignments failed"),
+        }
         tokio::select! {
             r = changes.changed() => if r.is_err() { return Ok(()) },
             r = gone.changed() => if r.is_err() { return Ok(()) },
             r = drains.changed() => if r.is_err() { return Ok(()) },
+            Some(req) = requests.recv() => {
+                let m = cluster.metadata();
+                let live = live_brokers(&cluster, &m, &BTreeSet::new(), &liveness);
+                let done = match req {
+                    ControllerRequest::Elect(req) => {
+                        elections::elect(&cluster, &m, fence, &live, req.kind, req.partitions)
+                            .await
+                            .map(|r| r.map(|r| { let _ = req.reply.send(r); }))
+                    }
+                    ControllerRequest::Reassign(req) => {
+                        reassignment::alter(&cluster, &m, fence, req.partitions)
+                            .await
+                            .map(|r| r.map(|r| { let _ = req.reply.send(r); }))
+                    }
+                };
+                match done {
+                    Ok(Some(())) => {}
+                    Ok(None) => return deposed(&cluster, fence),
+                    Err(e) => tracing::warn!(error = %e, "controller: request failed"),
+                }
+            }
+            _ = rebalance.tick(), if settings.auto_rebalance => {
+                let m = cluster.metadata();
+                let live = live_brokers(&cluster, &m, &BTreeSet::new(), &liveness);
+                let wanted = elections::imbalanced(&m, &live, settings.imbalance_percentage);
+                if !wanted.is_empty() {
+                    tracing::info!(partitions = wanted.len(), "leader imbalance above leader.imbalance.per.broker.percentage; electing preferred leaders");
+                    if let Ok(None) = elections::elect(&cluster, &m, fence, &live, ElectionKind::Preferred, Some(wanted)).await {
+                        return deposed(&cluster, fence);
+                    }
+                }
+            }
             ev = deletions.changed() => {
                 if matches!(ev.session_state, zk::SessionState::Expired | zk::SessionState::Closed) {
                     return Err(zk::Error::SessionExpired.into());
@@ -290,17 +348,7 @@ async fn reconcile(
     // (a killed broker's registration outlives it until its session expires; the probes know
     // sooner).
     let draining = cluster.draining();
-    let live: BTreeSet<i32> = m
-        .brokers
-        .keys()
-        .copied()
-        .filter(|b| !restarted.contains(b) && !draining.contains(b))
-        .filter(|b| {
-            m.broker_epochs
-                .get(b)
-                .is_none_or(|e| !liveness.is_dead(*b, *e))
-        })
-        .collect();
+    let live = live_brokers(cluster, m, &restarted, liveness);
     let client = cluster.client();
     let mut all_done = true;
     for (topic, t) in &m.topics {
@@ -382,6 +430,28 @@ async fn reconcile(
         }
     }
     Ok(true)
+}
+
+/// Brokers that may lead or be in sync: registered, not restarted since the last pass, not
+/// stopping (controlled shutdown) and not known to be gone (a killed broker's registration
+/// outlives it until its session expires; the probes know sooner).
+fn live_brokers(
+    cluster: &Cluster,
+    m: &Metadata,
+    restarted: &BTreeSet<i32>,
+    liveness: &Liveness,
+) -> BTreeSet<i32> {
+    let draining = cluster.draining();
+    m.brokers
+        .keys()
+        .copied()
+        .filter(|b| !restarted.contains(b) && !draining.contains(b))
+        .filter(|b| {
+            m.broker_epochs
+                .get(b)
+                .is_none_or(|e| !liveness.is_dead(*b, *e))
+        })
+        .collect()
 }
 
 /// The state a partition should move to, if any.

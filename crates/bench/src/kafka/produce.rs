@@ -38,12 +38,61 @@ const QUEUE_FULL_PAUSE: Duration = Duration::from_micros(100);
 /// Consecutive enqueue failures (other than a full queue) after which the run stops.
 const MAX_ENQUEUE_FAILURES: u64 = 1000;
 
-/// Delivery callback state: counts, and failures by kind.
-#[derive(Debug, Default)]
+/// Delivery callback state: counts, failures by kind, and the longest stretch without an
+/// acknowledgement (a write outage during a failover run).
+#[derive(Debug)]
 pub struct Counting {
     pub ok: AtomicU64,
     pub failed: AtomicU64,
     pub errors: Mutex<Errors>,
+    epoch: Instant,
+    /// Nanoseconds since `epoch` of the last acknowledgement (0: none yet).
+    last_ack_ns: AtomicU64,
+    longest_gap_ns: AtomicU64,
+    longest_gap_from_ns: AtomicU64,
+}
+
+impl Default for Counting {
+    fn default() -> Counting {
+        Counting {
+            ok: AtomicU64::new(0),
+            failed: AtomicU64::new(0),
+            errors: Mutex::default(),
+            epoch: Instant::now(),
+            last_ack_ns: AtomicU64::new(0),
+            longest_gap_ns: AtomicU64::new(0),
+            longest_gap_from_ns: AtomicU64::new(0),
+        }
+    }
+}
+
+impl Counting {
+    fn note_gap(&self, now_ns: u64) {
+        let prev = self.last_ack_ns.swap(now_ns.max(1), Ordering::Relaxed);
+        if prev == 0 {
+            return;
+        }
+        let gap = now_ns.saturating_sub(prev);
+        if gap > self.longest_gap_ns.fetch_max(gap, Ordering::Relaxed) {
+            self.longest_gap_from_ns.store(prev, Ordering::Relaxed);
+        }
+    }
+
+    /// The longest stretch between two acknowledgements (or from the last one to `end`), and
+    /// when it began, since `start`.
+    pub fn longest_gap(&self, start: Instant, end: Instant) -> (Duration, Duration) {
+        let end_ns = end.saturating_duration_since(self.epoch).as_nanos() as u64;
+        let last = self.last_ack_ns.load(Ordering::Relaxed);
+        if last > 0 {
+            self.note_gap(end_ns);
+            // note_gap moved the last ack: put it back (the end is not an ack).
+            self.last_ack_ns.store(last, Ordering::Relaxed);
+        }
+        let gap = Duration::from_nanos(self.longest_gap_ns.load(Ordering::Relaxed));
+        let from =
+            self.epoch + Duration::from_nanos(self.longest_gap_from_ns.load(Ordering::Relaxed));
+        (gap, from.saturating_duration_since(start))
+    }
 }
 
 impl ClientContext for Counting {}
@@ -55,6 +104,7 @@ impl ProducerContext for Counting {
         match result {
             Ok(_) => {
                 self.ok.fetch_add(1, Ordering::Relaxed);
+                self.note_gap(self.epoch.elapsed().as_nanos() as u64);
             }
             Err((e, _)) => {
                 self.failed.fetch_add(1, Ordering::Relaxed);
@@ -160,6 +210,10 @@ pub struct Report {
     #[serde(flatten)]
     pub throughput: Throughput,
     pub cpu: CpuUse,
+    /// The longest time one producer went without an acknowledgement (a write outage), and
+    /// when it began, in seconds from the start.
+    pub longest_ack_gap_ms: Option<f64>,
+    pub longest_ack_gap_at_s: Option<f64>,
 }
 
 impl Report {
@@ -168,7 +222,7 @@ impl Report {
             "kafka-load produce{}: {} ({} partitions) on {}, {} producer(s), {}-byte records, acks={}, \
              compression={}, max.in.flight={}, linger.ms={}, batch.size={}{}\n  \
              sent {}, acknowledged {}, delivery errors {}, undelivered {}, enqueue errors {} ({})\n  \
-             throughput {}\n  cpu        {}",
+             throughput {}\n  cpu        {}{}",
             match (self.batch_records, self.batch_bytes) {
                 (Some(n), Some(b)) => format!(" --wire ({n} records, {b} bytes per batch)"),
                 _ => String::new(),
@@ -198,6 +252,10 @@ impl Report {
             human_errors(&self.errors),
             self.throughput.human(),
             human_cpu(&self.cpu, self.throughput.elapsed_s),
+            match (self.longest_ack_gap_ms, self.longest_ack_gap_at_s) {
+                (Some(g), Some(at)) => format!("\n  longest stretch without an ack {g:.1} ms, from {at:.2} s"),
+                _ => String::new(),
+            },
         )
     }
 
@@ -227,6 +285,8 @@ struct Share {
     undelivered: u64,
     enqueue_errors: u64,
     errors: Errors,
+    longest_gap: Duration,
+    longest_gap_at: Duration,
 }
 
 /// One producer thread's part of the run.
@@ -310,6 +370,14 @@ pub fn measure(args: &ProduceArgs) -> Result<Report> {
         requests: None,
         throughput: Throughput::of(ok, ok * settings.record_size as u64, end - start),
         cpu,
+        longest_ack_gap_ms: shares
+            .iter()
+            .map(|s| s.longest_gap.as_secs_f64() * 1000.0)
+            .reduce(f64::max),
+        longest_ack_gap_at_s: shares
+            .iter()
+            .max_by_key(|s| s.longest_gap)
+            .map(|s| s.longest_gap_at.as_secs_f64() + (s.start - start).as_secs_f64()),
     })
 }
 
@@ -408,9 +476,12 @@ fn produce_part(
     }
     let ctx = producer.context();
     let errors = ctx.errors.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    let (longest_gap, longest_gap_at) = ctx.longest_gap(start, end);
     Ok(Share {
         start,
         end,
+        longest_gap,
+        longest_gap_at,
         sent,
         ok: ctx.ok.load(Ordering::Relaxed),
         failed: ctx.failed.load(Ordering::Relaxed),

@@ -212,6 +212,8 @@ pub fn measure(args: &ProduceArgs) -> Result<Report> {
         requests: Some(requests),
         throughput: Throughput::of(ok, ok * record_size as u64, end - start),
         cpu,
+        longest_ack_gap_ms: None,
+        longest_ack_gap_at_s: None,
     })
 }
 

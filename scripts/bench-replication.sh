@@ -1,0 +1,121 @@
+#!/usr/bin/env bash
+# Replication on this machine, with deploy/local's cluster and defaults (three coord nodes, three
+# brokers, min.insync.replicas=2; release builds; fixed local ports, so nothing else may run a
+# cluster meanwhile), driven by kafka-load (librdkafka):
+#
+#   throughput  100-byte and 1 KiB records, 3 partitions: acks=1 on replication factor 1 against
+#               acks=all on replication factor 3, alternating ROUNDS times (the machine is noisy)
+#   latency     end-to-end latency at each rate of LATENCY_RATES, acks=all, replication factor 3
+#   failover    KILLS times: an acks=all producer at 2000 records/s on a one-partition,
+#               replication-factor-3 topic; its leader gets SIGKILL; the longest stretch without an
+#               acknowledgement is the write outage; the broker is started again before the next.
+#               Then STOPS times the same with SIGTERM (controlled shutdown).
+#
+# Knobs: PHASES (default "throughput latency failover"), RECORDS_SMALL (default 1000000),
+# RECORDS_LARGE (default 200000), ROUNDS (default 2), LATENCY_RATES (default "1000 10000"),
+# LATENCY_DURATION (default 10), KILLS (default 10), STOPS (default 5), SKIP_BUILD=1,
+# BENCH_DIR (default a new /tmp/sluice-bench-replication.XXXXXX, kept for the logs and
+# results.jsonl). Everything started is stopped on exit.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+BIN="${CARGO_TARGET_DIR:-$ROOT/target}/release"
+PHASES=${PHASES:-"throughput latency failover"}
+RECORDS_SMALL=${RECORDS_SMALL:-1000000}
+RECORDS_LARGE=${RECORDS_LARGE:-200000}
+ROUNDS=${ROUNDS:-2}
+LATENCY_RATES=${LATENCY_RATES:-"1000 10000"}
+LATENCY_DURATION=${LATENCY_DURATION:-10}
+KILLS=${KILLS:-10}
+STOPS=${STOPS:-5}
+BENCH_DIR=${BENCH_DIR:-$(mktemp -d /tmp/sluice-bench-replication.XXXXXX)}
+export STATE_DIR=$BENCH_DIR/state
+BOOT=127.0.0.1:9092,127.0.0.1:9093,127.0.0.1:9094
+RESULTS=$BENCH_DIR/results.jsonl
+CLUSTER="$ROOT/deploy/local/cluster.sh"
+
+log() { printf '%s\n' "$*" >&2; }
+cleanup() {
+    SKIP_BUILD=1 BIN_DIR=$BIN "$CLUSTER" down >/dev/null 2>&1 || true
+    rm -rf "$STATE_DIR"
+}
+trap cleanup EXIT
+
+if [ -z "${SKIP_BUILD:-}" ]; then
+    log "building (release)..."
+    (cd "$ROOT" && cargo build --quiet --release --bins)
+fi
+SKIP_BUILD=1 BIN_DIR=$BIN "$CLUSTER" up >/dev/null
+load() { "$BIN/kafka-load" "$@" 2>>"$BENCH_DIR/kafka-load.log" | tee -a "$RESULTS"; }
+field() { python3 -c "import json,sys; print(json.loads(sys.stdin.read())$1)"; }
+
+leader_of() { # topic -> broker id leading partition 0
+    "$BIN/kafka-topics" --bootstrap-server "$BOOT" --describe --topic "$1" 2>/dev/null |
+        grep -o 'Leader: [0-9-]*' | head -1 | cut -d' ' -f2
+}
+isr_full() {
+    "$BIN/kafka-topics" --bootstrap-server "$BOOT" --describe --topic "$1" 2>/dev/null |
+        grep -q 'Isr: [0-9],[0-9],[0-9]'
+}
+wait_isr_full() {
+    for _ in $(seq 600); do isr_full "$1" && return 0; sleep 0.1; done
+    log "ISR of $1 never full again"; return 1
+}
+
+SUMMARY=()
+for phase in $PHASES; do
+    case $phase in
+    throughput)
+        load create-topic --bootstrap-server "$BOOT" --topic rf1 --partitions 3 --replication-factor 1 >/dev/null
+        load create-topic --bootstrap-server "$BOOT" --topic rf3 --partitions 3 --replication-factor 3 >/dev/null
+        for size in 100 1024; do
+            n=$RECORDS_SMALL; [ "$size" = 1024 ] && n=$RECORDS_LARGE
+            for r in $(seq "$ROUNDS"); do
+                one=$(load produce --bootstrap-server "$BOOT" --topic rf1 --records "$n" --record-size "$size" --acks 1 | field "['records_per_s']")
+                all=$(load produce --bootstrap-server "$BOOT" --topic rf3 --records "$n" --record-size "$size" --acks all | field "['records_per_s']")
+                pct=$(python3 -c "print(round(100*$all/$one))")
+                SUMMARY+=("throughput ${size} B round $r: acks=1 rf=1 ${one%.*} rec/s, acks=all rf=3 ${all%.*} rec/s (${pct}%)")
+                log "${SUMMARY[-1]}"
+            done
+        done
+        ;;
+    latency)
+        load create-topic --bootstrap-server "$BOOT" --topic lat3 --partitions 1 --replication-factor 3 >/dev/null
+        for rate in $LATENCY_RATES; do
+            line=$(load latency --bootstrap-server "$BOOT" --topic lat3 --acks all --rate "$rate" --duration "$LATENCY_DURATION")
+            p50=$(echo "$line" | field "['p50_ms']")
+            p99=$(echo "$line" | field "['p99_ms']")
+            SUMMARY+=("latency acks=all rf=3 at $rate rec/s: p50 $p50 ms, p99 $p99 ms")
+            log "${SUMMARY[-1]}"
+        done
+        ;;
+    failover)
+        load create-topic --bootstrap-server "$BOOT" --topic fo --partitions 1 --replication-factor 3 >/dev/null
+        wait_isr_full fo
+        for kind in KILL TERM; do
+            count=$KILLS; [ $kind = TERM ] && count=$STOPS
+            gaps=()
+            for i in $(seq "$count"); do
+                wait_isr_full fo
+                leader=$(leader_of fo)
+                load produce --bootstrap-server "$BOOT" --topic fo --acks all --rate 2000 --duration 10 >"$BENCH_DIR/fo-$kind-$i.json" &
+                producer=$!
+                sleep 4
+                kill -$kind "$(cat "$STATE_DIR/broker-$leader.pid")"
+                wait $producer || true
+                gap=$(field "['longest_ack_gap_ms']" <"$BENCH_DIR/fo-$kind-$i.json")
+                errs=$(field "['delivery_errors']" <"$BENCH_DIR/fo-$kind-$i.json")
+                gaps+=("$gap")
+                log "SIG$kind of leader $leader: longest acks=all outage ${gap} ms, delivery errors $errs"
+                for _ in $(seq 100); do kill -0 "$(cat "$STATE_DIR/broker-$leader.pid")" 2>/dev/null || break; sleep 0.1; done
+                SKIP_BUILD=1 BIN_DIR=$BIN "$CLUSTER" up >/dev/null
+            done
+            stats=$(printf '%s\n' "${gaps[@]}" | python3 -c "import sys,statistics as s; v=[float(x) for x in sys.stdin]; print(f'median {s.median(v):.0f} ms, max {max(v):.0f} ms over {len(v)}')")
+            SUMMARY+=("failover SIG$kind of the leader: acks=all write outage $stats")
+            log "${SUMMARY[-1]}"
+        done
+        ;;
+    esac
+done
+echo "== summary ($BENCH_DIR)"
+printf '%s\n' "${SUMMARY[@]}"

@@ -105,7 +105,7 @@ async fn run(
             body,
         } = request;
         if let RequestKind::Fetch(r) = body {
-            let answer = api::fetch::handle(broker, version, r).await;
+            let answer = api::fetch::handle(broker, listener, version, r).await;
             let spliced = answer.spliced.len();
             let response = ResponseKind::Fetch(answer.response);
             frame::encode_response(&mut out, header.correlation_id, key, version, &response)?;
@@ -230,7 +230,7 @@ async fn dispatch(
 ) -> Option<ResponseKind> {
     Some(match request {
         RequestKind::Produce(r) => {
-            return api::produce::handle(broker, r)
+            return api::produce::handle(broker, listener, version, r)
                 .await
                 .map(ResponseKind::Produce)
         }

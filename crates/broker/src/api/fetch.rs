@@ -60,7 +60,7 @@ struct Wanted {
     last_fetched_epoch: i32,
 }
 
-pub async fn handle(broker: &Broker, version: i16, req: FetchRequest) -> Answer {
+pub async fn handle(broker: &Broker, listener: &str, version: i16, req: FetchRequest) -> Answer {
     // A follower's fetch names its broker id (v15+: in the replica state).
     let replica = if version >= 15 {
         req.replica_state.replica_id.0
@@ -212,6 +212,9 @@ pub async fn handle(broker: &Broker, version: i16, req: FetchRequest) -> Answer 
             }
         }
         if total >= min_bytes || waits.is_empty() || tokio::time::Instant::now() >= deadline {
+            if version >= 12 {
+                name_leaders(broker, listener, version, &mut resp);
+            }
             return Answer {
                 response: resp,
                 spliced,
@@ -226,6 +229,42 @@ pub async fn handle(broker: &Broker, version: i16, req: FetchRequest) -> Answer 
         if tokio::time::timeout_at(deadline, any_append).await.is_err() {
             // One more pass reads what is there now (the loop ends: the deadline has passed).
             continue;
+        }
+    }
+}
+
+/// KIP-951: a partition answered NOT_LEADER_OR_FOLLOWER (or FENCED_LEADER_EPOCH) names its
+/// current leader (v12+), and the response carries those leaders' endpoints (v16+).
+fn name_leaders(broker: &Broker, listener: &str, version: i16, resp: &mut FetchResponse) {
+    let m = broker.cluster.metadata();
+    let mut leaders = std::collections::BTreeSet::new();
+    let moved = [
+        ResponseError::NotLeaderOrFollower.code(),
+        ResponseError::FencedLeaderEpoch.code(),
+    ];
+    for t in &mut resp.responses {
+        for pd in &mut t.partitions {
+            if !moved.contains(&pd.error_code) {
+                continue;
+            }
+            if let Some((leader, epoch)) = super::current_leader(&m, &t.topic.0, pd.partition_index)
+            {
+                pd.current_leader.leader_id = kafka_protocol::messages::BrokerId(leader);
+                pd.current_leader.leader_epoch = epoch;
+                leaders.insert(leader);
+            }
+        }
+    }
+    if version >= 16 {
+        for id in leaders {
+            if let Some((host, port, rack)) = super::endpoint(&m, listener, id) {
+                let mut ne = kafka_protocol::messages::fetch_response::NodeEndpoint::default();
+                ne.node_id = kafka_protocol::messages::BrokerId(id);
+                ne.host = StrBytes::from_string(host);
+                ne.port = port;
+                ne.rack = rack.map(StrBytes::from_string);
+                resp.node_endpoints.push(ne);
+            }
         }
     }
 }

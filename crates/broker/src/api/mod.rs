@@ -100,6 +100,29 @@ pub fn led_here(
     }
 }
 
+/// The leader and leader epoch of `topic`/`partition` as the metadata has them, for a
+/// NOT_LEADER_OR_FOLLOWER answer that tells the client where to go (KIP-951).
+pub fn current_leader(m: &Metadata, topic: &str, partition: i32) -> Option<(i32, i32)> {
+    let s = m
+        .topics
+        .get(topic)?
+        .partitions
+        .get(&partition)?
+        .state
+        .as_ref()?;
+    (s.leader >= 0).then_some((s.leader, s.leader_epoch))
+}
+
+/// Broker `id`'s endpoint on `listener`: host, port, rack.
+pub fn endpoint(m: &Metadata, listener: &str, id: i32) -> Option<(String, i32, Option<String>)> {
+    let reg = m.brokers.get(&id)?;
+    let ep = reg
+        .parsed_endpoints()
+        .into_iter()
+        .find(|e| e.listener == listener)?;
+    Some((ep.host, ep.port, reg.rack.clone()))
+}
+
 /// The wire error for a partition's refusal: the one place partition errors become codes.
 pub fn partition_error(e: &PartitionError) -> ResponseError {
     match e {

@@ -26,7 +26,12 @@ struct Pending {
     min_isr: usize,
 }
 
-pub async fn handle(broker: &Broker, req: ProduceRequest) -> Option<ProduceResponse> {
+pub async fn handle(
+    broker: &Broker,
+    listener: &str,
+    version: i16,
+    req: ProduceRequest,
+) -> Option<ProduceResponse> {
     let acks = req.acks;
     let deadline =
         tokio::time::Instant::now() + Duration::from_millis(req.timeout_ms.max(0) as u64);
@@ -121,6 +126,35 @@ pub async fn handle(broker: &Broker, req: ProduceRequest) -> Option<ProduceRespo
             tracing::debug!(topic = %w.part.topic, partition = w.part.index, error = ?e, "acks=all produce not acknowledged");
             pr.error_code = e.code();
             pr.base_offset = -1;
+        }
+    }
+    // KIP-951 (v10+): a partition answered NOT_LEADER_OR_FOLLOWER names its current leader,
+    // and the response carries those leaders' endpoints, so clients switch at once instead of
+    // waiting for a metadata refresh.
+    if version >= 10 {
+        let m = broker.cluster.metadata();
+        let mut leaders = std::collections::BTreeSet::new();
+        for t in &mut resp.responses {
+            for pr in &mut t.partition_responses {
+                if pr.error_code != ResponseError::NotLeaderOrFollower.code() {
+                    continue;
+                }
+                if let Some((leader, epoch)) = super::current_leader(&m, &t.name.0, pr.index) {
+                    pr.current_leader.leader_id = kafka_protocol::messages::BrokerId(leader);
+                    pr.current_leader.leader_epoch = epoch;
+                    leaders.insert(leader);
+                }
+            }
+        }
+        for id in leaders {
+            if let Some((host, port, rack)) = super::endpoint(&m, listener, id) {
+                let mut ne = kafka_protocol::messages::produce_response::NodeEndpoint::default();
+                ne.node_id = kafka_protocol::messages::BrokerId(id);
+                ne.host = StrBytes::from_string(host);
+                ne.port = port;
+                ne.rack = rack.map(StrBytes::from_string);
+                resp.node_endpoints.push(ne);
+            }
         }
     }
     (acks != 0).then_some(resp)

@@ -90,7 +90,8 @@ up() {
         log "building ($PROFILE)..."
         (cd "$ROOT" && cargo build --quiet --profile "$PROFILE" --bin coord --bin broker \
             --bin zookeeper-shell --bin kafka-topics --bin kafka-console-producer \
-            --bin kafka-console-consumer --bin kafka-consumer-groups)
+            --bin kafka-console-consumer --bin kafka-consumer-groups \
+            --bin kafka-leader-election --bin kafka-reassign-partitions)
     fi
     mkdir -p "$STATE_DIR/logs"
     for i in 1 2 3; do

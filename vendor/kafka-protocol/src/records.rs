@@ -1095,11 +1095,18 @@ impl Record {
 
         // Timestamp delta
         let timestamp_delta: i32 = types::VarInt.decode(buf)?;
-        let timestamp = batch_decode_info.min_timestamp + timestamp_delta as i64;
+        // Sluice patch: a header's base offset or first timestamp near the ends of i64 plus a
+        // delta wraps as Kafka's `long` arithmetic does, instead of overflowing (a panic in
+        // builds with overflow checks).
+        let timestamp = batch_decode_info
+            .min_timestamp
+            .wrapping_add(timestamp_delta as i64);
 
         // Offset delta
         let offset_delta: i32 = types::VarInt.decode(buf)?;
-        let offset = batch_decode_info.min_offset + offset_delta as i64;
+        let offset = batch_decode_info
+            .min_offset
+            .wrapping_add(offset_delta as i64); // Sluice patch: as above
         let sequence = batch_decode_info.base_sequence.wrapping_add(offset_delta);
 
         // Key

@@ -6,6 +6,7 @@
 //! (`target/<profile>/coord`), which `cargo test --workspace` / `cargo nextest run --workspace`
 //! build; `SLUICE_BIN_DIR` overrides the directory.
 
+pub mod fault;
 pub mod kafka;
 
 use std::io::{Read, Write};

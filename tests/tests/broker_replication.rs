@@ -587,3 +587,286 @@ async fn without_unclean_election_a_partition_waits_for_its_last_in_sync_replica
     };
     assert_eq!(ledger_like, ["a", "b"]);
 }
+
+/// A leader cut off from the coordinator and from every other broker and client (fault
+/// proxies in front of its listener and its coordinator connection; its process keeps
+/// running): it is replaced once its session expires, acknowledges no acks=all write meanwhile
+/// (not even one sent to it directly), and after the heal it rejoins as a follower with
+/// nothing acknowledged lost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_leader_cut_off_from_everyone_loses_no_acknowledged_write() {
+    use sluice_e2e::fault::CutRelay;
+    use sluice_e2e::{free_port, BrokerNode, CoordCluster};
+
+    let coord = CoordCluster::start(1, "");
+    let mut relays = Vec::new();
+    let mut brokers = Vec::new();
+    for id in 1..=3 {
+        let zk = CutRelay::start(0, coord.nodes[0].client);
+        let front = free_port();
+        let extra = format!("{REPLICATED}advertised.listeners=PLAINTEXT://127.0.0.1:{front}\n");
+        let b = BrokerNode::start(coord.dir.path(), id, &zk.addr().to_string(), &extra);
+        let listener = CutRelay::start(front, b.addr());
+        relays.push((zk, listener));
+        brokers.push(b);
+    }
+    let mut cluster = KafkaCluster { coord, brokers };
+    cluster.wait_for_brokers(3, Duration::from_secs(30));
+    let bootstrap: String = relays
+        .iter()
+        .map(|(_, l)| l.addr().to_string())
+        .collect::<Vec<_>>()
+        .join(",");
+    create_topic(&bootstrap, "cut", 1, 3).await;
+    let leader = wait_for_leader(&cluster, 1, "cut", 0, -1, 3).await;
+    let producing = Producing::start(&bootstrap, "cut", 1, Duration::from_millis(2));
+    tokio::time::sleep(Duration::from_secs(2)).await;
+
+    let (zk, front) = &relays[(leader - 1) as usize];
+    zk.cut();
+    front.cut();
+    // Straight to the cut-off leader's own port: it still believes it leads.
+    let addr = cluster.broker(leader).addr();
+    let direct = tokio::task::spawn_blocking(move || {
+        use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
+        use kafka_protocol::messages::{
+            ApiKey, ProduceRequest, RequestKind, ResponseKind, TopicName,
+        };
+        let mut pd = PartitionProduceData::default();
+        pd.index = 0;
+        pd.records = Some(sluice_e2e::kafka::idempotent_batch(
+            -1,
+            -1,
+            -1,
+            &[b"isolated"],
+        ));
+        let mut td = TopicProduceData::default();
+        td.name = TopicName(kafka_protocol::protocol::StrBytes::from_static_str("cut"));
+        td.partition_data = vec![pd];
+        let mut req = ProduceRequest::default();
+        req.acks = -1;
+        req.timeout_ms = 4000;
+        req.topic_data = vec![td];
+        let mut c = sluice_e2e::kafka::KafkaConn::connect(addr);
+        match c.call(ApiKey::Produce, 9, RequestKind::Produce(req)) {
+            ResponseKind::Produce(r) => r.responses[0].partition_responses[0].error_code,
+            other => panic!("{other:?}"),
+        }
+    })
+    .await
+    .unwrap();
+    assert_ne!(direct, 0, "a cut-off leader acknowledged an acks=all write");
+    let via = if leader == 1 { 2 } else { 1 };
+    let new_leader = wait_for_leader(&cluster, via, "cut", 0, leader, 2).await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    zk.heal();
+    front.heal();
+    wait_for_leader(&cluster, via, "cut", 0, -1, 3).await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let ledger = producing.stop().await;
+    eprintln!(
+        "leader {leader} cut off, {new_leader} took over; direct write answered {direct}; {} acknowledged, {} failed",
+        ledger.acks.len(),
+        ledger.failures.len()
+    );
+    let verdict = ledger::verify(&bootstrap, "cut", 1, &ledger);
+    assert!(verdict.is_clean(), "{verdict:?}");
+    assert_replicas_converged(&mut cluster, "cut", 1);
+}
+
+/// The coordinator's Raft leader is killed at the same moment as a partition leader, and later
+/// every coord node is restarted one after another, all under load: failover still happens,
+/// and nothing acknowledged is lost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn coordinator_failures_during_broker_failover_lose_nothing() {
+    let mut cluster = KafkaCluster::start(3, 3, REPLICATED);
+    let bootstrap = cluster.bootstrap();
+    create_topic(&bootstrap, "coordfail", 2, 3).await;
+    for p in 0..2 {
+        wait_for_leader(&cluster, 1, "coordfail", p, -1, 3).await;
+    }
+    let producing = Producing::start(&bootstrap, "coordfail", 2, Duration::from_millis(2));
+    tokio::time::sleep(Duration::from_secs(2)).await;
+
+    let leader = wait_for_leader(&cluster, 1, "coordfail", 0, -1, 3).await;
+    let coord_leader = cluster.coord.wait_for_leader(Duration::from_secs(10));
+    cluster.coord.nodes[coord_leader].kill();
+    cluster.broker(leader).kill();
+    let via = if leader == 1 { 2 } else { 1 };
+    let new_leader = wait_for_leader(&cluster, via, "coordfail", 0, leader, 2).await;
+    cluster.coord.start_node(coord_leader);
+    cluster.broker(leader).spawn();
+    cluster
+        .broker(leader)
+        .wait_until_listening(Duration::from_secs(30));
+    for p in 0..2 {
+        wait_for_leader(&cluster, via, "coordfail", p, -1, 3).await;
+    }
+    // Every coord node restarted in turn.
+    for i in 0..3 {
+        cluster.coord.restart(i);
+        cluster.coord.wait_until_all_serve(Duration::from_secs(30));
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    for p in 0..2 {
+        wait_for_leader(&cluster, via, "coordfail", p, -1, 3).await;
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let ledger = producing.stop().await;
+    let (outage, _) = ledger.longest_outage();
+    eprintln!(
+        "broker {leader} and coord node {} killed together, {new_leader} took over; {} acknowledged, {} failed, longest write outage {outage:?}",
+        coord_leader + 1,
+        ledger.acks.len(),
+        ledger.failures.len()
+    );
+    assert!(
+        ledger.failures.is_empty(),
+        "{:?}",
+        &ledger.failures[..ledger.failures.len().min(5)]
+    );
+    let verdict = ledger::verify(&bootstrap, "coordfail", 2, &ledger);
+    assert!(verdict.is_clean(), "{verdict:?}");
+    assert_replicas_converged(&mut cluster, "coordfail", 2);
+}
+
+/// Sends `req` to the current controller (as Metadata names it), via broker `via`.
+fn to_controller(
+    cluster: &KafkaCluster,
+    via: i32,
+    key: kafka_protocol::messages::ApiKey,
+    version: i16,
+    req: kafka_protocol::messages::RequestKind,
+) -> kafka_protocol::messages::ResponseKind {
+    use kafka_protocol::messages::{ApiKey, MetadataRequest, RequestKind, ResponseKind};
+    let b = cluster.brokers.iter().find(|b| b.id == via).unwrap();
+    let mut c = sluice_e2e::kafka::KafkaConn::connect(b.addr());
+    let controller = match c.call(
+        ApiKey::Metadata,
+        9,
+        RequestKind::Metadata(MetadataRequest::default()),
+    ) {
+        ResponseKind::Metadata(m) => m.controller_id.0,
+        other => panic!("{other:?}"),
+    };
+    let addr = cluster
+        .brokers
+        .iter()
+        .find(|b| b.id == controller)
+        .expect("controller")
+        .addr();
+    sluice_e2e::kafka::KafkaConn::connect(addr).call(key, version, req)
+}
+
+/// A follower restarts, then the leader is killed; afterwards leadership moves every two
+/// seconds for a minute (the replica order rotated, then a preferred election), all under an
+/// acks=all producer: nothing acknowledged is lost and the replicas converge.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn leadership_moving_every_two_seconds_keeps_replicas_identical() {
+    use kafka_protocol::messages::alter_partition_reassignments_request::{
+        ReassignablePartition, ReassignableTopic,
+    };
+    use kafka_protocol::messages::elect_leaders_request::TopicPartitions;
+    use kafka_protocol::messages::{
+        AlterPartitionReassignmentsRequest, ApiKey, BrokerId, ElectLeadersRequest, RequestKind,
+        ResponseKind, TopicName,
+    };
+    use kafka_protocol::protocol::StrBytes;
+
+    let mut cluster = KafkaCluster::start(1, 3, REPLICATED);
+    let bootstrap = cluster.bootstrap();
+    create_topic(&bootstrap, "moving", 1, 3).await;
+    let leader = wait_for_leader(&cluster, 1, "moving", 0, -1, 3).await;
+    let producing = Producing::start(&bootstrap, "moving", 1, Duration::from_millis(2));
+    tokio::time::sleep(Duration::from_secs(1)).await;
+
+    // A follower restarts; once it is back in sync, the leader is killed.
+    let follower = (1..=3).find(|b| *b != leader).unwrap();
+    cluster.broker(follower).kill();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    cluster.broker(follower).spawn();
+    cluster
+        .broker(follower)
+        .wait_until_listening(Duration::from_secs(30));
+    wait_for_leader(&cluster, 1, "moving", 0, -1, 3).await;
+    cluster.broker(leader).kill();
+    let via = if leader == 1 { 2 } else { 1 };
+    wait_for_leader(&cluster, via, "moving", 0, leader, 2).await;
+    cluster.broker(leader).spawn();
+    cluster
+        .broker(leader)
+        .wait_until_listening(Duration::from_secs(30));
+    wait_for_leader(&cluster, via, "moving", 0, -1, 3).await;
+
+    let mut order = vec![1, 2, 3];
+    let mut moves = 0;
+    let started = std::time::Instant::now();
+    while started.elapsed() < Duration::from_secs(60) {
+        order.rotate_left(1);
+        let want = order[0];
+        let (c, target) = (&cluster, order.clone());
+        let mut rp = ReassignablePartition::default();
+        rp.partition_index = 0;
+        rp.replicas = Some(target.iter().map(|b| BrokerId(*b)).collect());
+        let mut rt = ReassignableTopic::default();
+        rt.name = TopicName(StrBytes::from_static_str("moving"));
+        rt.partitions = vec![rp];
+        let mut req = AlterPartitionReassignmentsRequest::default();
+        req.timeout_ms = 5000;
+        req.topics = vec![rt];
+        match to_controller(
+            c,
+            via,
+            ApiKey::AlterPartitionReassignments,
+            0,
+            RequestKind::AlterPartitionReassignments(req),
+        ) {
+            ResponseKind::AlterPartitionReassignments(r) => assert_eq!(r.error_code, 0, "{r:?}"),
+            other => panic!("{other:?}"),
+        }
+        // The metadata must show the new order before the election uses it.
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let mut tp = TopicPartitions::default();
+            tp.topic = TopicName(StrBytes::from_static_str("moving"));
+            tp.partitions = vec![0];
+            let mut req = ElectLeadersRequest::default();
+            req.election_type = 0;
+            req.timeout_ms = 5000;
+            req.topic_partitions = Some(vec![tp]);
+            let code = match to_controller(
+                c,
+                via,
+                ApiKey::ElectLeaders,
+                2,
+                RequestKind::ElectLeaders(req),
+            ) {
+                ResponseKind::ElectLeaders(r) => {
+                    r.replica_election_results[0].partition_result[0].error_code
+                }
+                other => panic!("{other:?}"),
+            };
+            if cluster.leader(via, "moving", 0).0 == want {
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "leadership never moved to {want} (last answer {code})"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        moves += 1;
+        tokio::time::sleep(Duration::from_secs(2)).await;
+    }
+    wait_for_leader(&cluster, via, "moving", 0, -1, 3).await;
+    let ledger = producing.stop().await;
+    eprintln!(
+        "{moves} leader changes; {} acknowledged, {} failed",
+        ledger.acks.len(),
+        ledger.failures.len()
+    );
+    assert!(moves >= 20, "only {moves} leader changes");
+    let verdict = ledger::verify(&bootstrap, "moving", 1, &ledger);
+    assert!(verdict.is_clean(), "{verdict:?}");
+    assert_replicas_converged(&mut cluster, "moving", 1);
+}

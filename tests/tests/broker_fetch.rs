@@ -303,3 +303,64 @@ async fn out_of_range_position_is_reset_by_confluent_kafka() {
     let k: i64 = rest.split('"').next().unwrap().parse().unwrap();
     assert_eq!(offset, 10 + k, "{out}");
 }
+
+/// As in Kafka, a Fetch that finds a partition in error is answered at once, not after
+/// `max_wait_ms`: here one partition is read at its end (nothing to return yet, so it alone
+/// would wait) and the other past its end (OFFSET_OUT_OF_RANGE). The same rule answers a
+/// follower told where its log diverges at once, which keeps a leader change short.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fetch_with_a_partition_in_error_is_answered_without_waiting() {
+    let coord = CoordCluster::start(1, "");
+    let broker = BrokerNode::start(coord.dir.path(), 1, &coord.connect_string(), "");
+    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+        .set("bootstrap.servers", broker.bootstrap())
+        .create()
+        .unwrap();
+    let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
+    let r = admin
+        .create_topics([&NewTopic::new("e", 2, TopicReplication::Fixed(1))], &opts)
+        .await
+        .unwrap();
+    assert!(r[0].is_ok());
+    let addr = broker.addr();
+    tokio::task::spawn_blocking(move || {
+        let mut c = KafkaConn::connect(addr);
+        let wait = Duration::from_secs(20);
+        let fetch = |c: &mut KafkaConn, offsets: [i64; 2]| {
+            let mut req = FetchRequest::default();
+            req.replica_id = BrokerId(-1);
+            req.max_wait_ms = wait.as_millis() as i32;
+            req.min_bytes = 1;
+            req.max_bytes = 1 << 20;
+            let mut ft = FetchTopic::default();
+            ft.topic = TopicName(StrBytes::from_static_str("e"));
+            for (partition, offset) in offsets.into_iter().enumerate() {
+                let mut fp = FetchPartition::default();
+                fp.partition = partition as i32;
+                fp.fetch_offset = offset;
+                fp.partition_max_bytes = 1 << 20;
+                fp.log_start_offset = -1;
+                fp.current_leader_epoch = -1;
+                fp.last_fetched_epoch = -1;
+                ft.partitions.push(fp);
+            }
+            req.topics = vec![ft];
+            let started = std::time::Instant::now();
+            let resp = match c.call(ApiKey::Fetch, 11, RequestKind::Fetch(req)) {
+                ResponseKind::Fetch(f) => f,
+                other => panic!("unexpected {other:?}"),
+            };
+            let codes: Vec<i16> = resp.responses[0]
+                .partitions
+                .iter()
+                .map(|p| p.error_code)
+                .collect();
+            (codes, started.elapsed())
+        };
+        let (codes, took) = fetch(&mut c, [0, 1000]);
+        assert_eq!(codes, [0, 1], "partition 1 is OFFSET_OUT_OF_RANGE");
+        assert!(took < wait / 4, "answered after {took:?}, as if it waited");
+    })
+    .await
+    .unwrap();
+}

@@ -1,6 +1,7 @@
 //! Fetch (v4+): whole record batches from each partition up to the high watermark, waiting up
 //! to `max_wait_ms` until `min_bytes` are there. A waiting fetch wakes as soon as an append
-//! lands, so end-to-end latency does not depend on the consumer's `fetch.wait.max.ms`.
+//! lands, so end-to-end latency does not depend on the consumer's `fetch.wait.max.ms`; one with
+//! a partition in error, or a follower's with a diverging epoch, is answered at once.
 //!
 //! Topics are named (v4–v12) or given by id (v13+). Fetch sessions (KIP-227) are not kept: the
 //! answer's session id 0 tells clients to send full requests.
@@ -211,7 +212,20 @@ pub async fn handle(broker: &Broker, listener: &str, version: i16, req: FetchReq
                 }
             }
         }
-        if total >= min_bytes || waits.is_empty() || tokio::time::Instant::now() >= deadline {
+        // As Kafka does, a partition in error or a follower told where its log diverges is
+        // answered at once: waiting would only delay the client's (or follower's) next step.
+        let urgent = wanted.iter().any(|w| {
+            resp.responses[w.topic_index]
+                .partitions
+                .iter()
+                .find(|pd| pd.partition_index == w.partition)
+                .is_some_and(|pd| pd.error_code != 0 || pd.diverging_epoch.epoch >= 0)
+        });
+        if urgent
+            || total >= min_bytes
+            || waits.is_empty()
+            || tokio::time::Instant::now() >= deadline
+        {
             if version >= 12 {
                 name_leaders(broker, listener, version, &mut resp);
             }

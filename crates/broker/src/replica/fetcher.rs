@@ -10,7 +10,8 @@
 //!     ├─ diverging epoch     ─► Partition::truncate_to(its end offset)        (KIP-320)
 //!     ├─ OFFSET_OUT_OF_RANGE ─► below the leader's log start: start over there;
 //!     │                         past its end: truncate to its high watermark
-//!     └─ NOT_LEADER / FENCED / UNKNOWN_LEADER_EPOCH ─► back off until the metadata moves
+//!     └─ NOT_LEADER / FENCED / UNKNOWN_LEADER_EPOCH ─► back off (25 ms, doubling up to
+//!                               replica.fetch.backoff.ms) or until the metadata moves
 //! ```
 //!
 //! A follower never serves clients and never decides anything: the leader it follows and the
@@ -113,8 +114,10 @@ async fn fetch_loop(broker: Arc<Broker>, leader: i32, mut share: watch::Receiver
     let wait = Duration::from_millis(cfg.replica_fetch_wait_max_ms.max(0) as u64);
     let client_id = format!("broker-{}-fetcher", broker.id);
     let mut conn: Option<AsyncConn> = None;
-    // Partitions held back after an error, until this time (or until their role changes).
+    // Partitions held back after an error, until this time (or until their role changes), and
+    // how many fetches in a row each has failed.
     let mut held: HashMap<(String, i32), (Instant, Option<i32>)> = HashMap::new();
+    let mut failures: HashMap<(String, i32), u32> = HashMap::new();
     loop {
         let now = Instant::now();
         let parts: Vec<Arc<Partition>> = share
@@ -180,14 +183,35 @@ async fn fetch_loop(broker: Arc<Broker>, leader: i32, mut share: watch::Receiver
             continue;
         }
         let me = broker.id;
+        let asked: Vec<(String, i32)> = parts.iter().map(|p| (p.topic.clone(), p.index)).collect();
         let outcome = tokio::task::spawn_blocking(move || apply(resp, parts, me)).await;
         let Ok(troubles) = outcome else { continue };
-        let until = Instant::now() + backoff;
-        for (key, epoch) in troubles {
-            held.insert(key, (until, epoch));
+        let now = Instant::now();
+        for key in asked {
+            if !troubles.iter().any(|(k, _)| *k == key) {
+                failures.remove(&key);
+            }
         }
-        held.retain(|_, (t, _)| *t > Instant::now() - Duration::from_secs(60));
+        for (key, epoch) in troubles {
+            let n = failures.entry(key.clone()).or_insert(0);
+            *n += 1;
+            held.insert(key, (now + retry_delay(*n, backoff), epoch));
+        }
+        held.retain(|_, (t, _)| *t > now - Duration::from_secs(60));
+        failures.retain(|k, _| held.contains_key(k));
     }
+}
+
+/// How long a partition the leader refused waits before it is asked for again, after `n`
+/// refusals in a row: 25 ms, doubling up to `replica.fetch.backoff.ms`. The common refusal is
+/// brief — a new leader that has not yet taken up the epoch this follower already knows
+/// (UNKNOWN_LEADER_EPOCH), or an old one that has just let it go — and while the follower
+/// waits, the new leader's high watermark (and every acks=all write) waits with it.
+fn retry_delay(n: u32, backoff: Duration) -> Duration {
+    let first = Duration::from_millis(25);
+    first
+        .saturating_mul(1u32 << n.saturating_sub(1).min(16))
+        .min(backoff.max(first))
 }
 
 /// The Fetch request for `parts`, each from its log end.
@@ -297,4 +321,21 @@ fn apply(
         }
     }
     troubles
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refused_partitions_are_retried_soon_then_less_often() {
+        let b = Duration::from_millis(1000);
+        let d: Vec<u64> = (1..=8)
+            .map(|n| retry_delay(n, b).as_millis() as u64)
+            .collect();
+        assert_eq!(d, [25, 50, 100, 200, 400, 800, 1000, 1000]);
+        assert_eq!(retry_delay(u32::MAX, b), b);
+        // A backoff configured below the first step is not made longer than 25 ms.
+        assert_eq!(retry_delay(3, Duration::ZERO), Duration::from_millis(25));
+    }
 }

@@ -2,16 +2,27 @@
 //! against `socket.request.max.bytes` before anything is allocated), the request header, and
 //! dispatch through [`crate::api::SUPPORTED`].
 //!
-//! As in Kafka, a connection's requests are handled one after another, so responses leave in
-//! request order while clients may pipeline requests. Bad input (an unknown API key, an
-//! unsupported version, a body that does not decode, an oversized frame) closes that connection
-//! with a logged reason; an unsupported ApiVersions version gets Kafka's UNSUPPORTED_VERSION
+//! A connection's requests are handled one after another and answered in request order. One
+//! step beyond Kafka (which reads nothing more from a connection until its oldest request is
+//! answered): a Produce whose acks=all appends are done waits for replication off the line,
+//! and the connection goes on reading and appending the requests behind it (up to
+//! [`MAX_AHEAD`]), so a producer with several requests in flight pays one replication round
+//! trip per burst, not per request.
+//!
+//! ```text
+//!  socket ─► FrameReader ─► handle (decode, dispatch; Produce: append) ─┬─ Ready ─┐
+//!                                                                      └─ Later ─┤ (acks=all)
+//!  socket ◄─ write ◄──────────── answers, oldest first ◄────────────────────────┘
+//! ```
+//!
+//! Bad input (an unknown API key, an unsupported version, a body that does not decode, an
+//! oversized frame) closes that connection with a logged reason; an unsupported ApiVersions version gets Kafka's UNSUPPORTED_VERSION
 //! answer in the v0 layout so clients retry with a lower version.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use bytes::{BufMut, BytesMut};
+use bytes::{Buf, BytesMut};
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::{ApiKey, RequestHeader, RequestKind, ResponseKind};
 use sluice_kafka::frame::{self, EncodeError, RequestError};
@@ -23,6 +34,9 @@ use crate::Broker;
 
 /// Capacity allocated for a request frame before its bytes arrive.
 const FIRST_READ: usize = 1 << 20;
+
+/// Read room of a connection between requests.
+const IDLE_ROOM: usize = 4096;
 
 /// Why a connection was closed by the broker.
 #[derive(Debug, thiserror::Error)]
@@ -51,93 +65,232 @@ pub fn decode(frame: bytes::Bytes) -> Result<frame::Request, RequestError> {
     frame::decode_request(frame, |key| api::supported(key).map(|s| s.min..=s.max))
 }
 
+/// Requests read and handled ahead of the oldest unanswered one, at most (Kafka's producers
+/// keep up to 5 in flight by default).
+const MAX_AHEAD: usize = 16;
+
+/// A handled request's answer, written when every earlier answer has been.
+enum Outgoing {
+    /// Nothing is sent back (Produce with acks=0).
+    Nothing,
+    Response {
+        correlation_id: i32,
+        key: ApiKey,
+        version: i16,
+        response: ResponseKind,
+    },
+    Fetch {
+        correlation_id: i32,
+        version: i16,
+        answer: api::fetch::Answer,
+    },
+}
+
+type Later<'a> = std::pin::Pin<Box<dyn std::future::Future<Output = Outgoing> + Send + 'a>>;
+
+/// Frames as they arrive: the size prefix is checked against `socket.request.max.bytes` before
+/// room is made for the body, and the room grows with what arrives (at least doubling past the
+/// first MiB), so a client that announces a large frame and sends little costs little.
+/// [`FrameReader::fill`] is cancel-safe: nothing read is lost when it is abandoned.
+struct FrameReader {
+    buf: BytesMut,
+    max: i32,
+}
+
+impl FrameReader {
+    /// The next whole frame (without its size prefix) if it has arrived.
+    fn next_frame(&mut self) -> Result<Option<bytes::Bytes>, ConnError> {
+        if self.buf.len() < 4 {
+            // Room for a typical small request and the next one's size.
+            self.buf.reserve(IDLE_ROOM);
+            return Ok(None);
+        }
+        let size = frame::check_size(
+            i32::from_be_bytes(self.buf[..4].try_into().expect("4 bytes")),
+            self.max,
+        )?;
+        let have = self.buf.len() - 4;
+        if have >= size {
+            self.buf.advance(4);
+            let frame = self.buf.split_to(size).freeze();
+            // A connection that sent one large request does not keep its room while idle.
+            if self.buf.is_empty() && self.buf.capacity() > 16 * IDLE_ROOM {
+                self.buf = BytesMut::new();
+            }
+            return Ok(Some(frame));
+        }
+        if self.buf.capacity() == self.buf.len() {
+            let want = size - have;
+            self.buf.reserve(want.min(have.max(FIRST_READ)));
+        }
+        Ok(None)
+    }
+
+    /// Reads what the socket has into the free room; 0 at end of stream.
+    async fn fill(&mut self, rd: &mut tokio::net::tcp::ReadHalf<'_>) -> std::io::Result<usize> {
+        rd.read_buf(&mut self.buf).await
+    }
+}
+
 async fn run(
     broker: &Broker,
     listener: &str,
     peer: SocketAddr,
     stream: &mut TcpStream,
 ) -> Result<(), ConnError> {
-    let max = broker.config.socket_request_max_bytes;
+    let (mut rd, mut wr) = stream.split();
+    let mut reader = FrameReader {
+        buf: BytesMut::new(),
+        max: broker.config.socket_request_max_bytes,
+    };
     let mut out = BytesMut::with_capacity(64 * 1024);
+    // Answers not yet written, oldest first; only the oldest is polled (the others are
+    // produce appends waiting for their high watermark, which they check when polled).
+    let mut queue: std::collections::VecDeque<Later<'_>> = std::collections::VecDeque::new();
     loop {
-        let mut len = [0u8; 4];
-        match stream.read_exact(&mut len).await {
-            Ok(_) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(()),
-            Err(e) => return Err(e.into()),
-        }
-        let size = frame::check_size(i32::from_be_bytes(len), max)?;
-        // Read into uninitialised capacity (no zero-fill of what the socket overwrites anyway),
-        // never past this frame. Past the first MiB the buffer grows with what arrives (at
-        // least doubling), so a client that announces a large frame and sends little costs
-        // little.
-        let mut body = BytesMut::with_capacity(size.min(FIRST_READ));
-        while body.len() < size {
-            let want = size - body.len();
-            if body.capacity() == body.len() {
-                body.reserve(want.min(body.len().max(FIRST_READ)));
-            }
-            if stream.read_buf(&mut (&mut body).limit(want)).await? == 0 {
-                return Err(std::io::Error::from(std::io::ErrorKind::UnexpectedEof).into());
-            }
-        }
-        let request = match decode(body.freeze()) {
-            Ok(r) => r,
-            Err(RequestError::UnsupportedVersion {
-                key: ApiKey::ApiVersions,
-                correlation_id,
-                ..
-            }) => {
-                // Kafka answers in the v0 layout so the client retries with a version we serve.
-                let resp = api::api_versions::response(ResponseError::UnsupportedVersion.code());
-                let resp = ResponseKind::ApiVersions(resp);
-                frame::encode_response(&mut out, correlation_id, ApiKey::ApiVersions, 0, &resp)?;
-                stream.write_all(&out).await?;
-                out.clear();
+        if queue.len() < MAX_AHEAD {
+            if let Some(body) = reader.next_frame()? {
+                match handle(broker, listener, peer, body).await? {
+                    Step::Ready(o) if queue.is_empty() => write(&mut wr, &mut out, o).await?,
+                    Step::Ready(o) => queue.push_back(Box::pin(std::future::ready(o))),
+                    Step::Later(f) => queue.push_back(f),
+                }
                 continue;
             }
-            Err(e) => return Err(e.into()),
-        };
-        let frame::Request {
-            key,
-            version,
-            header,
-            body,
-        } = request;
-        if let RequestKind::Fetch(r) = body {
-            let answer = api::fetch::handle(broker, listener, version, r).await;
-            let spliced = answer.spliced.len();
-            let response = ResponseKind::Fetch(answer.response);
-            frame::encode_response(&mut out, header.correlation_id, key, version, &response)?;
-            if spliced == 0 {
-                stream.write_all(&out).await?;
-            } else {
-                write_spliced(
-                    stream,
-                    &mut out,
-                    version >= 12,
-                    answer.seed,
-                    &answer.spliced,
-                )
-                .await?;
-            }
-            out.clear();
-            continue;
         }
-        let response = dispatch(broker, listener, peer, &header, version, body).await;
-        if let Some(response) = response {
-            frame::encode_response(&mut out, header.correlation_id, key, version, &response)?;
-            stream.write_all(&out).await?;
-            out.clear();
+        tokio::select! {
+            biased;
+            o = async { queue.front_mut().expect("not empty").as_mut().await }, if !queue.is_empty() => {
+                queue.pop_front();
+                write(&mut wr, &mut out, o).await?;
+            }
+            n = reader.fill(&mut rd), if queue.len() < MAX_AHEAD => {
+                if n? == 0 {
+                    return if reader.buf.is_empty() {
+                        Ok(())
+                    } else {
+                        Err(std::io::Error::from(std::io::ErrorKind::UnexpectedEof).into())
+                    };
+                }
+            }
         }
     }
+}
+
+/// A request's answer now, or a future that gives it.
+// Short-lived (one per request, moved once): not worth a box for the common, ready case.
+#[allow(clippy::large_enum_variant)]
+enum Step<'a> {
+    Ready(Outgoing),
+    Later(Later<'a>),
+}
+
+/// Decodes and handles one request frame. Everything up to the answer's wait (a Produce's
+/// appends included) happens here, in request order.
+async fn handle<'a>(
+    broker: &'a Broker,
+    listener: &'a str,
+    peer: SocketAddr,
+    body: bytes::Bytes,
+) -> Result<Step<'a>, ConnError> {
+    let request = match decode(body) {
+        Ok(r) => r,
+        Err(RequestError::UnsupportedVersion {
+            key: ApiKey::ApiVersions,
+            correlation_id,
+            ..
+        }) => {
+            // Kafka answers in the v0 layout so the client retries with a version we serve.
+            let resp = api::api_versions::response(ResponseError::UnsupportedVersion.code());
+            return Ok(Step::Ready(Outgoing::Response {
+                correlation_id,
+                key: ApiKey::ApiVersions,
+                version: 0,
+                response: ResponseKind::ApiVersions(resp),
+            }));
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let frame::Request {
+        key,
+        version,
+        header,
+        body,
+    } = request;
+    let correlation_id = header.correlation_id;
+    let respond = move |r: Option<ResponseKind>| match r {
+        Some(response) => Outgoing::Response {
+            correlation_id,
+            key,
+            version,
+            response,
+        },
+        None => Outgoing::Nothing,
+    };
+    Ok(match body {
+        RequestKind::Fetch(r) => Step::Ready(Outgoing::Fetch {
+            correlation_id,
+            version,
+            answer: api::fetch::handle(broker, listener, version, r).await,
+        }),
+        RequestKind::Produce(r) => {
+            let appended = api::produce::append(broker, version, r).await;
+            if appended.is_done() {
+                let r = appended.finish(broker, listener).await;
+                Step::Ready(respond(r.map(ResponseKind::Produce)))
+            } else {
+                Step::Later(Box::pin(async move {
+                    let r = appended.finish(broker, listener).await;
+                    respond(r.map(ResponseKind::Produce))
+                }))
+            }
+        }
+        other => Step::Ready(respond(
+            dispatch(broker, listener, peer, &header, version, other).await,
+        )),
+    })
+}
+
+/// Writes one answer.
+async fn write(
+    wr: &mut tokio::net::tcp::WriteHalf<'_>,
+    out: &mut BytesMut,
+    o: Outgoing,
+) -> Result<(), ConnError> {
+    match o {
+        Outgoing::Nothing => return Ok(()),
+        Outgoing::Response {
+            correlation_id,
+            key,
+            version,
+            response,
+        } => {
+            frame::encode_response(out, correlation_id, key, version, &response)?;
+            wr.write_all(out).await?;
+        }
+        Outgoing::Fetch {
+            correlation_id,
+            version,
+            answer,
+        } => {
+            let response = ResponseKind::Fetch(answer.response);
+            frame::encode_response(out, correlation_id, ApiKey::Fetch, version, &response)?;
+            if answer.spliced.is_empty() {
+                wr.write_all(out).await?;
+            } else {
+                write_spliced(wr, out, version >= 12, answer.seed, &answer.spliced).await?;
+            }
+        }
+    }
+    out.clear();
+    Ok(())
 }
 
 /// Writes an encoded Fetch response whose record placeholders ([`api::fetch::marker`]) stand
 /// for `slices`: the bytes around each placeholder from memory, the records with sendfile(2)
 /// straight from the segment file, the frame size corrected for the difference.
 async fn write_spliced(
-    stream: &mut TcpStream,
+    stream: &mut tokio::net::tcp::WriteHalf<'_>,
     out: &mut BytesMut,
     flexible: bool,
     seed: u64,
@@ -181,7 +334,7 @@ async fn write_spliced(
         head.extend_from_slice(&out[from..*start]);
         head.extend_from_slice(prefix);
         stream.write_all(&head).await?;
-        send_file(stream, slice).await?;
+        send_file(stream.as_ref(), slice).await?;
         from = *end;
     }
     stream.write_all(&out[from..]).await?;

@@ -16,6 +16,7 @@ use crate::replica::Partition;
 use crate::Broker;
 
 /// An `acks=all` append waiting for the high watermark to pass it.
+#[derive(Debug)]
 struct Pending {
     topic: usize,
     partition: usize,
@@ -26,12 +27,41 @@ struct Pending {
     min_isr: usize,
 }
 
+/// A Produce request whose appends are done: what is left is waiting for the high watermark
+/// (acks=all) and answering. The connection reads and appends its next requests meanwhile, so
+/// a producer with several requests in flight is not held to one replication round trip per
+/// request; the answers still leave in request order.
+#[derive(Debug)]
+pub struct Appended {
+    acks: i16,
+    version: i16,
+    deadline: tokio::time::Instant,
+    resp: ProduceResponse,
+    pending: Vec<Pending>,
+}
+
+impl Appended {
+    /// Whether answering needs no waiting (nothing was appended with acks=all).
+    pub fn is_done(&self) -> bool {
+        self.pending.is_empty()
+    }
+}
+
 pub async fn handle(
     broker: &Broker,
     listener: &str,
     version: i16,
     req: ProduceRequest,
 ) -> Option<ProduceResponse> {
+    append(broker, version, req)
+        .await
+        .finish(broker, listener)
+        .await
+}
+
+/// Appends every partition's batches, in request order; acks=all waits come after, in
+/// [`Appended::finish`].
+pub async fn append(broker: &Broker, version: i16, req: ProduceRequest) -> Appended {
     let acks = req.acks;
     let deadline =
         tokio::time::Instant::now() + Duration::from_millis(req.timeout_ms.max(0) as u64);
@@ -108,6 +138,45 @@ pub async fn handle(
         }
         resp.responses.push(tr);
     }
+    Appended {
+        acks,
+        version,
+        deadline,
+        resp,
+        pending,
+    }
+}
+
+impl Appended {
+    /// The answer, once each acks=all append is replicated; `None` for acks=0.
+    pub async fn finish(self, broker: &Broker, listener: &str) -> Option<ProduceResponse> {
+        let Appended {
+            acks,
+            version,
+            deadline,
+            mut resp,
+            pending,
+        } = self;
+        answer(
+            broker, listener, acks, version, deadline, &mut resp, pending,
+        )
+        .await;
+        (acks != 0).then_some(resp)
+    }
+}
+
+async fn answer(
+    broker: &Broker,
+    listener: &str,
+    acks: i16,
+    version: i16,
+    deadline: tokio::time::Instant,
+    resp: &mut ProduceResponse,
+    pending: Vec<Pending>,
+) {
+    if acks == 0 {
+        return;
+    }
     // acks=all: answered once the high watermark passes each append (every ISR member has it),
     // or with REQUEST_TIMED_OUT at the request's timeout. The appends stay in the log either
     // way, as in Kafka: a retry of an idempotent batch is then recognised as a duplicate.
@@ -157,7 +226,6 @@ pub async fn handle(
             }
         }
     }
-    (acks != 0).then_some(resp)
 }
 
 /// InitProducerId for idempotent producers: a fresh producer id at epoch 0, as Kafka answers a

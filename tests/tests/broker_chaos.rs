@@ -1,7 +1,9 @@
 //! A randomized fault schedule against three brokers (replication factor 3,
 //! `min.insync.replicas=2`) while an idempotent `acks=all` producer runs: each fault hits one
-//! broker — SIGKILL and restart, SIGTERM and restart, SIGSTOP past or within its session, or the
-//! machine lost (SIGKILL, log directory deleted, restart) — and the cluster heals (every ISR
+//! broker — SIGKILL and restart, SIGTERM and restart, SIGSTOP past or within its session, cut
+//! off from the network past or within its session (fault relays in front of its listener and
+//! its coordinator connection), or the machine lost (SIGKILL, log directory deleted, restart)
+//! — and the cluster heals (every ISR
 //! full again) before the next. Afterwards every acknowledged record is classified (kept, lost,
 //! moved, duplicated, reordered), all replicas must hold the same batches, and the longest
 //! write outage per fault kind is reported.
@@ -18,7 +20,8 @@ use common::ledger::{self, Producing};
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
-use sluice_e2e::KafkaCluster;
+use sluice_e2e::fault::CutRelay;
+use sluice_e2e::{free_port, BrokerNode, CoordCluster, KafkaCluster};
 
 const TOPIC: &str = "chaos";
 const PARTITIONS: i32 = 3;
@@ -28,6 +31,7 @@ enum Fault {
     Kill,
     Stop,
     Pause,
+    Cut,
     Wipe,
 }
 
@@ -81,12 +85,28 @@ async fn randomized_faults_lose_no_acknowledged_record() {
         });
     eprintln!("chaos: {seconds} s, seed {seed} (SLUICE_CHAOS_SEED={seed} replays it)");
     let mut rng = Rng(seed);
-    let mut cluster = KafkaCluster::start(
-        1,
-        3,
-        "default.replication.factor=3\nmin.insync.replicas=2\noffsets.topic.replication.factor=3\nreplica.lag.time.max.ms=5000\n",
-    );
-    let bootstrap = cluster.bootstrap();
+    // Each broker behind two fault relays: one its clients and peers reach it through (its
+    // advertised listener), one it reaches its coordinator through.
+    let settings = "default.replication.factor=3\nmin.insync.replicas=2\noffsets.topic.replication.factor=3\nreplica.lag.time.max.ms=5000\n";
+    let coord = CoordCluster::start(1, "");
+    let mut relays = Vec::new();
+    let mut brokers = Vec::new();
+    for id in 1..=3 {
+        let zk = CutRelay::start(0, coord.nodes[0].client);
+        let front = free_port();
+        let extra = format!("{settings}advertised.listeners=PLAINTEXT://127.0.0.1:{front}\n");
+        let b = BrokerNode::start(coord.dir.path(), id, &zk.addr().to_string(), &extra);
+        let listener = CutRelay::start(front, b.addr());
+        relays.push((zk, listener));
+        brokers.push(b);
+    }
+    let mut cluster = KafkaCluster { coord, brokers };
+    cluster.wait_for_brokers(3, Duration::from_secs(30));
+    let bootstrap: String = relays
+        .iter()
+        .map(|(_, l)| l.addr().to_string())
+        .collect::<Vec<_>>()
+        .join(",");
     let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
         .set("bootstrap.servers", &bootstrap)
         .create()
@@ -111,7 +131,13 @@ async fn randomized_faults_lose_no_acknowledged_record() {
     tokio::time::sleep(Duration::from_secs(2)).await;
     while started.elapsed() < Duration::from_secs(seconds) {
         let victim = 1 + rng.below(3) as i32;
-        let fault = [Fault::Kill, Fault::Stop, Fault::Pause, Fault::Wipe][rng.below(4) as usize];
+        let fault = [
+            Fault::Kill,
+            Fault::Stop,
+            Fault::Pause,
+            Fault::Cut,
+            Fault::Wipe,
+        ][rng.below(5) as usize];
         let down = Duration::from_millis(500 + rng.below(3500));
         let at = Instant::now();
         eprintln!(
@@ -135,6 +161,15 @@ async fn randomized_faults_lose_no_acknowledged_record() {
                 tokio::time::sleep(down * 2).await;
                 cluster.broker(victim).freeze(false);
             }
+            Fault::Cut => {
+                // Up to 8 s, like a pause, but the process runs on and sees only timeouts.
+                let (zk, front) = &relays[(victim - 1) as usize];
+                zk.cut();
+                front.cut();
+                tokio::time::sleep(down * 2).await;
+                zk.heal();
+                front.heal();
+            }
             Fault::Wipe => {
                 cluster.broker(victim).kill();
                 let dir = cluster.broker(victim).log_dir.clone();
@@ -143,7 +178,7 @@ async fn randomized_faults_lose_no_acknowledged_record() {
                 cluster.broker(victim).spawn();
             }
         }
-        if fault != Fault::Pause {
+        if !matches!(fault, Fault::Pause | Fault::Cut) {
             cluster
                 .broker(victim)
                 .wait_until_listening(Duration::from_secs(30));

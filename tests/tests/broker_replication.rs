@@ -8,88 +8,11 @@ mod common;
 use std::time::Duration;
 
 use common::ledger::{self, Producing};
-use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-use rdkafka::client::DefaultClientContext;
+use common::replication::{assert_replicas_converged, create_topic, wait_for_leader};
 use rdkafka::config::ClientConfig;
 use sluice_e2e::KafkaCluster;
 
 const REPLICATED: &str = "default.replication.factor=3\nmin.insync.replicas=2\noffsets.topic.replication.factor=3\nnum.partitions=3\n";
-
-async fn create_topic(bootstrap: &str, topic: &str, partitions: i32, rf: i32) {
-    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
-        .set("bootstrap.servers", bootstrap)
-        .create()
-        .unwrap();
-    let r = admin
-        .create_topics(
-            [&NewTopic::new(
-                topic,
-                partitions,
-                TopicReplication::Fixed(rf),
-            )],
-            &AdminOptions::new().operation_timeout(Some(Duration::from_secs(20))),
-        )
-        .await
-        .unwrap();
-    assert!(r[0].is_ok(), "{r:?}");
-}
-
-/// Waits until broker `via` reports a leader for `topic`/`partition` other than `not`, with
-/// `isr_len` in-sync replicas or more.
-async fn wait_for_leader(
-    cluster: &KafkaCluster,
-    via: i32,
-    topic: &str,
-    partition: i32,
-    not: i32,
-    isr_len: usize,
-) -> i32 {
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    loop {
-        let (leader, isr) = cluster.leader(via, topic, partition);
-        if leader >= 0 && leader != not && isr.len() >= isr_len {
-            return leader;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "{topic}-{partition}: leader {leader}, isr {isr:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
-/// After the faults: every replica of every partition holds the same batches (base offset,
-/// leader epoch, CRC), read from the segment files once all brokers stopped cleanly.
-fn assert_replicas_converged(cluster: &mut KafkaCluster, topic: &str, partitions: i32) {
-    for b in &mut cluster.brokers {
-        b.stop();
-    }
-    for p in 0..partitions {
-        let copies: Vec<(i32, Vec<ledger::BatchId>)> = cluster
-            .brokers
-            .iter()
-            .map(|b| {
-                (
-                    b.id,
-                    ledger::stored_batches(&b.log_dir.join(format!("{topic}-{p}"))),
-                )
-            })
-            .collect();
-        let first = &copies[0].1;
-        assert!(
-            !first.is_empty(),
-            "{topic}-{p} is empty on broker {}",
-            copies[0].0
-        );
-        for (id, batches) in &copies[1..] {
-            assert_eq!(
-                batches, first,
-                "{topic}-{p}: broker {id} differs from broker {}",
-                copies[0].0
-            );
-        }
-    }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn acks_all_records_survive_sigkill_of_a_leader_and_replicas_converge() {

@@ -3,7 +3,9 @@
 //! Values are `seq-<n>`, sent round robin over the partitions by one producer, so within a
 //! partition they must appear in increasing order. The check classifies every acknowledged
 //! record as kept (at its acknowledged offset), moved (found at another offset), or lost, and
-//! finds duplicates (a value stored twice) and reordering.
+//! finds duplicates (a value stored twice) and reordering. A consumer running meanwhile
+//! ([`Consuming`]) must have been handed only records the log still holds at those offsets
+//! (nothing read before it was committed and then lost), in order, and every acknowledged one.
 
 #![allow(dead_code)]
 
@@ -163,8 +165,138 @@ impl Verdict {
     }
 }
 
+/// A consumer reading `topic` from the beginning while faults happen (partitions assigned,
+/// no group), recording every `(partition, offset, seq)` it is handed.
+pub struct Consuming {
+    /// Set by [`Consuming::stop`]: the last acknowledged offset of each partition, to read up
+    /// to before ending.
+    until: Arc<Mutex<Option<HashMap<i32, i64>>>>,
+    handle: std::thread::JoinHandle<Vec<(i32, i64, u64)>>,
+}
+
+impl Consuming {
+    pub fn start(bootstrap: &str, topic: &str, partitions: i32) -> Consuming {
+        let c: BaseConsumer = ClientConfig::new()
+            .set("bootstrap.servers", bootstrap)
+            .set("group.id", "ledger-running")
+            .set("enable.auto.commit", "false")
+            .set("fetch.wait.max.ms", "100")
+            .set("topic.metadata.refresh.interval.ms", "1000")
+            .create()
+            .expect("consumer");
+        let mut tpl = TopicPartitionList::new();
+        for p in 0..partitions {
+            tpl.add_partition_offset(topic, p, Offset::Beginning)
+                .unwrap();
+        }
+        c.assign(&tpl).unwrap();
+        let until: Arc<Mutex<Option<HashMap<i32, i64>>>> = Arc::new(Mutex::new(None));
+        let handle = std::thread::spawn({
+            let until = until.clone();
+            move || {
+                let mut seen = Vec::new();
+                let mut last: HashMap<i32, i64> = HashMap::new();
+                let mut deadline = None;
+                loop {
+                    if let Some(want) = &*until.lock().unwrap() {
+                        let d = *deadline
+                            .get_or_insert_with(|| Instant::now() + Duration::from_secs(60));
+                        let reached = want
+                            .iter()
+                            .all(|(p, o)| last.get(p).is_some_and(|l| l >= o));
+                        if reached || Instant::now() > d {
+                            break;
+                        }
+                    }
+                    if let Some(Ok(m)) = c.poll(Duration::from_millis(100)) {
+                        let v = String::from_utf8_lossy(m.payload().unwrap_or_default());
+                        let seq = v
+                            .strip_prefix("seq-")
+                            .and_then(|s| s.parse().ok())
+                            .expect("a seq- value");
+                        seen.push((m.partition(), m.offset(), seq));
+                        last.insert(m.partition(), m.offset());
+                    }
+                }
+                seen
+            }
+        });
+        Consuming { until, handle }
+    }
+
+    /// Ends once it has been handed the last acknowledged record of each partition in
+    /// `ledger` (or after 60 s more), and returns what it saw.
+    pub async fn stop(self, ledger: &Ledger) -> Vec<(i32, i64, u64)> {
+        let mut want: HashMap<i32, i64> = HashMap::new();
+        for a in &ledger.acks {
+            let e = want.entry(a.partition).or_insert(a.offset);
+            *e = (*e).max(a.offset);
+        }
+        *self.until.lock().unwrap() = Some(want);
+        tokio::task::spawn_blocking(move || self.handle.join().expect("consumer thread"))
+            .await
+            .unwrap()
+    }
+}
+
+/// What a running consumer saw compared with the log and the ledger: records it was handed
+/// that the log does not hold there (read before they were committed, then lost), records
+/// handed twice or out of offset order, and acknowledged records it never saw.
+#[derive(Debug, Default)]
+pub struct ReadVerdict {
+    pub phantom: Vec<(i32, i64, u64)>,
+    pub out_of_order: Vec<(i32, i64)>,
+    pub missed: Vec<u64>,
+}
+
+impl ReadVerdict {
+    pub fn is_clean(&self) -> bool {
+        self.phantom.is_empty() && self.out_of_order.is_empty() && self.missed.is_empty()
+    }
+}
+
+/// Checks `seen` (from [`Consuming::stop`]) against what the log holds and the ledger.
+pub fn check_reads(
+    bootstrap: &str,
+    topic: &str,
+    partitions: i32,
+    ledger: &Ledger,
+    seen: &[(i32, i64, u64)],
+) -> ReadVerdict {
+    let stored: HashMap<(i32, i64), u64> = read_all(bootstrap, topic, partitions)
+        .into_iter()
+        .flat_map(|(p, recs)| recs.into_iter().map(move |(o, seq)| ((p, o), seq)))
+        .collect();
+    let mut v = ReadVerdict::default();
+    let mut last: HashMap<i32, i64> = HashMap::new();
+    for &(p, o, seq) in seen {
+        if stored.get(&(p, o)) != Some(&seq) {
+            v.phantom.push((p, o, seq));
+        }
+        if last.get(&p).is_some_and(|l| *l >= o) {
+            v.out_of_order.push((p, o));
+        }
+        last.insert(p, o);
+    }
+    let got: std::collections::HashSet<u64> = seen.iter().map(|(_, _, s)| *s).collect();
+    v.missed = ledger
+        .acks
+        .iter()
+        .filter(|a| !got.contains(&a.seq))
+        .map(|a| a.seq)
+        .collect();
+    v.missed.sort_unstable();
+    v
+}
+
 /// Reads every partition of `topic` from the beginning and classifies the ledger's records.
 pub fn verify(bootstrap: &str, topic: &str, partitions: i32, ledger: &Ledger) -> Verdict {
+    let stored = read_all(bootstrap, topic, partitions);
+    classify(&stored, ledger)
+}
+
+/// Every `(offset, seq)` of each partition, from the beginning to the high watermark.
+fn read_all(bootstrap: &str, topic: &str, partitions: i32) -> BTreeMap<i32, Vec<(i64, u64)>> {
     let c: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", bootstrap)
         .set("group.id", "ledger-verify")
@@ -209,9 +341,13 @@ pub fn verify(bootstrap: &str, topic: &str, partitions: i32, ledger: &Ledger) ->
                 .push((m.offset(), seq));
         }
     }
+    stored
+}
+
+fn classify(stored: &BTreeMap<i32, Vec<(i64, u64)>>, ledger: &Ledger) -> Verdict {
     let mut at: HashMap<u64, Vec<(i32, i64)>> = HashMap::new();
     let mut verdict = Verdict::default();
-    for (p, recs) in &stored {
+    for (p, recs) in stored {
         let mut last = None;
         for (o, seq) in recs {
             at.entry(*seq).or_default().push((*p, *o));

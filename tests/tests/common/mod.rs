@@ -2,3 +2,4 @@
 //! that compare it with what the brokers hold.
 
 pub mod ledger;
+pub mod replication;

@@ -633,9 +633,28 @@ impl Cluster {
             }
             // Let a burst (a topic with many partitions) settle, then read once.
             tokio::time::sleep(Duration::from_millis(5)).await;
-            if let Err(e) = self.refresh_all().await {
-                tracing::warn!(error = %e, "metadata refresh failed; will retry on the next change");
+            // A read that fails (the coordinator connection is being re-established, e.g. one
+            // coord node restarted) is retried until it succeeds: no further change may come to
+            // wake this loop, and a persistent watch re-registered on reconnect does not replay
+            // the changes made while it was away (ZooKeeper's semantics).
+            let mut failures = 0u32;
+            while let Err(e) = self.refresh_all().await {
+                if matches!(e, ClusterError::Zk(zk::Error::SessionExpired)) {
+                    return Err(e);
+                }
+                failures += 1;
+                if failures == 1 {
+                    tracing::warn!(error = %e, "metadata refresh failed; retrying until it succeeds");
+                } else {
+                    tracing::debug!(error = %e, failures, "metadata refresh failed again");
+                }
                 tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            if failures > 0 {
+                tracing::info!(
+                    failures,
+                    "metadata refreshed after the coordinator came back"
+                );
             }
         }
     }

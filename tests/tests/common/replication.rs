@@ -1,0 +1,123 @@
+//! Helpers of the replication and failover tests: topics, leaders, controllers, replicas.
+
+#![allow(dead_code)]
+
+use std::time::Duration;
+
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::config::ClientConfig;
+use sluice_e2e::KafkaCluster;
+
+use super::ledger;
+
+pub async fn create_topic(bootstrap: &str, topic: &str, partitions: i32, rf: i32) {
+    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .create()
+        .unwrap();
+    let r = admin
+        .create_topics(
+            [&NewTopic::new(
+                topic,
+                partitions,
+                TopicReplication::Fixed(rf),
+            )],
+            &AdminOptions::new().operation_timeout(Some(Duration::from_secs(20))),
+        )
+        .await
+        .unwrap();
+    assert!(r[0].is_ok(), "{r:?}");
+}
+
+/// Waits until broker `via` reports a leader for `topic`/`partition` other than `not`, with
+/// `isr_len` in-sync replicas or more.
+pub async fn wait_for_leader(
+    cluster: &KafkaCluster,
+    via: i32,
+    topic: &str,
+    partition: i32,
+    not: i32,
+    isr_len: usize,
+) -> i32 {
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let (leader, isr) = cluster.leader(via, topic, partition);
+        if leader >= 0 && leader != not && isr.len() >= isr_len {
+            return leader;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{topic}-{partition}: leader {leader}, isr {isr:?}\n{}",
+            log_tails(cluster, 40)
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// After the faults: every replica of every partition holds the same batches (base offset,
+/// leader epoch, CRC), read from the segment files once all brokers stopped cleanly.
+pub fn assert_replicas_converged(cluster: &mut KafkaCluster, topic: &str, partitions: i32) {
+    for b in &mut cluster.brokers {
+        b.stop();
+    }
+    for p in 0..partitions {
+        let copies: Vec<(i32, Vec<ledger::BatchId>)> = cluster
+            .brokers
+            .iter()
+            .map(|b| {
+                (
+                    b.id,
+                    ledger::stored_batches(&b.log_dir.join(format!("{topic}-{p}"))),
+                )
+            })
+            .collect();
+        let first = &copies[0].1;
+        assert!(
+            !first.is_empty(),
+            "{topic}-{p} is empty on broker {}",
+            copies[0].0
+        );
+        for (id, batches) in &copies[1..] {
+            assert_eq!(
+                batches, first,
+                "{topic}-{p}: broker {id} differs from broker {}",
+                copies[0].0
+            );
+        }
+    }
+}
+
+/// The controller as broker `via`'s Metadata names it (-1 while there is none).
+pub fn controller(cluster: &KafkaCluster, via: i32) -> i32 {
+    use kafka_protocol::messages::{ApiKey, MetadataRequest, RequestKind, ResponseKind};
+    let b = cluster
+        .brokers
+        .iter()
+        .find(|b| b.id == via)
+        .expect("broker");
+    let mut c = sluice_e2e::kafka::KafkaConn::connect(b.addr());
+    match c.call(
+        ApiKey::Metadata,
+        9,
+        RequestKind::Metadata(MetadataRequest::default()),
+    ) {
+        ResponseKind::Metadata(m) => m.controller_id.0,
+        other => panic!("{other:?}"),
+    }
+}
+
+/// The last `n` lines of every broker's log, for a failure message.
+pub fn log_tails(cluster: &KafkaCluster, n: usize) -> String {
+    let mut out = String::new();
+    for b in &cluster.brokers {
+        let text = b.log_text();
+        let lines: Vec<&str> = text.lines().collect();
+        out.push_str(&format!("--- broker {} (last {n} lines)\n", b.id));
+        for l in &lines[lines.len().saturating_sub(n)..] {
+            out.push_str(l);
+            out.push('\n');
+        }
+    }
+    out
+}

@@ -10,5 +10,8 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 seconds=${1:-3600}
 cargo build --quiet --bins
+# The whole output (the verdict's details, the brokers' log tails) is kept in CHAOS_LOG.
+log=${CHAOS_LOG:-/tmp/sluice-chaos-$(date +%Y%m%d-%H%M%S).log}
+echo "full output: $log"
 SLUICE_CHAOS_SECONDS=$seconds cargo nextest run -p sluice-e2e --test broker_chaos \
-    --profile chaos --no-capture 2>&1 | grep -E '^(chaos|fault)|PASS|FAIL|panicked'
+    --profile chaos --no-capture 2>&1 | tee "$log" | grep -E '^(chaos|fault)|PASS|FAIL|panicked'

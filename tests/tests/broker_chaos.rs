@@ -222,6 +222,21 @@ async fn randomized_faults_lose_no_acknowledged_record() {
         verdict.duplicated.len(),
         verdict.reordered.len()
     );
+    // Where in the schedule each misplaced acknowledgement happened, for the diagnosis.
+    for (seq, acked, stored) in &verdict.moved {
+        let ack = ledger.acks.iter().find(|a| a.seq == *seq);
+        let near = ack.and_then(|a| {
+            faults
+                .iter()
+                .position(|(_, _, from, to)| a.at >= *from && a.at <= *to + Duration::from_secs(5))
+        });
+        eprintln!(
+            "moved: seq {seq} (partition {:?}) acknowledged at offset {acked}, stored at {stored}; acknowledged {:?} after the start, during or just after fault {:?}",
+            ack.map(|a| a.partition),
+            ack.map(|a| a.at.saturating_duration_since(started)),
+            near.map(|i| (i + 1, faults[i].0, faults[i].1))
+        );
+    }
     assert!(verdict.is_clean(), "{verdict:?}");
     assert_eq!(verdict.kept, ledger.acks.len());
     // Replicas converge.

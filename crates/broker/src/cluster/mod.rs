@@ -619,17 +619,46 @@ impl Cluster {
             .await?;
         // Changes made between the initial load and the watches.
         self.refresh_all().await?;
+        // Re-reads scheduled after a reconnection (see below).
+        let mut rereads: std::collections::VecDeque<tokio::time::Instant> = Default::default();
         loop {
+            let next_reread = rereads.front().copied();
             let ev = tokio::select! {
-                e = brokers.changed() => e,
-                e = controller.changed() => e,
-                e = config.changed() => e,
+                e = brokers.changed() => Some(e),
+                e = controller.changed() => Some(e),
+                e = config.changed() => Some(e),
+                _ = async {
+                    match next_reread {
+                        Some(at) => tokio::time::sleep_until(at).await,
+                        None => std::future::pending().await,
+                    }
+                } => {
+                    rereads.pop_front();
+                    None
+                }
             };
-            if matches!(
-                ev.session_state,
-                zk::SessionState::Expired | zk::SessionState::Closed | zk::SessionState::AuthFailed
-            ) {
-                return Err(ClusterError::Zk(zk::Error::SessionExpired));
+            if let Some(ev) = &ev {
+                if matches!(
+                    ev.session_state,
+                    zk::SessionState::Expired
+                        | zk::SessionState::Closed
+                        | zk::SessionState::AuthFailed
+                ) {
+                    return Err(ClusterError::Zk(zk::Error::SessionExpired));
+                }
+                if ev.event_type == zk::EventType::Session {
+                    // A reconnection re-registers the persistent watches without replaying what
+                    // changed meanwhile (ZooKeeper's semantics, ZOOKEEPER-4698), and the server
+                    // reconnected to may still be applying the latest writes: read everything
+                    // now and twice more shortly after.
+                    tracing::info!(state = ?ev.session_state, "coordinator connection changed; re-reading metadata");
+                    if ev.session_state == zk::SessionState::SyncConnected {
+                        let now = tokio::time::Instant::now();
+                        rereads.clear();
+                        rereads.push_back(now + Duration::from_secs(1));
+                        rereads.push_back(now + Duration::from_secs(3));
+                    }
+                }
             }
             // Let a burst (a topic with many partitions) settle, then read once.
             tokio::time::sleep(Duration::from_millis(5)).await;

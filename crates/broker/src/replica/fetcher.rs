@@ -7,7 +7,8 @@
 //!  roles change ─► run: (leader, fetcher index) ─► set of follower partitions ─► fetch_loop
 //!  fetch_loop: Fetch(offset = log end, last fetched epoch, current leader epoch)
 //!     ├─ records             ─► Partition::append_as_follower (+ the leader's HW)
-//!     ├─ diverging epoch     ─► Partition::truncate_to(its end offset)        (KIP-320)
+//!     ├─ diverging epoch     ─► Partition::truncate_to(min(its end on the leader,
+//!     │                                         its end here))               (KIP-320)
 //!     ├─ OFFSET_OUT_OF_RANGE ─► below the leader's log start: start over there;
 //!     │                         past its end: truncate to its high watermark
 //!     └─ NOT_LEADER / FENCED / UNKNOWN_LEADER_EPOCH ─► back off (25 ms, doubling up to
@@ -268,12 +269,22 @@ fn apply(
             let epoch = part.role().epoch();
             let result = match ResponseError::try_from_code(pd.error_code) {
                 None if pd.diverging_epoch.epoch >= 0 => {
-                    let end = pd.diverging_epoch.end_offset.max(0) as u64;
-                    let to = end.min(part.offsets().log_end);
+                    // As in Kafka: to where the leader's epoch ends, or where this log's copy
+                    // of that epoch ends if earlier. A follower that was briefly leader in a
+                    // later epoch holds records of that epoch below the leader's end; cutting
+                    // only at the leader's end would keep them, and the leader would answer
+                    // the same divergence for ever.
+                    let epoch = pd.diverging_epoch.epoch;
+                    let leader_end = pd.diverging_epoch.end_offset.max(0) as u64;
+                    let own_end = part
+                        .end_offset_for_epoch(epoch)
+                        .map_or(leader_end, |(_, end)| end);
+                    let to = leader_end.min(own_end).min(part.offsets().log_end);
                     tracing::info!(
                         topic,
                         partition = pd.partition_index,
-                        diverging_epoch = pd.diverging_epoch.epoch,
+                        diverging_epoch = epoch,
+                        leader_end,
                         truncate_to = to,
                         "follower log diverges from the leader's; truncating"
                     );

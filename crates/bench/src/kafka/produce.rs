@@ -95,7 +95,20 @@ impl Counting {
     }
 }
 
-impl ClientContext for Counting {}
+impl ClientContext for Counting {
+    /// librdkafka's own log (e.g. with `--producer-property debug=broker,metadata,topic`), on
+    /// stderr with a wall-clock time, so a slow failover can be read next to the brokers' logs.
+    fn log(&self, level: rdkafka::config::RDKafkaLogLevel, fac: &str, log_message: &str) {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default();
+        eprintln!(
+            "{}.{:06} librdkafka {level:?} {fac}: {log_message}",
+            now.as_secs(),
+            now.subsec_micros()
+        );
+    }
+}
 
 impl ProducerContext for Counting {
     type DeliveryOpaque = ();
@@ -158,6 +171,15 @@ pub fn producer_config(
         .set("message.timeout.ms", MESSAGE_TIMEOUT_MS);
     if let Some(l) = settings.linger_ms.or(default_linger_ms) {
         c.set("linger.ms", l.to_string());
+    }
+    // `debug=...` asks for librdkafka's debug log; without this it is filtered out before it
+    // reaches the context's `log`.
+    if settings
+        .producer_property
+        .iter()
+        .any(|p| p.starts_with("debug="))
+    {
+        c.set_log_level(rdkafka::config::RDKafkaLogLevel::Debug);
     }
     if let Some(b) = settings.batch_size {
         c.set("batch.size", b.to_string());

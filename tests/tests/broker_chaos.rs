@@ -17,11 +17,11 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use common::ledger::{self, Producing};
+use common::replication::{relay_bootstrap, start_behind_relays};
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
-use sluice_e2e::fault::CutRelay;
-use sluice_e2e::{free_port, BrokerNode, CoordCluster, KafkaCluster};
+use sluice_e2e::KafkaCluster;
 
 const TOPIC: &str = "chaos";
 const PARTITIONS: i32 = 3;
@@ -88,25 +88,8 @@ async fn randomized_faults_lose_no_acknowledged_record() {
     // Each broker behind two fault relays: one its clients and peers reach it through (its
     // advertised listener), one it reaches its coordinator through.
     let settings = "default.replication.factor=3\nmin.insync.replicas=2\noffsets.topic.replication.factor=3\nreplica.lag.time.max.ms=5000\n";
-    let coord = CoordCluster::start(1, "");
-    let mut relays = Vec::new();
-    let mut brokers = Vec::new();
-    for id in 1..=3 {
-        let zk = CutRelay::start(0, coord.nodes[0].client);
-        let front = free_port();
-        let extra = format!("{settings}advertised.listeners=PLAINTEXT://127.0.0.1:{front}\n");
-        let b = BrokerNode::start(coord.dir.path(), id, &zk.addr().to_string(), &extra);
-        let listener = CutRelay::start(front, b.addr());
-        relays.push((zk, listener));
-        brokers.push(b);
-    }
-    let mut cluster = KafkaCluster { coord, brokers };
-    cluster.wait_for_brokers(3, Duration::from_secs(30));
-    let bootstrap: String = relays
-        .iter()
-        .map(|(_, l)| l.addr().to_string())
-        .collect::<Vec<_>>()
-        .join(",");
+    let (mut cluster, relays) = start_behind_relays(settings);
+    let bootstrap = relay_bootstrap(&relays);
     let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
         .set("bootstrap.servers", &bootstrap)
         .create()

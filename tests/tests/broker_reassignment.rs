@@ -9,32 +9,11 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::ledger::{self, Producing};
-use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-use rdkafka::client::DefaultClientContext;
-use rdkafka::config::ClientConfig;
+use common::replication::create_topic;
 use sluice_e2e::{binary, BrokerNode, KafkaCluster};
 
 const REPLICATED: &str =
     "default.replication.factor=3\nmin.insync.replicas=2\noffsets.topic.replication.factor=3\n";
-
-async fn create_topic(bootstrap: &str, topic: &str, partitions: i32) {
-    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
-        .set("bootstrap.servers", bootstrap)
-        .create()
-        .unwrap();
-    let r = admin
-        .create_topics(
-            [&NewTopic::new(
-                topic,
-                partitions,
-                TopicReplication::Fixed(3),
-            )],
-            &AdminOptions::new().operation_timeout(Some(Duration::from_secs(20))),
-        )
-        .await
-        .unwrap();
-    assert!(r[0].is_ok(), "{r:?}");
-}
 
 fn tool(name: &str, args: &[&str]) -> (bool, String) {
     let out = Command::new(binary(name)).args(args).output().unwrap();
@@ -85,7 +64,7 @@ fn replicas_now(cluster: &KafkaCluster, via: i32, topic: &str, partition: i32) -
 async fn a_partition_moves_to_a_new_broker_under_load() {
     let mut cluster = KafkaCluster::start(1, 3, REPLICATED);
     let bootstrap = cluster.bootstrap();
-    create_topic(&bootstrap, "moving", 2).await;
+    create_topic(&bootstrap, "moving", 2, 3).await;
     let producing = Producing::start(&bootstrap, "moving", 2, Duration::from_millis(2));
     tokio::time::sleep(Duration::from_secs(2)).await;
 
@@ -200,7 +179,7 @@ async fn leadership_returns_to_the_preferred_replica() {
     );
     let mut cluster = KafkaCluster::start(1, 3, &extra);
     let bootstrap = cluster.bootstrap();
-    create_topic(&bootstrap, "pref", 1).await;
+    create_topic(&bootstrap, "pref", 1, 3).await;
     let preferred = replicas(&cluster, 1, "pref", 0)[0];
     let via = if preferred == 1 { 2 } else { 1 };
     // Bounce the preferred leader: someone else leads meanwhile, and keeps leading.
@@ -271,7 +250,7 @@ async fn auto_leader_rebalance_moves_leadership_back_by_itself() {
     );
     let mut cluster = KafkaCluster::start(1, 3, &extra);
     let bootstrap = cluster.bootstrap();
-    create_topic(&bootstrap, "auto", 1).await;
+    create_topic(&bootstrap, "auto", 1, 3).await;
     let preferred = replicas(&cluster, 1, "auto", 0)[0];
     let via = if preferred == 1 { 2 } else { 1 };
     cluster.broker(preferred).stop();

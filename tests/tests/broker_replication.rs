@@ -518,28 +518,10 @@ async fn without_unclean_election_a_partition_waits_for_its_last_in_sync_replica
 /// nothing acknowledged lost.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_leader_cut_off_from_everyone_loses_no_acknowledged_write() {
-    use sluice_e2e::fault::CutRelay;
-    use sluice_e2e::{free_port, BrokerNode, CoordCluster};
+    use common::replication::{relay_bootstrap, start_behind_relays};
 
-    let coord = CoordCluster::start(1, "");
-    let mut relays = Vec::new();
-    let mut brokers = Vec::new();
-    for id in 1..=3 {
-        let zk = CutRelay::start(0, coord.nodes[0].client);
-        let front = free_port();
-        let extra = format!("{REPLICATED}advertised.listeners=PLAINTEXT://127.0.0.1:{front}\n");
-        let b = BrokerNode::start(coord.dir.path(), id, &zk.addr().to_string(), &extra);
-        let listener = CutRelay::start(front, b.addr());
-        relays.push((zk, listener));
-        brokers.push(b);
-    }
-    let mut cluster = KafkaCluster { coord, brokers };
-    cluster.wait_for_brokers(3, Duration::from_secs(30));
-    let bootstrap: String = relays
-        .iter()
-        .map(|(_, l)| l.addr().to_string())
-        .collect::<Vec<_>>()
-        .join(",");
+    let (mut cluster, relays) = start_behind_relays(REPLICATED);
+    let bootstrap = relay_bootstrap(&relays);
     create_topic(&bootstrap, "cut", 1, 3).await;
     let leader = wait_for_leader(&cluster, 1, "cut", 0, -1, 3).await;
     let producing = Producing::start(&bootstrap, "cut", 1, Duration::from_millis(2));
@@ -661,17 +643,7 @@ fn to_controller(
     version: i16,
     req: kafka_protocol::messages::RequestKind,
 ) -> kafka_protocol::messages::ResponseKind {
-    use kafka_protocol::messages::{ApiKey, MetadataRequest, RequestKind, ResponseKind};
-    let b = cluster.brokers.iter().find(|b| b.id == via).unwrap();
-    let mut c = sluice_e2e::kafka::KafkaConn::connect(b.addr());
-    let controller = match c.call(
-        ApiKey::Metadata,
-        9,
-        RequestKind::Metadata(MetadataRequest::default()),
-    ) {
-        ResponseKind::Metadata(m) => m.controller_id.0,
-        other => panic!("{other:?}"),
-    };
+    let controller = common::replication::controller(cluster, via);
     let addr = cluster
         .brokers
         .iter()

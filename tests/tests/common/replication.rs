@@ -7,7 +7,8 @@ use std::time::Duration;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
-use sluice_e2e::KafkaCluster;
+use sluice_e2e::fault::CutRelay;
+use sluice_e2e::{free_port, BrokerNode, CoordCluster, KafkaCluster};
 
 use super::ledger;
 
@@ -120,4 +121,34 @@ pub fn log_tails(cluster: &KafkaCluster, n: usize) -> String {
         }
     }
     out
+}
+
+/// One coord node and three brokers, each behind two fault relays: one its clients and peers
+/// reach it through (its advertised listener), one it reaches the coordinator through.
+/// `relays[id - 1]` is broker `id`'s (coordinator relay, listener relay).
+pub fn start_behind_relays(settings: &str) -> (KafkaCluster, Vec<(CutRelay, CutRelay)>) {
+    let coord = CoordCluster::start(1, "");
+    let mut relays = Vec::new();
+    let mut brokers = Vec::new();
+    for id in 1..=3 {
+        let zk = CutRelay::start(0, coord.nodes[0].client);
+        let front = free_port();
+        let extra = format!("{settings}advertised.listeners=PLAINTEXT://127.0.0.1:{front}\n");
+        let b = BrokerNode::start(coord.dir.path(), id, &zk.addr().to_string(), &extra);
+        let listener = CutRelay::start(front, b.addr());
+        relays.push((zk, listener));
+        brokers.push(b);
+    }
+    let cluster = KafkaCluster { coord, brokers };
+    cluster.wait_for_brokers(3, Duration::from_secs(30));
+    (cluster, relays)
+}
+
+/// The brokers' relayed (advertised) addresses, comma-separated.
+pub fn relay_bootstrap(relays: &[(CutRelay, CutRelay)]) -> String {
+    relays
+        .iter()
+        .map(|(_, l)| l.addr().to_string())
+        .collect::<Vec<_>>()
+        .join(",")
 }

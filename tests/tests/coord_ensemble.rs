@@ -385,3 +385,68 @@ fn a_missing_or_wrong_myid_stops_the_daemon_with_a_clear_error() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("id 4 has no server.4 line"), "{err}");
 }
+
+/// A client keeps its watches across reconnections (setWatches / setWatches2): with every
+/// member restarted in turn, so that the watcher's connection drops at least once, a persistent
+/// recursive watch and a one-shot data watch set before still fire for writes made afterwards.
+/// (The brokers follow `/brokers` this way; a lost persistent watch left a controller blind to
+/// every later ISR change.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn watches_survive_reconnections_to_other_members() {
+    let mut cluster = CoordCluster::start(3, "");
+    let setup = connect(&cluster.connect_string()).await;
+    setup.create("/w", b"", &persistent()).await.unwrap();
+    setup.create("/w/state", b"0", &persistent()).await.unwrap();
+    setup.create("/w/once", b"0", &persistent()).await.unwrap();
+    drop(setup);
+
+    let watcher = connect(&cluster.connect_string()).await;
+    let mut sessions = watcher.state_watcher();
+    let mut recursive = watcher
+        .watch("/w", zk::AddWatchMode::PersistentRecursive)
+        .await
+        .unwrap();
+    let (_, _, once) = watcher.get_and_watch_data("/w/once").await.unwrap();
+
+    let mut reconnections = 0;
+    for i in 0..3 {
+        cluster.restart(i);
+        cluster.wait_until_all_serve(Duration::from_secs(30));
+        // Count the watcher's reconnections (a restart of another member leaves it alone).
+        while let Ok(state) =
+            tokio::time::timeout(Duration::from_millis(300), sessions.changed()).await
+        {
+            if state == zk::SessionState::SyncConnected {
+                reconnections += 1;
+            }
+        }
+    }
+    assert!(reconnections >= 1, "the watcher never reconnected");
+    // Session events were delivered on the persistent watch too; skip them.
+    let writer = connect(&cluster.connect_string()).await;
+    for round in 1..=3 {
+        writer
+            .set_data("/w/state", round.to_string().as_bytes(), None)
+            .await
+            .unwrap();
+        let e = loop {
+            let e = tokio::time::timeout(Duration::from_secs(5), recursive.changed())
+                .await
+                .unwrap_or_else(|_| {
+                    panic!("no event for write {round} after {reconnections} reconnection(s)")
+                });
+            if e.event_type != zk::EventType::Session {
+                break e;
+            }
+        };
+        assert_eq!(
+            (e.event_type, e.path.as_str()),
+            (zk::EventType::NodeDataChanged, "/w/state")
+        );
+    }
+    writer.set_data("/w/once", b"1", None).await.unwrap();
+    let e = tokio::time::timeout(Duration::from_secs(5), once.changed())
+        .await
+        .expect("one-shot data watch lost");
+    assert_eq!(e.event_type, zk::EventType::NodeDataChanged);
+}

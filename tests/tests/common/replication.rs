@@ -50,7 +50,7 @@ pub async fn wait_for_leader(
         assert!(
             std::time::Instant::now() < deadline,
             "{topic}-{partition}: leader {leader}, isr {isr:?}\n{}",
-            log_tails(cluster, 40)
+            log_tails(cluster, 80)
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
@@ -113,7 +113,11 @@ pub fn log_tails(cluster: &KafkaCluster, n: usize) -> String {
     let mut out = String::new();
     for b in &cluster.brokers {
         let text = b.log_text();
-        let lines: Vec<&str> = text.lines().collect();
+        // The waits' own short Metadata connections would fill the tail.
+        let lines: Vec<&str> = text
+            .lines()
+            .filter(|l| !l.contains("client disconnected"))
+            .collect();
         out.push_str(&format!("--- broker {} (last {n} lines)\n", b.id));
         for l in &lines[lines.len().saturating_sub(n)..] {
             out.push_str(l);

@@ -223,6 +223,12 @@ impl BrokerServer {
             producer_ids: producers::ProducerIds::default(),
         });
         parts.apply(&cluster.metadata());
+        // The reconciler: the one place that turns metadata into partition roles, run on every
+        // new snapshot before it is published.
+        {
+            let p = parts.clone();
+            cluster.set_reconciler(Arc::new(move |m| p.apply(m)));
+        }
         let (fatal_tx, fatal) = tokio::sync::watch::channel(None);
         let fatal_tx = Arc::new(fatal_tx);
         let mut tasks = Vec::new();
@@ -254,17 +260,6 @@ impl BrokerServer {
             }));
         }
         {
-            // The reconciler: the one task that turns metadata changes into partition roles.
-            let c = cluster.clone();
-            let p = parts.clone();
-            let mut rx = cluster.subscribe();
-            tasks.push(tokio::spawn(async move {
-                while rx.changed().await.is_ok() {
-                    let m = c.metadata();
-                    let p = p.clone();
-                    let _ = tokio::task::spawn_blocking(move || p.apply(&m)).await;
-                }
-            }));
             tasks.push(tokio::spawn(parts.clone().run_housekeeping()));
             tasks.push(tokio::spawn(replica::fetcher::run(broker.clone())));
             tasks.push(tokio::spawn(replica::isr::run(broker.clone())));

@@ -365,6 +365,13 @@ fn classify(stored: &BTreeMap<i32, Vec<(i64, u64)>>, ledger: &Ledger) -> Verdict
     for a in &ledger.acks {
         match at.get(&a.seq) {
             Some(places) if places.contains(&(a.partition, a.offset)) => verdict.kept += 1,
+            // librdkafka's implicit acknowledgement: a batch whose own answer was lost (a
+            // connection dropped) is reported delivered, without an offset (-1001), once a later
+            // batch of the same idempotent producer is acknowledged. It counts as kept when it
+            // is in its partition.
+            Some(places) if a.offset < 0 && places.iter().any(|(p, _)| *p == a.partition) => {
+                verdict.kept += 1
+            }
             Some(places) => verdict.moved.push((a.seq, a.offset, places[0].1)),
             None => verdict.lost.push(a.seq),
         }

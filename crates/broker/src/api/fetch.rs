@@ -261,7 +261,8 @@ fn name_leaders(broker: &Broker, listener: &str, version: i16, resp: &mut FetchR
             if !moved.contains(&pd.error_code) {
                 continue;
             }
-            if let Some((leader, epoch)) = super::current_leader(&m, &t.topic.0, pd.partition_index)
+            if let Some((leader, epoch)) =
+                super::current_leader(broker, &m, &t.topic.0, pd.partition_index)
             {
                 pd.current_leader.leader_id = kafka_protocol::messages::BrokerId(leader);
                 pd.current_leader.leader_epoch = epoch;

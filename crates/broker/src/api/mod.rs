@@ -100,17 +100,31 @@ pub fn led_here(
     }
 }
 
-/// The leader and leader epoch of `topic`/`partition` as the metadata has them, for a
-/// NOT_LEADER_OR_FOLLOWER answer that tells the client where to go (KIP-951).
-pub fn current_leader(m: &Metadata, topic: &str, partition: i32) -> Option<(i32, i32)> {
-    let s = m
+/// The leader and leader epoch of `topic`/`partition`, for a NOT_LEADER_OR_FOLLOWER answer
+/// that tells the client where to go (KIP-951): the newer of what this broker's own replica
+/// follows and what the metadata says. (A replica that just stepped down knows its successor
+/// before any snapshot does; a broker that holds no replica only has the metadata.)
+pub fn current_leader(
+    broker: &Broker,
+    m: &Metadata,
+    topic: &str,
+    partition: i32,
+) -> Option<(i32, i32)> {
+    let from_role = broker
+        .replicas
+        .get(topic, partition)
+        .and_then(|p| p.followed_leader());
+    let from_metadata = m
         .topics
-        .get(topic)?
-        .partitions
-        .get(&partition)?
-        .state
-        .as_ref()?;
-    (s.leader >= 0).then_some((s.leader, s.leader_epoch))
+        .get(topic)
+        .and_then(|t| t.partitions.get(&partition))
+        .and_then(|p| p.state.as_ref())
+        .filter(|s| s.leader >= 0)
+        .map(|s| (s.leader, s.leader_epoch));
+    match (from_role, from_metadata) {
+        (Some(r), Some(md)) => Some(if r.1 >= md.1 { r } else { md }),
+        (r, md) => r.or(md),
+    }
 }
 
 /// Broker `id`'s endpoint on `listener`: host, port, rack.

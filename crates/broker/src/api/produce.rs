@@ -208,7 +208,9 @@ async fn answer(
                 if pr.error_code != ResponseError::NotLeaderOrFollower.code() {
                     continue;
                 }
-                if let Some((leader, epoch)) = super::current_leader(&m, &t.name.0, pr.index) {
+                if let Some((leader, epoch)) =
+                    super::current_leader(broker, &m, &t.name.0, pr.index)
+                {
                     pr.current_leader.leader_id = kafka_protocol::messages::BrokerId(leader);
                     pr.current_leader.leader_epoch = epoch;
                     leaders.insert(leader);

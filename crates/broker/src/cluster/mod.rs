@@ -1,12 +1,17 @@
 //! The broker's view of the cluster, kept in the coordinator (`zookeeper.connect`).
 //!
 //! ```text
-//!  coord ──persistent recursive watch on /brokers──► Cluster::watch_loop ──► Metadata (RwLock)
-//!    ▲                                                       │ version bump (tokio watch)
-//!    │ register /brokers/ids/<id> (ephemeral)                ▼
-//!    │ CreateTopics → /config/topics, /brokers/topics   partition manager, Metadata API
+//!  coord ──persistent recursive watch on /brokers──► Cluster::watch_loop ── new snapshot
+//!    ▲                                                       │ 1. reconciler: partition roles
+//!    │                                                       │ 2. published: Metadata (RwLock)
+//!    │ register /brokers/ids/<id> (ephemeral)                ▼    + version bump (tokio watch)
+//!    │ CreateTopics → /config/topics, /brokers/topics   Metadata API, controller, handlers
 //!    └── controller (one broker, ephemeral /controller): partition states, leaders, deletions
 //! ```
+//!
+//! Roles are applied before a snapshot is published, so a broker never names itself leader
+//! of a partition it does not lead yet (Kafka gets the same order from LeaderAndIsr before
+//! UpdateMetadata).
 //!
 //! Every broker builds its metadata from the coordinator's znodes (Kafka's layout, see
 //! [`znodes`]); the controller is the only writer of partition state. This replaces Kafka 1.x's
@@ -89,6 +94,10 @@ pub struct Metadata {
     pub topics: BTreeMap<String, TopicMeta>,
 }
 
+/// The function that applies a metadata snapshot to this broker's partitions (blocking: it may
+/// open logs).
+pub type Reconciler = Arc<dyn Fn(&Metadata) + Send + Sync>;
+
 /// Handle to the coordinator session and the metadata cache.
 pub struct Cluster {
     /// The coordinator session; replaced by [`Cluster::rejoin`] when it expires.
@@ -100,6 +109,9 @@ pub struct Cluster {
     join: JoinParams,
     metadata: RwLock<Arc<Metadata>>,
     changed: watch::Sender<u64>,
+    /// Turns a new metadata snapshot into partition roles before the snapshot is published
+    /// (see [`Cluster::set_reconciler`]).
+    reconciler: std::sync::OnceLock<Reconciler>,
     /// Brokers that asked this broker, as controller, to move their leaderships away before
     /// they stop (controlled shutdown).
     draining: std::sync::Mutex<std::collections::BTreeSet<i32>>,
@@ -317,6 +329,7 @@ impl Cluster {
             join,
             metadata: RwLock::new(Arc::new(Metadata::default())),
             changed,
+            reconciler: std::sync::OnceLock::new(),
             draining: Default::default(),
             drain_changed: watch::channel(0).0,
             requests: requests_tx,
@@ -479,8 +492,21 @@ impl Cluster {
         self.changed.subscribe()
     }
 
-    fn publish(&self, m: Metadata) {
-        *self.metadata.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(m);
+    /// Sets the reconciler: from now on every snapshot is applied to the partitions first and
+    /// published after, so whatever this broker answers from its metadata (Metadata, the
+    /// leader named in a NOT_LEADER_OR_FOLLOWER, CreateTopics' wait for leaders) is already
+    /// true of its own partitions: when it names itself leader, it leads.
+    pub fn set_reconciler(&self, f: Reconciler) {
+        let _ = self.reconciler.set(f);
+    }
+
+    async fn publish(&self, m: Metadata) {
+        let m = Arc::new(m);
+        if let Some(f) = self.reconciler.get() {
+            let (f, m) = (f.clone(), m.clone());
+            let _ = tokio::task::spawn_blocking(move || f(&m)).await;
+        }
+        *self.metadata.write().unwrap_or_else(|e| e.into_inner()) = m;
         self.changed.send_modify(|v| *v += 1);
     }
 
@@ -517,7 +543,7 @@ impl Cluster {
                 m.topics.insert(topic, t);
             }
         }
-        self.publish(m);
+        self.publish(m).await;
         Ok(())
     }
 

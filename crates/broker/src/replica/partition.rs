@@ -206,6 +206,14 @@ impl Partition {
         }
     }
 
+    /// As follower: the leader followed and its epoch.
+    pub fn followed_leader(&self) -> Option<(i32, i32)> {
+        match &*self.read_role() {
+            Role::Follower { leader, epoch } => Some((*leader, *epoch)),
+            _ => None,
+        }
+    }
+
     /// Follows changes of the high watermark, the log end and the role.
     pub fn subscribe(&self) -> watch::Receiver<Progressed> {
         self.watch.subscribe()

@@ -136,9 +136,13 @@ async fn fetch_loop(broker: Arc<Broker>, leader: i32, mut share: watch::Receiver
             .cloned()
             .collect();
         if parts.is_empty() {
+            // Nothing to fetch now: wait for a change of the share, or until the first held
+            // partition may be asked for again (25 ms after a first refusal: waiting the full
+            // backoff here cost a second of acks=all writes at every leadership move).
+            let wake = next_wake(held.values().map(|(until, _)| *until), now, backoff);
             tokio::select! {
                 r = share.changed() => if r.is_err() { return },
-                _ = tokio::time::sleep(backoff.max(Duration::from_millis(100))) => {}
+                _ = tokio::time::sleep_until(wake) => {}
             }
             continue;
         }
@@ -201,6 +205,16 @@ async fn fetch_loop(broker: Arc<Broker>, leader: i32, mut share: watch::Receiver
         held.retain(|_, (t, _)| *t > now - Duration::from_secs(60));
         failures.retain(|k, _| held.contains_key(k));
     }
+}
+
+/// When a fetcher with nothing to fetch looks again: when the first partition held back
+/// (`held`: until when each is) may be asked for again, and at the latest after the backoff
+/// (at least 100 ms).
+fn next_wake(held: impl Iterator<Item = Instant>, now: Instant, backoff: Duration) -> Instant {
+    let idle = now + backoff.max(Duration::from_millis(100));
+    held.filter(|until| *until > now)
+        .min()
+        .map_or(idle, |until| until.min(idle))
 }
 
 /// How long a partition the leader refused waits before it is asked for again, after `n`
@@ -337,6 +351,30 @@ fn apply(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_idle_fetcher_wakes_when_the_first_held_partition_is_due() {
+        let now = Instant::now();
+        let backoff = Duration::from_secs(1);
+        let ms = Duration::from_millis;
+        // A partition refused once is due in 25 ms: the fetcher looks again then, not after
+        // the whole backoff.
+        assert_eq!(
+            next_wake([now + ms(25), now + ms(400)].into_iter(), now, backoff),
+            now + ms(25)
+        );
+        // Nothing held (or only past entries): the backoff, at least 100 ms.
+        assert_eq!(next_wake([now].into_iter(), now, backoff), now + backoff);
+        assert_eq!(
+            next_wake(std::iter::empty(), now, Duration::ZERO),
+            now + ms(100)
+        );
+        // A hold longer than the backoff does not keep the fetcher asleep past it.
+        assert_eq!(
+            next_wake([now + ms(5000)].into_iter(), now, backoff),
+            now + backoff
+        );
+    }
 
     #[test]
     fn refused_partitions_are_retried_soon_then_less_often() {

@@ -44,6 +44,9 @@ pub struct Broker {
     pub groups: Arc<groups::GroupCoordinator>,
     /// Producer ids for idempotent producers (InitProducerId).
     pub producer_ids: producers::ProducerIds,
+    /// Answers that wait for something (acks=all produces waiting for replication), over all
+    /// connections: a stopping broker gives them the time to be written.
+    pub(crate) answers_waiting: std::sync::atomic::AtomicUsize,
 }
 
 impl Broker {
@@ -221,6 +224,7 @@ impl BrokerServer {
                 groups::log_persist(parts.clone(), config.min_insync_replicas.max(1) as usize),
             )),
             producer_ids: producers::ProducerIds::default(),
+            answers_waiting: Default::default(),
         });
         parts.apply(&cluster.metadata());
         // The reconciler: the one place that turns metadata into partition roles, run on every
@@ -327,6 +331,20 @@ impl BrokerServer {
         // leaders instead of timing out on a closed one).
         if self.broker.config.controlled_shutdown_enable {
             api::controlled_shutdown::request(&self.broker).await;
+            // Produces waiting for replication on partitions that moved now end with
+            // NOT_LEADER_OR_FOLLOWER naming the new leader; let those answers reach their
+            // clients before the connections close, or a client that only sees the connection
+            // drop may wait for its next metadata refresh (a second for librdkafka).
+            let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(1);
+            while self
+                .broker
+                .answers_waiting
+                .load(std::sync::atomic::Ordering::Acquire)
+                > 0
+                && tokio::time::Instant::now() < deadline
+            {
+                tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+            }
         }
         for t in &self.tasks {
             t.abort();

@@ -146,23 +146,25 @@ async fn run(
     let mut out = BytesMut::with_capacity(64 * 1024);
     // Answers not yet written, oldest first; only the oldest is polled (the others are
     // produce appends waiting for their high watermark, which they check when polled).
-    let mut queue: std::collections::VecDeque<Later<'_>> = std::collections::VecDeque::new();
+    let mut queue: std::collections::VecDeque<(Later<'_>, Option<Waiting<'_>>)> =
+        std::collections::VecDeque::new();
     loop {
         if queue.len() < MAX_AHEAD {
             if let Some(body) = reader.next_frame()? {
                 match handle(broker, listener, peer, body).await? {
                     Step::Ready(o) if queue.is_empty() => write(&mut wr, &mut out, o).await?,
-                    Step::Ready(o) => queue.push_back(Box::pin(std::future::ready(o))),
-                    Step::Later(f) => queue.push_back(f),
+                    Step::Ready(o) => queue.push_back((Box::pin(std::future::ready(o)), None)),
+                    Step::Later(f) => queue.push_back((f, Some(Waiting::new(broker)))),
                 }
                 continue;
             }
         }
         tokio::select! {
             biased;
-            o = async { queue.front_mut().expect("not empty").as_mut().await }, if !queue.is_empty() => {
-                queue.pop_front();
+            o = async { queue.front_mut().expect("not empty").0.as_mut().await }, if !queue.is_empty() => {
+                let (_, waiting) = queue.pop_front().expect("not empty");
                 write(&mut wr, &mut out, o).await?;
+                drop(waiting);
             }
             n = reader.fill(&mut rd), if queue.len() < MAX_AHEAD => {
                 if n? == 0 {
@@ -174,6 +176,25 @@ async fn run(
                 }
             }
         }
+    }
+}
+
+/// One answer counted in [`Broker::answers_waiting`] until it is written (or its connection
+/// is gone).
+struct Waiting<'a>(&'a std::sync::atomic::AtomicUsize);
+
+impl<'a> Waiting<'a> {
+    fn new(broker: &'a Broker) -> Self {
+        broker
+            .answers_waiting
+            .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+        Waiting(&broker.answers_waiting)
+    }
+}
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
     }
 }
 

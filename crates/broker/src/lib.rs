@@ -335,14 +335,25 @@ impl BrokerServer {
             // NOT_LEADER_OR_FOLLOWER naming the new leader; let those answers reach their
             // clients before the connections close, or a client that only sees the connection
             // drop may wait for its next metadata refresh (a second for librdkafka).
-            let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(1);
-            while self
-                .broker
-                .answers_waiting
-                .load(std::sync::atomic::Ordering::Acquire)
-                > 0
-                && tokio::time::Instant::now() < deadline
-            {
+            // It also keeps serving for a moment: a producer whose next request comes here is
+            // told the new leader (KIP-951) while this broker is still in the metadata. One that
+            // only sees its connection close re-reads metadata, and when that answer no longer
+            // lists this broker, librdkafka drops the partitions it is moving to the new
+            // leaders until its next refresh, a second later.
+            let now = tokio::time::Instant::now();
+            let (linger, deadline) = (
+                now + std::time::Duration::from_millis(200),
+                now + std::time::Duration::from_secs(1),
+            );
+            loop {
+                let now = tokio::time::Instant::now();
+                let waiting = self
+                    .broker
+                    .answers_waiting
+                    .load(std::sync::atomic::Ordering::Acquire);
+                if now >= deadline || (waiting == 0 && now >= linger) {
+                    break;
+                }
                 tokio::time::sleep(std::time::Duration::from_millis(2)).await;
             }
         }

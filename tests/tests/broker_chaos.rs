@@ -17,7 +17,7 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use common::ledger::{self, Producing};
-use common::replication::{relay_bootstrap, start_behind_relays};
+use common::replication::{log_tails, relay_bootstrap, start_behind_relays};
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
@@ -170,7 +170,7 @@ async fn randomized_faults_lose_no_acknowledged_record() {
         assert!(
             healed(&cluster, via, Duration::from_secs(60)).await,
             "the cluster did not heal after {fault:?} of broker {victim}:\n{}",
-            cluster.broker(victim).log_text()
+            log_tails(&cluster, 150)
         );
         faults.push((fault, victim, at, Instant::now()));
     }

@@ -33,7 +33,7 @@ pub async fn handle(broker: &Broker, req: ControlledShutdownRequest) -> Controll
         resp.error_code = ResponseError::NotController.code();
         return resp;
     }
-    let remaining = drain(broker, req.broker_id.0).await;
+    let remaining = drain(broker, req.broker_id.0, req.broker_epoch).await;
     resp.remaining_partitions = remaining
         .into_iter()
         .map(|(t, p)| {
@@ -46,14 +46,15 @@ pub async fn handle(broker: &Broker, req: ControlledShutdownRequest) -> Controll
     resp
 }
 
-/// Marks `stopping` as draining and waits until every partition it leads that has another
+/// Marks `stopping` (in its registration `epoch`) as draining and waits until every partition it leads that has another
 /// live in-sync replica is led elsewhere; returns the partitions it still leads.
-pub async fn drain(broker: &Broker, stopping: i32) -> Vec<(String, i32)> {
+pub async fn drain(broker: &Broker, stopping: i32, epoch: i64) -> Vec<(String, i32)> {
     tracing::info!(
         broker = stopping,
+        epoch,
         "controlled shutdown: moving leaderships away"
     );
-    broker.cluster.drain(stopping);
+    broker.cluster.drain(stopping, epoch);
     let mut rx = broker.cluster.subscribe();
     let deadline = tokio::time::Instant::now() + DRAIN_WAIT;
     loop {
@@ -97,7 +98,8 @@ pub async fn request(broker: &Broker) {
             continue;
         };
         if controller == broker.id {
-            let left = drain(broker, broker.id).await;
+            let epoch = m.broker_epochs.get(&broker.id).copied().unwrap_or(-1);
+            let left = drain(broker, broker.id, epoch).await;
             tracing::info!(remaining = left.len(), "controlled shutdown done");
             return;
         }

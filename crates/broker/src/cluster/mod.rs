@@ -114,7 +114,9 @@ pub struct Cluster {
     reconciler: std::sync::OnceLock<Reconciler>,
     /// Brokers that asked this broker, as controller, to move their leaderships away before
     /// they stop (controlled shutdown).
-    draining: std::sync::Mutex<std::collections::BTreeSet<i32>>,
+    /// (broker id → the registration, as its czxid, that asked; a restarted broker is not
+    /// draining even if its old registration's end was never seen).
+    draining: std::sync::Mutex<BTreeMap<i32, i64>>,
     drain_changed: watch::Sender<u64>,
     /// Requests for the controller task (elections, reassignments), from the API handlers.
     requests: tokio::sync::mpsc::UnboundedSender<ControllerRequest>,
@@ -423,13 +425,22 @@ impl Cluster {
 
     /// Controlled shutdown: `broker` is stopping; the controller moves its leaderships away
     /// and takes it out of every ISR.
-    pub fn drain(&self, broker: i32) {
-        if self
+    /// `epoch` is the stopping broker's registration epoch (the czxid of `/brokers/ids/<id>`,
+    /// ControlledShutdown's `broker_epoch`); below 0, the one the metadata has now.
+    pub fn drain(&self, broker: i32, epoch: i64) {
+        let epoch = if epoch >= 0 {
+            Some(epoch)
+        } else {
+            self.metadata().broker_epochs.get(&broker).copied()
+        };
+        let Some(epoch) = epoch else { return };
+        let fresh = self
             .draining
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .insert(broker)
-        {
+            .insert(broker, epoch)
+            != Some(epoch);
+        if fresh {
             self.drain_changed.send_modify(|g| *g += 1);
         }
     }
@@ -477,10 +488,9 @@ impl Cluster {
     /// The brokers being drained (the controller treats them as unable to lead or follow).
     pub fn draining(&self) -> std::collections::BTreeSet<i32> {
         let mut d = self.draining.lock().unwrap_or_else(|e| e.into_inner());
-        // A broker that left (or registered again) is no longer draining.
         let m = self.metadata();
-        d.retain(|b| m.brokers.contains_key(b));
-        d.clone()
+        d.retain(|b, epoch| still_draining(&m, *b, *epoch));
+        d.keys().copied().collect()
     }
 
     pub fn subscribe_drains(&self) -> watch::Receiver<u64> {
@@ -998,6 +1008,12 @@ impl Cluster {
     }
 }
 
+/// Whether `broker`, which asked to be drained in its registration `epoch`, still is: a broker
+/// that left, or registered again (a restart quicker than the controller's next look), is not.
+fn still_draining(m: &Metadata, broker: i32, epoch: i64) -> bool {
+    m.broker_epochs.get(&broker) == Some(&epoch)
+}
+
 /// Why CreatePartitions refused a topic.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum AddPartitionsError {
@@ -1012,4 +1028,22 @@ pub enum AddPartitionsError {
 pub enum CreateTopicError {
     Exists,
     ReplicationFactor(i16, usize),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_drained_broker_that_registered_again_is_no_longer_draining() {
+        let mut m = Metadata::default();
+        m.broker_epochs.insert(2, 100);
+        assert!(still_draining(&m, 2, 100), "the registration that asked");
+        // Stopped and back before the controller looked again: a new registration.
+        m.broker_epochs.insert(2, 250);
+        assert!(!still_draining(&m, 2, 100));
+        // Gone.
+        m.broker_epochs.remove(&2);
+        assert!(!still_draining(&m, 2, 100));
+    }
 }

@@ -1268,6 +1268,13 @@ impl Log {
         self.check_online()?;
         self.reap_roll_flush(true)?;
         if offset >= self.next_offset {
+            // Nothing to cut from the segments, but an epoch this log began at its end and
+            // never wrote in (it led briefly, then another leader was elected) goes: left in
+            // place it would keep the follower asking the leader about an epoch the leader
+            // never had, and truncating to here again, forever. (Kafka does the same.)
+            if self.epochs.truncate_from_end(self.next_offset) {
+                self.epochs.persist()?;
+            }
             return Ok(self.next_offset);
         }
         if offset < self.log_start_offset {

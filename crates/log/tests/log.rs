@@ -368,6 +368,27 @@ fn leader_epochs_are_cached_persisted_and_truncated() {
     assert_eq!(text, "0\n2\n1 0\n3 3\n");
 }
 
+/// A broker that led an epoch without writing in it (another leader was elected at once) has
+/// that epoch at its log end; truncating to the end removes it, so the follower stops naming
+/// it as its last fetched epoch (found by the chaos test: a follower truncated to its own end
+/// again and again, never catching up).
+#[test]
+fn truncating_to_the_end_drops_an_epoch_begun_there_without_data() {
+    let d = tempdir();
+    let mut log = open(d.path(), small_config());
+    log.append(&batch(0), 17).unwrap();
+    log.append(&batch(1), 17).unwrap();
+    let end = log.log_end_offset();
+    log.begin_epoch(18).unwrap();
+    assert_eq!(log.latest_epoch(), Some(18));
+    assert_eq!(log.truncate_to(end).unwrap(), end);
+    assert_eq!(log.latest_epoch(), Some(17));
+    assert_eq!(log.log_end_offset(), end);
+    drop(log);
+    let log = open(d.path(), small_config());
+    assert_eq!(log.latest_epoch(), Some(17), "the removal is on disk");
+}
+
 #[test]
 fn follower_appends_keep_offsets() {
     let d = tempdir();

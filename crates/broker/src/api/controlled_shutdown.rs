@@ -46,8 +46,9 @@ pub async fn handle(broker: &Broker, req: ControlledShutdownRequest) -> Controll
     resp
 }
 
-/// Marks `stopping` (in its registration `epoch`) as draining and waits until every partition it leads that has another
-/// live in-sync replica is led elsewhere; returns the partitions it still leads.
+/// Marks `stopping` (in its registration `epoch`; below 0, the one the metadata has now) as
+/// draining and waits until every partition it leads that has another live in-sync replica is
+/// led elsewhere; returns the partitions it still leads.
 pub async fn drain(broker: &Broker, stopping: i32, epoch: i64) -> Vec<(String, i32)> {
     tracing::info!(
         broker = stopping,
@@ -98,8 +99,7 @@ pub async fn request(broker: &Broker) {
             continue;
         };
         if controller == broker.id {
-            let epoch = m.broker_epochs.get(&broker.id).copied().unwrap_or(-1);
-            let left = drain(broker, broker.id, epoch).await;
+            let left = drain(broker, broker.id, -1).await;
             tracing::info!(remaining = left.len(), "controlled shutdown done");
             return;
         }

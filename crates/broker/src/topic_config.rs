@@ -4,9 +4,8 @@
 //! Overrides live in `/config/topics/<topic>` (Kafka's layout). The keys marked `applied` change
 //! how this broker stores the topic; the others are accepted and kept so tools that set them do
 //! not fail, but have no effect here (docs/configuration.md lists which is which). Values this
-//! broker cannot honour (`cleanup.policy=compact`, `message.timestamp.type=LogAppendTime`,
-//! broker-side recompression) are refused with a message saying so, rather than stored and
-//! ignored.
+//! broker cannot honour (`cleanup.policy=compact`, broker-side recompression) are refused with
+//! a message saying so, rather than stored and ignored.
 
 use std::collections::BTreeMap;
 
@@ -194,7 +193,7 @@ pub const TOPIC_KEYS: &[TopicKey] = &[
         ConfigType::String,
         "CreateTime",
         true,
-        "Which timestamp records keep; only `CreateTime` is supported.",
+        "Which timestamp records keep: the producer's (`CreateTime`) or the time the leader appended them (`LogAppendTime`).",
     ),
     key(
         "min.cleanable.dirty.ratio",
@@ -303,6 +302,7 @@ pub fn broker_default(c: &BrokerConfig, k: &TopicKey) -> String {
         "segment.bytes" => c.log_segment_bytes.to_string(),
         "segment.ms" => c.log_roll_ms.to_string(),
         "unclean.leader.election.enable" => c.unclean_leader_election_enable.to_string(),
+        "message.timestamp.type" => c.log_message_timestamp_type.clone(),
         _ => k.kafka_default.to_string(),
     }
 }
@@ -368,10 +368,7 @@ pub fn validate(name: &str, value: &str) -> Result<(), String> {
             }
         },
         "message.timestamp.type" => match value {
-            "CreateTime" => {}
-            "LogAppendTime" => {
-                return bad("LogAppendTime is not supported by this broker; use CreateTime")
-            }
+            "CreateTime" | "LogAppendTime" => {}
             _ => return bad("String must be one of: CreateTime, LogAppendTime"),
         },
         _ => {}
@@ -425,6 +422,9 @@ pub fn log_config(c: &BrokerConfig, overrides: &BTreeMap<String, String>) -> Log
     }
     if let Some(v) = num("flush.ms") {
         lc.flush_interval_ms = positive(v).filter(|v| *v != i64::MAX as u64);
+    }
+    if let Some(v) = overrides.get("message.timestamp.type") {
+        lc.log_append_time = v == "LogAppendTime";
     }
     // Only `__consumer_offsets` carries `compact` (users cannot set it). It is not compacted
     // here; its live offsets are rewritten ahead of time retention (groups::refresh_offsets),

@@ -88,6 +88,9 @@ pub struct BrokerConfig {
     pub log_retention_check_interval_ms: i64,
     pub log_flush_interval_messages: Option<i64>,
     pub log_flush_interval_ms: Option<i64>,
+    /// `log.message.timestamp.type`: `CreateTime` (the producer's) or `LogAppendTime` (the
+    /// broker stamps each batch when it appends it).
+    pub log_message_timestamp_type: String,
     pub zookeeper_connect: ZkConnect,
     pub zookeeper_connection_timeout_ms: u32,
     pub zookeeper_session_timeout_ms: u32,
@@ -280,6 +283,13 @@ impl BrokerConfig {
         let default_replication_factor = r.number("default.replication.factor", 1i16, 1, i16::MAX);
         let min_insync_replicas = r.number("min.insync.replicas", 1i32, 1, i32::MAX);
         let unclean_leader_election_enable = r.boolean("unclean.leader.election.enable", false);
+        let log_message_timestamp_type = r
+            .parse_with::<String>(
+                "log.message.timestamp.type",
+                "CreateTime or LogAppendTime",
+                |v| v == "CreateTime" || v == "LogAppendTime",
+            )
+            .unwrap_or_else(|| "CreateTime".to_string());
         let auto_create_topics_enable = r.boolean("auto.create.topics.enable", true);
         let message_max_bytes = r.number("message.max.bytes", 1_048_588i32, 0, i32::MAX);
         let replica_lag_time_max_ms = r.number("replica.lag.time.max.ms", 30_000i64, 1, i64::MAX);
@@ -338,7 +348,6 @@ impl BrokerConfig {
                 "log.index.size.max.bytes",
                 "log.index.interval.bytes",
                 "log.message.format.version",
-                "log.message.timestamp.type",
                 "log.flush.scheduler.interval.ms",
                 "log.flush.offset.checkpoint.interval.ms",
                 "log.segment.delete.delay.ms",
@@ -390,6 +399,7 @@ impl BrokerConfig {
             log_retention_check_interval_ms,
             log_flush_interval_messages,
             log_flush_interval_ms,
+            log_message_timestamp_type,
             zookeeper_connect,
             zookeeper_connection_timeout_ms,
             zookeeper_session_timeout_ms,
@@ -507,6 +517,10 @@ impl BrokerConfig {
                 "log.flush.interval.ms",
                 self.log_flush_interval_ms
                     .map_or_else(|| "none".to_string(), |v| v.to_string()),
+            ),
+            (
+                "log.message.timestamp.type",
+                self.log_message_timestamp_type.clone(),
             ),
             ("zookeeper.connect", self.zookeeper_connect.to_string()),
             (

@@ -31,6 +31,10 @@ pub const MIN_BATCH_LENGTH: i32 = (HEADER_LEN - LOG_OVERHEAD) as i32;
 pub const CRC_START: usize = 21;
 /// The only supported magic.
 pub const MAGIC_V2: i8 = 2;
+/// Attributes bit 3: the batch's timestamps are LogAppendTime.
+pub const TIMESTAMP_TYPE_BIT: i16 = 0x08;
+/// Bytes of a header up to the end of `maxTimestamp`: what stamping LogAppendTime rewrites.
+pub const STAMPED_HEAD: usize = 43;
 
 const MAGIC_OFFSET: usize = 16;
 const LEADER_EPOCH_OFFSET: usize = 12;
@@ -153,7 +157,7 @@ impl BatchHeader {
 
     /// CreateTime or LogAppendTime (attributes bit 3).
     pub fn timestamp_type(&self) -> TimestampType {
-        if self.attributes & 0x08 != 0 {
+        if self.attributes & TIMESTAMP_TYPE_BIT != 0 {
             TimestampType::LogAppendTime
         } else {
             TimestampType::CreateTime

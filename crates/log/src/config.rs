@@ -27,6 +27,10 @@ pub struct LogConfig {
     /// `log.flush.interval.ms`: fsync when the last flush is this old (checked on append and by
     /// [`crate::Log::flush_if_due`]). `None` = never forced.
     pub flush_interval_ms: Option<u64>,
+    /// `message.timestamp.type=LogAppendTime`: appends as leader stamp each batch with the
+    /// time of the append (its `maxTimestamp` and the timestamp-type attribute; the CRC is
+    /// recomputed), as Kafka does; `false` keeps the producer's CreateTime.
+    pub log_append_time: bool,
 }
 
 impl Default for LogConfig {
@@ -40,6 +44,7 @@ impl Default for LogConfig {
             retention_bytes: None,
             flush_interval_messages: None,
             flush_interval_ms: None,
+            log_append_time: false,
         }
     }
 }

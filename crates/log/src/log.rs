@@ -33,6 +33,7 @@ use bytes::Bytes;
 
 use crate::batch::{
     validate_payload, BatchHeader, BatchLimits, Compression, PayloadBatch, TimestampType,
+    CRC_START, STAMPED_HEAD, TIMESTAMP_TYPE_BIT,
 };
 use crate::config::LogConfig;
 use crate::dir::{DirHandle, PartitionCheckpoint, TopicPartition};
@@ -93,6 +94,9 @@ pub struct AppendInfo {
     /// The headers as written (offsets and leader epoch assigned): what the broker needs to
     /// update idempotent-producer state.
     pub batches: Vec<BatchHeader>,
+    /// The time the batches were stamped with, for a LogAppendTime log (ProduceResponse's
+    /// `log_append_time_ms`); `None` for CreateTime.
+    pub log_append_time: Option<i64>,
 }
 
 /// A byte range of a segment file holding whole batches: what a fetch sends.
@@ -144,6 +148,8 @@ impl FetchSlice {
 pub struct TimestampOffset {
     pub timestamp: i64,
     pub offset: u64,
+    /// The partition leader epoch of the batch holding the record (-1 if unknown).
+    pub leader_epoch: i32,
 }
 
 /// What a retention pass deleted.
@@ -483,24 +489,63 @@ fn remove_leftover(path: &Path) {
     }
 }
 
+/// What a leader's append changes in each batch on its way to disk.
+#[derive(Debug, Clone, Copy)]
+struct Patch {
+    /// The partition leader epoch written in.
+    epoch: i32,
+    /// Whether the batch headers carry a LogAppendTime stamp ([`stamp_log_append_time`]) to
+    /// write in with their new CRC.
+    stamped: bool,
+}
+
+/// Sets `header` (of `batch`, as received) to LogAppendTime `now`: the timestamp-type
+/// attribute, `maxTimestamp`, and the CRC-32C over the changed bytes (attributes to the end).
+/// The record bytes stay as they are; readers take every record's timestamp from the batch.
+fn stamp_log_append_time(header: &mut BatchHeader, batch: &[u8], now: i64) {
+    header.attributes |= TIMESTAMP_TYPE_BIT;
+    header.max_timestamp = now;
+    let mut head = [0u8; STAMPED_HEAD];
+    head[..CRC_START].copy_from_slice(&batch[..CRC_START]);
+    write_stamp(&mut head, header);
+    header.crc = crc32c::crc32c_append(crc32c::crc32c(&head[CRC_START..]), &batch[STAMPED_HEAD..]);
+}
+
+/// Writes `header`'s attributes, last offset delta, base and max timestamps into `head`
+/// (bytes `CRC_START..STAMPED_HEAD` of a batch).
+fn write_stamp(head: &mut [u8; STAMPED_HEAD], header: &BatchHeader) {
+    head[21..23].copy_from_slice(&header.attributes.to_be_bytes());
+    head[23..27].copy_from_slice(&header.last_offset_delta.to_be_bytes());
+    head[27..35].copy_from_slice(&header.base_timestamp.to_be_bytes());
+    head[35..43].copy_from_slice(&header.max_timestamp.to_be_bytes());
+}
+
 /// Writes the batches of `data` at `pos` with their first 16 bytes replaced by `baseOffset`
-/// (from the parsed header), the original `batchLength` and `epoch`: one `pwritev` per 512
-/// batches, without copying the records.
+/// (from the parsed header), the original `batchLength` and the epoch (and, when stamped, the
+/// bytes up to `maxTimestamp` from the header): one `pwritev` per 512 batches, without
+/// copying the records.
 fn write_patched_at(
     file: &File,
     data: &[u8],
     batches: &[PayloadBatch],
-    epoch: i32,
+    patch: Patch,
     pos: u64,
 ) -> std::io::Result<()> {
     use std::io::IoSlice;
-    let heads: Vec<[u8; 16]> = batches
+    // Bytes 0..16 (offset, length, epoch) always; up to the max timestamp when stamped.
+    let head_len = if patch.stamped { STAMPED_HEAD } else { 16 };
+    let heads: Vec<[u8; STAMPED_HEAD]> = batches
         .iter()
         .map(|b| {
-            let mut h = [0u8; 16];
+            let mut h = [0u8; STAMPED_HEAD];
             h[..8].copy_from_slice(&b.header.base_offset.to_be_bytes());
             h[8..12].copy_from_slice(&data[b.position + 8..b.position + 12]);
-            h[12..].copy_from_slice(&epoch.to_be_bytes());
+            h[12..16].copy_from_slice(&patch.epoch.to_be_bytes());
+            if patch.stamped {
+                h[16] = data[b.position + 16];
+                h[17..21].copy_from_slice(&b.header.crc.to_be_bytes());
+                write_stamp(&mut h, &b.header);
+            }
             h
         })
         .collect();
@@ -509,8 +554,8 @@ fn write_patched_at(
         let mut iov: Vec<IoSlice<'_>> = Vec::with_capacity(chunk.len() * 2);
         for (b, h) in chunk.iter().zip(chunk_heads) {
             let end = b.position + b.header.size() as usize;
-            iov.push(IoSlice::new(h));
-            iov.push(IoSlice::new(&data[b.position + 16..end]));
+            iov.push(IoSlice::new(&h[..head_len]));
+            iov.push(IoSlice::new(&data[b.position + head_len..end]));
         }
         let mut slices = &mut iov[..];
         while !slices.is_empty() {
@@ -728,6 +773,13 @@ impl Log {
                 });
             }
         }
+        let stamp = self.config.log_append_time.then(|| now_ms() as i64);
+        if let Some(now) = stamp {
+            for b in &mut batches {
+                let end = b.position + b.header.size() as usize;
+                stamp_log_append_time(&mut b.header, &payload[b.position..end], now);
+            }
+        }
         let mut next = self.next_offset;
         for b in &mut batches {
             b.header.base_offset = next as i64;
@@ -737,9 +789,19 @@ impl Log {
                 .filter(|n| *n <= i64::MAX as u64)
                 .ok_or(LogError::OffsetOverflow("log end offset past i64::MAX"))?;
         }
-        // Written straight from the payload, each batch's offset and epoch fields patched in
-        // on the way (a vectored write): the record bytes are not copied.
-        self.write_batches(payload, &batches, Some(leader_epoch))
+        // Written straight from the payload, each batch's offset and epoch fields (and for
+        // LogAppendTime its CRC, attributes and max timestamp) patched in on the way (a
+        // vectored write): the record bytes are not copied.
+        let mut info = self.write_batches(
+            payload,
+            &batches,
+            Some(Patch {
+                epoch: leader_epoch,
+                stamped: stamp.is_some(),
+            }),
+        )?;
+        info.log_append_time = stamp;
+        Ok(info)
     }
 
     /// Appends batches replicated from the leader, keeping their offsets and leader epochs.
@@ -781,7 +843,7 @@ impl Log {
         &mut self,
         data: &[u8],
         batches: &[PayloadBatch],
-        patch_epoch: Option<i32>,
+        patch: Option<Patch>,
     ) -> Result<AppendInfo> {
         let first = batches.first().expect("validated payload is not empty");
         let last = batches.last().expect("validated payload is not empty");
@@ -819,9 +881,9 @@ impl Log {
         if pos0 + len > u32::MAX as u64 {
             return Err(LogError::OffsetOverflow("segment larger than 4 GiB"));
         }
-        let written = match patch_epoch {
+        let written = match patch {
             None => seg.file.write_all_at(data, pos0),
-            Some(epoch) => write_patched_at(&seg.file, data, batches, epoch, pos0),
+            Some(patch) => write_patched_at(&seg.file, data, batches, patch, pos0),
         };
         if let Err(e) = written {
             let path = seg.path(LOG_SUFFIX);
@@ -869,6 +931,7 @@ impl Log {
             size_bytes: len,
             log_start_offset: self.log_start_offset,
             batches: batches.iter().map(|b| b.header).collect(),
+            log_append_time: None,
         };
         self.maybe_flush(now_ms())?;
         Ok(info)
@@ -1211,52 +1274,89 @@ impl Log {
     /// start offset. For uncompressed CreateTime batches this is exact; otherwise (compressed
     /// or LogAppendTime) it is the base offset of the first batch whose `maxTimestamp >= ts`.
     pub fn offset_for_timestamp(&self, ts: i64) -> Result<Option<TimestampOffset>> {
-        let last_base = *self.segments.keys().next_back().expect("segments");
         for (&base, seg) in &self.segments {
-            let seg_max = if base == last_base {
-                self.active.indexer.max_ts
-            } else {
-                seg.max_timestamp()
-            };
-            if seg_max < ts || seg.size == 0 {
+            if self.segment_max_timestamp(base) < ts || seg.size == 0 {
                 continue;
             }
-            let mut pos = match seg.index().time_entry_before(ts) {
-                Some(e) => seg.start_position_for(base + e.rel as u64),
-                None => 0,
-            };
-            while let Some(h) = seg.read_header(pos)? {
-                let batch_pos = pos;
-                pos += h.size();
-                if h.max_timestamp < ts || (h.last_offset() as u64) < self.log_start_offset {
-                    continue;
-                }
-                let at_batch = TimestampOffset {
-                    timestamp: h.max_timestamp,
-                    offset: (h.base_offset as u64).max(self.log_start_offset),
-                };
-                // Record-level answers only for uncompressed CreateTime batches of a sane size
-                // (the header comes from disk; never allocate on its word beyond that).
-                if h.compression() != Compression::None
-                    || h.timestamp_type() == TimestampType::LogAppendTime
-                    || h.size() > 64 << 20
-                {
-                    return Ok(Some(at_batch));
-                }
-                let mut bytes = vec![0u8; h.size() as usize];
-                seg.file
-                    .read_exact_at(&mut bytes, batch_pos)
-                    .map_err(|e| LogError::io("read segment", seg.path(LOG_SUFFIX), e))?;
-                // Records below the log start offset do not count.
-                let target = ts;
-                let found = first_record_at_or_after(&bytes, &h, target)
-                    .map(|(delta, t)| (h.base_offset as u64 + delta.max(0) as u64, t))
-                    .filter(|(o, _)| *o >= self.log_start_offset);
-                return Ok(Some(match found {
-                    Some((offset, timestamp)) => TimestampOffset { timestamp, offset },
-                    None => at_batch,
-                }));
+            if let Some(found) = self.first_record_in_segment(seg, ts)? {
+                return Ok(Some(found));
             }
+        }
+        Ok(None)
+    }
+
+    /// ListOffsets for the max timestamp (KIP-734, timestamp -3): the record with the largest
+    /// timestamp, the first one carrying it when several do (Kafka's answer since 3.8). `None`
+    /// when the log holds no timestamped record. Exact for uncompressed CreateTime batches; in
+    /// other batches the base offset of the batch that carries it (see [`Self::offset_for_timestamp`]).
+    pub fn offset_of_max_timestamp(&self) -> Result<Option<TimestampOffset>> {
+        // The earliest segment holding the largest timestamp.
+        let mut best: Option<(i64, &Segment)> = None;
+        for (&base, seg) in &self.segments {
+            let max = self.segment_max_timestamp(base);
+            if seg.size > 0 && max >= 0 && best.is_none_or(|(b, _)| max > b) {
+                best = Some((max, seg));
+            }
+        }
+        match best {
+            Some((max, seg)) => self.first_record_in_segment(seg, max),
+            None => Ok(None),
+        }
+    }
+
+    /// The largest batch `maxTimestamp` of the segment based at `base` (-1 if none).
+    fn segment_max_timestamp(&self, base: u64) -> i64 {
+        let last_base = *self.segments.keys().next_back().expect("segments");
+        if base == last_base {
+            self.active.indexer.max_ts
+        } else {
+            self.segments[&base].max_timestamp()
+        }
+    }
+
+    /// The first record of `seg` at or after the log start offset with a timestamp `>= ts`.
+    fn first_record_in_segment(&self, seg: &Segment, ts: i64) -> Result<Option<TimestampOffset>> {
+        let base = seg.base;
+        let mut pos = match seg.index().time_entry_before(ts) {
+            Some(e) => seg.start_position_for(base + e.rel as u64),
+            None => 0,
+        };
+        while let Some(h) = seg.read_header(pos)? {
+            let batch_pos = pos;
+            pos += h.size();
+            if h.max_timestamp < ts || (h.last_offset() as u64) < self.log_start_offset {
+                continue;
+            }
+            let leader_epoch = h.partition_leader_epoch.max(-1);
+            let at_batch = TimestampOffset {
+                timestamp: h.max_timestamp,
+                offset: (h.base_offset as u64).max(self.log_start_offset),
+                leader_epoch,
+            };
+            // Record-level answers only for uncompressed CreateTime batches of a sane size
+            // (the header comes from disk; never allocate on its word beyond that).
+            if h.compression() != Compression::None
+                || h.timestamp_type() == TimestampType::LogAppendTime
+                || h.size() > 64 << 20
+            {
+                return Ok(Some(at_batch));
+            }
+            let mut bytes = vec![0u8; h.size() as usize];
+            seg.file
+                .read_exact_at(&mut bytes, batch_pos)
+                .map_err(|e| LogError::io("read segment", seg.path(LOG_SUFFIX), e))?;
+            // Records below the log start offset do not count.
+            let found = first_record_at_or_after(&bytes, &h, ts)
+                .map(|(delta, t)| (h.base_offset as u64 + delta.max(0) as u64, t))
+                .filter(|(o, _)| *o >= self.log_start_offset);
+            return Ok(Some(match found {
+                Some((offset, timestamp)) => TimestampOffset {
+                    timestamp,
+                    offset,
+                    leader_epoch,
+                },
+                None => at_batch,
+            }));
         }
         Ok(None)
     }

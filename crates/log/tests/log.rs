@@ -125,7 +125,8 @@ fn compressed_batches_pass_through_untouched() {
         log.offset_for_timestamp(600).unwrap(),
         Some(TimestampOffset {
             timestamp: 900,
-            offset: 0
+            offset: 0,
+            leader_epoch: 2,
         })
     );
 }
@@ -310,7 +311,8 @@ fn offset_for_timestamp_finds_first_record() {
                 got,
                 TimestampOffset {
                     timestamp: ts,
-                    offset: expected_offset + r
+                    offset: expected_offset + r,
+                    leader_epoch: 0,
                 }
             );
         }
@@ -328,6 +330,97 @@ fn offset_for_timestamp_finds_first_record() {
     log.set_high_watermark(u64::MAX);
     log.delete_records_before(500).unwrap();
     assert_eq!(log.offset_for_timestamp(0).unwrap().unwrap().offset, 500);
+}
+
+fn batch_with_timestamps(ts: &[i64]) -> Vec<u8> {
+    let mut b = sluice_log::records::BatchBuilder::new();
+    for &t in ts {
+        b.push(t, None, Some(b"v"));
+    }
+    b.build()
+}
+
+#[test]
+fn offset_of_max_timestamp_names_the_first_record_carrying_it() {
+    let d = tempdir();
+    let mut log = open(d.path(), small_config());
+    assert_eq!(log.offset_of_max_timestamp().unwrap(), None, "empty log");
+    // Offsets 0..=2 (max in the middle), 3..=4 (the same max again, later: not chosen).
+    log.append(&batch_with_timestamps(&[10, 50, 20]), 4)
+        .unwrap();
+    log.append(&batch_with_timestamps(&[50, 5]), 5).unwrap();
+    let want = TimestampOffset {
+        timestamp: 50,
+        offset: 1,
+        leader_epoch: 4,
+    };
+    assert_eq!(log.offset_of_max_timestamp().unwrap(), Some(want));
+    // Many more batches with smaller timestamps roll segments; the answer stays.
+    for _ in 0..200 {
+        log.append(&batch_with_timestamps(&[7, 8, 9]), 6).unwrap();
+    }
+    assert!(log.segment_count() > 3);
+    assert_eq!(log.offset_of_max_timestamp().unwrap(), Some(want));
+    // A larger timestamp in the active segment wins.
+    let info = log.append(&batch_with_timestamps(&[1, 60, 2]), 7).unwrap();
+    let newest = TimestampOffset {
+        timestamp: 60,
+        offset: info.base_offset + 1,
+        leader_epoch: 7,
+    };
+    assert_eq!(log.offset_of_max_timestamp().unwrap(), Some(newest));
+    // And survives reopening (the segment indexes are rebuilt or loaded).
+    log.close().unwrap();
+    let log = open(d.path(), small_config());
+    assert_eq!(log.offset_of_max_timestamp().unwrap(), Some(newest));
+}
+
+#[test]
+fn log_append_time_stamps_batches_and_keeps_them_valid() {
+    use sluice_log::batch::{verify_crc, TimestampType};
+    let d = tempdir();
+    let config = LogConfig {
+        log_append_time: true,
+        ..small_config()
+    };
+    let mut log = open(d.path(), config.clone());
+    let mut payload = batch_with_timestamps(&[10, 50, 20]);
+    payload.extend(batch_with_timestamps(&[5]));
+    let before = sluice_log::now_ms() as i64;
+    let info = log.append(&payload, 3).unwrap();
+    let after = sluice_log::now_ms() as i64;
+    let stamp = info
+        .log_append_time
+        .expect("a LogAppendTime log says when it stamped");
+    assert!((before..=after).contains(&stamp));
+    assert_eq!(info.max_timestamp, stamp);
+    let stored = read_all(&log, 0);
+    assert_eq!(stored.len(), 2);
+    for (bytes, original) in stored.iter().zip([
+        batch_with_timestamps(&[10, 50, 20]),
+        batch_with_timestamps(&[5]),
+    ]) {
+        let h = BatchHeader::parse(bytes).unwrap();
+        assert_eq!(h.timestamp_type(), TimestampType::LogAppendTime);
+        assert_eq!(h.max_timestamp, stamp);
+        assert_eq!(h.partition_leader_epoch, 3);
+        verify_crc(bytes, &h).expect("the CRC covers the stamp");
+        // Everything from the producer id on is the producer's bytes.
+        assert_eq!(bytes[43..], original[43..]);
+    }
+    // Lookups by time see the append time.
+    assert_eq!(log.offset_for_timestamp(before).unwrap().unwrap().offset, 0);
+    assert_eq!(log.offset_for_timestamp(after + 1).unwrap(), None);
+    // A replica copies the stamped batches as they are.
+    let follower_dir = tempdir();
+    let mut follower = open(follower_dir.path(), config.clone());
+    let info = follower.append_as_follower(&stored.concat()).unwrap();
+    assert_eq!(info.log_append_time, None);
+    assert_eq!(read_all(&follower, 0), stored);
+    // Reopened without a clean close: recovery checks the CRCs of what was not flushed.
+    drop(log);
+    let log = open(d.path(), config);
+    assert_eq!(read_all(&log, 0), stored);
 }
 
 #[test]

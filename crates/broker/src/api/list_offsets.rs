@@ -1,13 +1,15 @@
-//! ListOffsets: earliest (-2), latest (-1), max timestamp (-3) or the first offset at or after
-//! a timestamp. v0 answers in the old layout (an `offsets` array), which lag monitors of the
+//! ListOffsets: earliest (-2), latest (-1), max timestamp (-3, KIP-734: the record with the
+//! largest timestamp) or the first offset at or after a timestamp. v0 answers in the old layout (an `offsets` array), which lag monitors of the
 //! seed's era (Burrow 1.2) still send.
 
 use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::list_offsets_request::ListOffsetsPartition;
 use kafka_protocol::messages::list_offsets_response::{
     ListOffsetsPartitionResponse, ListOffsetsTopicResponse,
 };
 use kafka_protocol::messages::{ListOffsetsRequest, ListOffsetsResponse};
 
+use crate::replica::{Partition, PartitionError};
 use crate::Broker;
 
 const LATEST: i64 = -1;
@@ -29,52 +31,69 @@ pub async fn handle(broker: &Broker, version: i16, req: ListOffsetsRequest) -> L
             pr.leader_epoch = -1;
             match super::led_here(broker, &m, &topic, p.partition_index) {
                 Err(e) => pr.error_code = e.code(),
-                Ok((part, leader_epoch)) => {
-                    let o = part.offsets();
-                    if version >= 4 {
-                        pr.leader_epoch = leader_epoch;
-                    }
-                    let found: Option<(i64, i64)> = match p.timestamp {
-                        LATEST => Some((-1, o.high_watermark as i64)),
-                        EARLIEST => Some((-1, o.log_start as i64)),
-                        ts => match part.offset_for_timestamp(if ts == MAX_TIMESTAMP {
-                            i64::MAX
-                        } else {
-                            ts
-                        }) {
-                            Ok(Some(to)) => Some((to.timestamp, to.offset as i64)),
-                            Ok(None) => None,
-                            Err(e) => {
-                                pr.error_code = e.kafka_error_code();
-                                None
-                            }
-                        },
-                    };
-                    if version == 0 {
-                        // Old layout: offsets descending, at most max_num_offsets of them.
-                        let mut offsets = Vec::new();
-                        if let Some((_, off)) = found {
-                            offsets.push(off);
-                        }
-                        if p.timestamp == LATEST
-                            && o.log_start as i64 != o.high_watermark as i64
-                            && p.max_num_offsets > 1
-                        {
-                            offsets.push(o.log_start as i64);
-                        }
-                        offsets.truncate(p.max_num_offsets.max(0) as usize);
-                        pr.old_style_offsets = offsets;
-                    } else if let Some((ts, off)) = found {
-                        pr.timestamp = ts;
-                        pr.offset = off;
-                    }
-                }
+                Ok((part, leader_epoch)) => match lookup(&part, p.timestamp, leader_epoch) {
+                    Err(e) => pr.error_code = e.code(),
+                    Ok(found) => answer(&mut pr, version, &p, &part, found),
+                },
             }
             tr.partitions.push(pr);
         }
         resp.topics.push(tr);
     }
     resp
+}
+
+/// An answer: timestamp (-1 for the earliest and latest offsets), offset, leader epoch.
+type Found = Option<(i64, i64, i32)>;
+
+/// What Kafka answers (`Partition.fetchOffsetForTimestamp`): the latest offset is the high
+/// watermark (no transactions are written here, so the last stable offset is the same), in the
+/// current leader epoch; the earliest is the log start offset, in the epoch that wrote it; a
+/// timestamp or the max timestamp (-3) names a record, with its batch's epoch, and only one
+/// below the high watermark (a record not yet replicated is not offered to consumers).
+fn lookup(part: &Partition, timestamp: i64, leader_epoch: i32) -> Result<Found, ResponseError> {
+    let o = part.offsets();
+    Ok(match timestamp {
+        LATEST => Some((-1, o.high_watermark as i64, leader_epoch)),
+        EARLIEST => Some((-1, o.log_start as i64, part.epoch_at(o.log_start))),
+        ts => {
+            let target = (ts != MAX_TIMESTAMP).then_some(ts);
+            let (found, o) = part
+                .offset_for_timestamp(target)
+                .map_err(|e| super::partition_error(&PartitionError::Log(e)))?;
+            found
+                .filter(|f| f.offset < o.high_watermark)
+                .map(|f| (f.timestamp, f.offset as i64, f.leader_epoch))
+        }
+    })
+}
+
+fn answer(
+    pr: &mut ListOffsetsPartitionResponse,
+    version: i16,
+    p: &ListOffsetsPartition,
+    part: &Partition,
+    found: Found,
+) {
+    if version == 0 {
+        // Old layout: offsets descending, at most max_num_offsets of them.
+        let o = part.offsets();
+        let mut offsets = Vec::new();
+        if let Some((_, off, _)) = found {
+            offsets.push(off);
+        }
+        if p.timestamp == LATEST && o.log_start != o.high_watermark && p.max_num_offsets > 1 {
+            offsets.push(o.log_start as i64);
+        }
+        offsets.truncate(p.max_num_offsets.max(0) as usize);
+        pr.old_style_offsets = offsets;
+    } else if let Some((ts, off, epoch)) = found {
+        pr.timestamp = ts;
+        pr.offset = off;
+        if version >= 4 {
+            pr.leader_epoch = epoch;
+        }
+    }
 }
 
 /// OffsetForLeaderEpoch (KIP-101/320): the end offset of the requested epoch on the leader, so a

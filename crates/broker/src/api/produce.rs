@@ -120,6 +120,7 @@ pub async fn append(broker: &Broker, version: i16, req: ProduceRequest) -> Appen
                     }
                     pr.base_offset = done.base_offset as i64;
                     pr.log_start_offset = done.log_start_offset as i64;
+                    pr.log_append_time_ms = done.log_append_time.unwrap_or(-1);
                     if let Some(min_isr) = min_isr {
                         pending.push(Pending {
                             topic: resp.responses.len(),

@@ -315,6 +315,7 @@ pub fn log_config(c: &BrokerConfig) -> LogConfig {
         retention_bytes: c.log_retention_bytes.map(|v| v as u64),
         flush_interval_messages: c.log_flush_interval_messages.map(|v| v as u64),
         flush_interval_ms: c.log_flush_interval_ms.map(|v| v as u64),
+        log_append_time: c.log_message_timestamp_type == "LogAppendTime",
         ..LogConfig::default()
     }
 }

@@ -118,6 +118,8 @@ pub struct Appended {
     pub duplicate: bool,
     /// The leader epoch the append happened in.
     pub epoch: i32,
+    /// The time the batches were stamped with, on a LogAppendTime topic.
+    pub log_append_time: Option<i64>,
 }
 
 /// A partition's offsets at one moment.
@@ -417,6 +419,7 @@ impl Partition {
                     last_offset,
                     log_start_offset,
                     duplicate: true,
+                    log_append_time: None,
                     epoch,
                 });
             }
@@ -437,6 +440,7 @@ impl Partition {
             last_offset: info.last_offset,
             log_start_offset: info.log_start_offset,
             duplicate: false,
+            log_append_time: info.log_append_time,
             epoch,
         })
     }
@@ -722,11 +726,29 @@ impl Partition {
         Offsets::of(&self.log_read())
     }
 
+    /// ListOffsets by timestamp (`None` for the max timestamp, KIP-734): the record found and
+    /// the log's offsets read under the same lock.
     pub fn offset_for_timestamp(
         &self,
-        ts: i64,
-    ) -> Result<Option<sluice_log::TimestampOffset>, LogError> {
-        self.log_read().offset_for_timestamp(ts)
+        ts: Option<i64>,
+    ) -> Result<(Option<sluice_log::TimestampOffset>, Offsets), LogError> {
+        let log = self.log_read();
+        let found = match ts {
+            Some(ts) => log.offset_for_timestamp(ts)?,
+            None => log.offset_of_max_timestamp()?,
+        };
+        Ok((found, Offsets::of(&log)))
+    }
+
+    /// The leader epoch `offset` was written in (the latest epoch starting at or before it;
+    /// -1 if none is known): what ListOffsets answers for the log start offset.
+    pub fn epoch_at(&self, offset: u64) -> i32 {
+        self.log_read()
+            .leader_epochs()
+            .iter()
+            .take_while(|e| e.start_offset <= offset)
+            .last()
+            .map_or(-1, |e| e.epoch)
     }
 
     /// OffsetForLeaderEpoch: (largest epoch <= `epoch`, its end offset).

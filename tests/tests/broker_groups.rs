@@ -1,12 +1,14 @@
 //! Consumer groups through the broker with real clients: librdkafka (`rdkafka`) members
 //! splitting a topic's partitions and rebalancing when one leaves or dies, kcat's balanced
 //! consumer, committed offsets surviving consumer and broker restarts (SIGTERM and SIGKILL),
-//! and Debian's kafka-python consumer and admin client.
+//! Debian's kafka-python consumer and admin client, and OffsetCommit in each group state with
+//! raw requests (the codes Apache Kafka 4.1 gives).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use kafka_protocol::messages::ApiKey;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
 use rdkafka::message::Message;
@@ -414,4 +416,165 @@ async fn kafka_python_consumer_group_and_admin() {
         stdout.contains(r#""offsets": [[0, 4], [1, 4], [2, 4]]"#),
         "{stdout}"
     );
+}
+
+/// Raw group requests for [`offset_commits_follow_the_group_state_as_kafka_does`].
+mod raw {
+    use bytes::Bytes;
+    use kafka_protocol::messages::join_group_request::JoinGroupRequestProtocol;
+    use kafka_protocol::messages::offset_commit_request::{
+        OffsetCommitRequestPartition, OffsetCommitRequestTopic,
+    };
+    use kafka_protocol::messages::sync_group_request::SyncGroupRequestAssignment;
+    use kafka_protocol::messages::{
+        ApiKey, FindCoordinatorRequest, FindCoordinatorResponse, GroupId, HeartbeatRequest,
+        HeartbeatResponse, JoinGroupRequest, JoinGroupResponse, OffsetCommitRequest,
+        OffsetCommitResponse, SyncGroupRequest, SyncGroupResponse, TopicName,
+    };
+    use kafka_protocol::protocol::{Decodable, StrBytes};
+    use sluice_kafka::client::Conn;
+
+    fn s(x: &str) -> StrBytes {
+        StrBytes::from_string(x.to_string())
+    }
+
+    pub fn join_request(group: &str, member: &str) -> JoinGroupRequest {
+        let mut r = JoinGroupRequest::default();
+        r.group_id = GroupId(s(group));
+        r.session_timeout_ms = 30_000;
+        r.rebalance_timeout_ms = 10_000;
+        r.member_id = s(member);
+        r.protocol_type = s("consumer");
+        let mut p = JoinGroupRequestProtocol::default();
+        p.name = s("range");
+        p.metadata = Bytes::from_static(&[0; 10]);
+        r.protocols.push(p);
+        r
+    }
+
+    /// FindCoordinator, which also creates `__consumer_offsets` on first use (as clients do
+    /// before joining).
+    pub fn find_coordinator(c: &mut Conn, group: &str) {
+        let mut r = FindCoordinatorRequest::default();
+        r.key = s(group);
+        let _: FindCoordinatorResponse = c.call(ApiKey::FindCoordinator, 3, &r).unwrap();
+    }
+
+    pub fn join(c: &mut Conn, group: &str, member: &str) -> JoinGroupResponse {
+        c.call(ApiKey::JoinGroup, 7, &join_request(group, member))
+            .unwrap()
+    }
+
+    /// The answer to a JoinGroup sent earlier with `Conn::send`.
+    pub fn joined(c: &mut Conn) -> JoinGroupResponse {
+        let (_, _, mut body) = c.receive().unwrap();
+        JoinGroupResponse::decode(&mut body, 7).unwrap()
+    }
+
+    pub fn sync(c: &mut Conn, group: &str, generation: i32, member: &str) -> i16 {
+        let mut r = SyncGroupRequest::default();
+        r.group_id = GroupId(s(group));
+        r.generation_id = generation;
+        r.member_id = s(member);
+        r.protocol_type = Some(s("consumer"));
+        r.protocol_name = Some(s("range"));
+        let mut a = SyncGroupRequestAssignment::default();
+        a.member_id = s(member);
+        r.assignments.push(a);
+        let resp: SyncGroupResponse = c.call(ApiKey::SyncGroup, 5, &r).unwrap();
+        resp.error_code
+    }
+
+    pub fn heartbeat(c: &mut Conn, group: &str, generation: i32, member: &str) -> i16 {
+        let mut r = HeartbeatRequest::default();
+        r.group_id = GroupId(s(group));
+        r.generation_id = generation;
+        r.member_id = s(member);
+        let resp: HeartbeatResponse = c.call(ApiKey::Heartbeat, 4, &r).unwrap();
+        resp.error_code
+    }
+
+    pub fn commit(c: &mut Conn, group: &str, topic: &str, generation: i32, member: &str) -> i16 {
+        let mut r = OffsetCommitRequest::default();
+        r.group_id = GroupId(s(group));
+        r.generation_id_or_member_epoch = generation;
+        r.member_id = s(member);
+        let mut t = OffsetCommitRequestTopic::default();
+        t.name = TopicName(s(topic));
+        let mut p = OffsetCommitRequestPartition::default();
+        p.committed_offset = 1;
+        t.partitions.push(p);
+        r.topics.push(t);
+        let resp: OffsetCommitResponse = c.call(ApiKey::OffsetCommit, 8, &r).unwrap();
+        resp.topics[0].partitions[0].error_code
+    }
+}
+
+/// OffsetCommit against each state of a group, step by step with raw requests; every code is
+/// the one Apache Kafka 4.1 gave the same sequence. A commit while the group is completing a
+/// rebalance (joined, not yet synced) is refused with REBALANCE_IN_PROGRESS, one with an old
+/// generation with ILLEGAL_GENERATION, so a stale member cannot move the group's offsets; a
+/// commit in the current generation while a rebalance is only being prepared is accepted (the
+/// members are still the old generation's owners, and commit before they rejoin).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn offset_commits_follow_the_group_state_as_kafka_does() {
+    use sluice_kafka::client::Conn;
+    const NONE: i16 = 0;
+    const ILLEGAL_GENERATION: i16 = 22;
+    const UNKNOWN_MEMBER_ID: i16 = 25;
+    const REBALANCE_IN_PROGRESS: i16 = 27;
+    const MEMBER_ID_REQUIRED: i16 = 79;
+
+    let coord = CoordCluster::start(1, "");
+    let broker = broker_with(&coord, 1);
+    let b = broker.bootstrap();
+    produce(&b, "commits", 1, 1).await;
+    let addr = broker.addr();
+    let (g, t) = ("g-commits", "commits");
+    tokio::task::spawn_blocking(move || {
+        let mut a = Conn::connect(addr, "member-a").unwrap();
+        let mut b = Conn::connect(addr, "member-b").unwrap();
+        // The coordinator is ready once `__consumer_offsets` exists and is loaded.
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let first = loop {
+            raw::find_coordinator(&mut a, g);
+            let r = raw::join(&mut a, g, "");
+            if !matches!(r.error_code, 14..=16) || Instant::now() > deadline {
+                break r;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        };
+        assert_eq!(first.error_code, MEMBER_ID_REQUIRED);
+        let ma = first.member_id.to_string();
+        let j = raw::join(&mut a, g, &ma);
+        assert_eq!(j.error_code, NONE);
+        let gen1 = j.generation_id;
+        // Joined, not synced: completing the rebalance.
+        assert_eq!(raw::commit(&mut a, g, t, gen1, &ma), REBALANCE_IN_PROGRESS);
+        assert_eq!(raw::sync(&mut a, g, gen1, &ma), NONE);
+        // Stable.
+        assert_eq!(raw::commit(&mut a, g, t, gen1, &ma), NONE);
+        assert_eq!(raw::commit(&mut a, g, t, gen1 + 5, &ma), ILLEGAL_GENERATION);
+        assert_eq!(raw::commit(&mut a, g, t, gen1, "nobody"), UNKNOWN_MEMBER_ID);
+        assert_eq!(raw::commit(&mut a, g, t, -1, ""), UNKNOWN_MEMBER_ID);
+        // A second member joins: the rebalance is prepared while A has not rejoined.
+        let mb = raw::join(&mut b, g, "").member_id.to_string();
+        b.send(ApiKey::JoinGroup, 7, &raw::join_request(g, &mb))
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(500));
+        assert_eq!(raw::commit(&mut a, g, t, gen1, &ma), NONE);
+        assert_eq!(raw::heartbeat(&mut a, g, gen1, &ma), REBALANCE_IN_PROGRESS);
+        // Both rejoin: a new generation, completing its rebalance.
+        a.send(ApiKey::JoinGroup, 7, &raw::join_request(g, &ma))
+            .unwrap();
+        let (ja, jb) = (raw::joined(&mut a), raw::joined(&mut b));
+        assert_eq!((ja.error_code, jb.error_code), (NONE, NONE));
+        let gen2 = ja.generation_id;
+        assert_eq!(gen2, gen1 + 1);
+        assert_eq!(raw::commit(&mut a, g, t, gen2, &ma), REBALANCE_IN_PROGRESS);
+        assert_eq!(raw::commit(&mut a, g, t, gen1, &ma), ILLEGAL_GENERATION);
+        assert_eq!(raw::commit(&mut b, g, t, gen2, &mb), REBALANCE_IN_PROGRESS);
+    })
+    .await
+    .unwrap();
 }

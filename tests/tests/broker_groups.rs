@@ -1,8 +1,9 @@
 //! Consumer groups through the broker with real clients: librdkafka (`rdkafka`) members
 //! splitting a topic's partitions and rebalancing when one leaves or dies, kcat's balanced
 //! consumer, committed offsets surviving consumer and broker restarts (SIGTERM and SIGKILL),
-//! Debian's kafka-python consumer and admin client, and OffsetCommit in each group state with
-//! raw requests (the codes Apache Kafka 4.1 gives).
+//! Debian's kafka-python consumer and admin client, Debian's Burrow reading lag from
+//! `__consumer_offsets`, and OffsetCommit in each group state with raw requests (the codes
+//! Apache Kafka 4.1 gives).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::process::{Child, Command, Stdio};
@@ -577,4 +578,138 @@ async fn offset_commits_follow_the_group_state_as_kafka_does() {
     })
     .await
     .unwrap();
+}
+
+/// One HTTP GET on loopback, the body returned (Burrow's API answers small JSON documents).
+fn http_get(port: u16, path: &str) -> Option<String> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    write!(s, "GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").ok()?;
+    let mut text = String::new();
+    s.read_to_string(&mut text).ok()?;
+    text.split_once("\r\n\r\n")
+        .map(|(_, body)| body.to_string())
+}
+
+/// Debian's Burrow 1.2.1 (sarama inside, `kafka-version` 2.0.0 as its users configure it),
+/// the lag monitor that reads `__consumer_offsets` itself and keeps its own lock in ZooKeeper
+/// (here coord): it lists a group that committed offsets and reports its lag per partition.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn burrow_sees_committed_offsets_and_reports_lag() {
+    let coord = CoordCluster::start(1, "");
+    let broker = broker_with(&coord, 2);
+    let b = broker.bootstrap();
+    produce(&b, "watched", 2, 20).await;
+
+    let dir = tempfile::tempdir().unwrap();
+    let http = sluice_e2e::free_port();
+    let zk = coord.connect_string();
+    std::fs::write(
+        dir.path().join("burrow.toml"),
+        format!(
+            r#"[general]
+pidfile="{pid}"
+[logging]
+level="info"
+[zookeeper]
+servers=[ "{zk}" ]
+timeout=6
+root-path="/burrow"
+[client-profile.kafka2]
+client-id="burrow"
+kafka-version="2.0.0"
+[cluster.local]
+class-name="kafka"
+servers=[ "{b}" ]
+client-profile="kafka2"
+topic-refresh=1
+offset-refresh=1
+[consumer.local]
+class-name="kafka"
+cluster="local"
+servers=[ "{b}" ]
+client-profile="kafka2"
+group-whitelist=""
+[httpserver.default]
+address="127.0.0.1:{http}"
+[storage.default]
+class-name="inmemory"
+workers=2
+intervals=10
+expire-group=604800
+min-distance=1
+"#,
+            pid = dir.path().join("burrow.pid").display(),
+        ),
+    )
+    .unwrap();
+    let log = std::fs::File::create(dir.path().join("burrow.log")).unwrap();
+    let mut burrow = Command::new("Burrow")
+        .arg("--config-dir")
+        .arg(dir.path())
+        .stdout(log.try_clone().unwrap())
+        .stderr(log)
+        .spawn()
+        .expect("Debian's burrow (scripts/setup.sh installs it)");
+    let burrow_log = || std::fs::read_to_string(dir.path().join("burrow.log")).unwrap_or_default();
+
+    // Burrow drops commits for topics it has not listed yet: wait until it knows the topic.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !http_get(http, "/v3/kafka/local/topic").is_some_and(|t| t.contains("\"watched\"")) {
+        assert!(
+            Instant::now() < deadline,
+            "Burrow never listed the topic:\n{}",
+            burrow_log()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let c = member(&b, "watched-group");
+    let mut tpl = rdkafka::TopicPartitionList::new();
+    tpl.add_partition_offset("watched", 0, rdkafka::Offset::Offset(4))
+        .unwrap();
+    tpl.add_partition_offset("watched", 1, rdkafka::Offset::Offset(7))
+        .unwrap();
+    c.commit(&tpl, CommitMode::Sync).expect("commit");
+
+    // 10 records per partition: lag 6 and 3.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let lag = loop {
+        let lag = http_get(http, "/v3/kafka/local/consumer/watched-group/lag").unwrap_or_default();
+        if lag.contains("\"totallag\":9") || Instant::now() > deadline {
+            break lag;
+        }
+        std::thread::sleep(Duration::from_millis(300));
+    };
+    let groups = http_get(http, "/v3/kafka/local/consumer").unwrap_or_default();
+    let _ = burrow.kill();
+    let _ = burrow.wait();
+    assert!(lag.contains("\"totallag\":9"), "{lag}\n{}", burrow_log());
+    assert!(groups.contains("\"watched-group\""), "{groups}");
+    for (partition, offset, behind) in [(0, 4, 6), (1, 7, 3)] {
+        let want = format!(
+            "\"topic\":\"watched\",\"partition\":{partition},\"owner\":\"\",\"client_id\":\"\""
+        );
+        let at = lag_text_at(&lag, &want);
+        assert!(
+            at.contains(&format!("\"end\":{{\"offset\":{offset},"))
+                && at.contains(&format!("\"current_lag\":{behind}")),
+            "partition {partition}: {at}"
+        );
+    }
+    let groups = http_get(http, "/v3/kafka/local/consumer").unwrap_or_default();
+    assert!(
+        groups.is_empty() || groups.contains("watched-group"),
+        "{groups}"
+    );
+}
+
+/// The part of Burrow's lag document from the partition entry `key` up to the next entry.
+fn lag_text_at<'a>(doc: &'a str, key: &str) -> &'a str {
+    let start = doc
+        .find(key)
+        .unwrap_or_else(|| panic!("{key} not in {doc}"));
+    let rest = &doc[start..];
+    let end = rest[1..].find("{\"topic\"").map_or(rest.len(), |e| e + 1);
+    &rest[..end]
 }

@@ -1,8 +1,8 @@
 //! Record timestamps as clients see them, each checked with the client that found it missing
 //! (confluent-kafka 2.16, librdkafka 2.16 inside): a LogAppendTime topic, where the broker
 //! stamps each batch when it appends it, and ListOffsets for the max timestamp (KIP-734, -3),
-//! which names the record with the largest timestamp. The expected answers are what Apache
-//! Kafka 4.1 gave the same scripts.
+//! which names the record with the largest timestamp, and `offsets_for_times` on partitions
+//! that do not exist. The expected answers are what Apache Kafka 4.1 gave the same scripts.
 
 use sluice_e2e::{BrokerNode, CoordCluster};
 
@@ -111,6 +111,60 @@ async fn list_offsets_for_the_max_timestamp_names_its_record() {
     assert_eq!(
         v["at_25"],
         serde_json::json!([[0, 1, "None"], [1, 1, "None"], [2, -1, "None"]]),
+        "{out}"
+    );
+}
+
+const MISSING_PARTITIONS: &str = r#"
+import json, sys
+from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka.admin import AdminClient, NewTopic
+bootstrap = sys.argv[1]
+admin = AdminClient({'bootstrap.servers': bootstrap})
+for f in admin.create_topics([NewTopic('present', 1, 1)]).values():
+    f.result()
+c = Consumer({'bootstrap.servers': bootstrap, 'group.id': 'missing'})
+out = []
+for tps in ([TopicPartition('present', 0, 1000), TopicPartition('present', 99, 1000)],
+            [TopicPartition('present', 0, 1000), TopicPartition('absent', 0, 1000)],
+            [TopicPartition('absent', 0, 1000)]):
+    try:
+        found = c.offsets_for_times(tps, timeout=10)
+        out.append([[x.topic, x.partition, x.offset, x.error.code() if x.error else 0]
+                    for x in found])
+    except Exception as e:
+        out.append(str(e.args[0].code()))
+c.close()
+print(json.dumps(out))
+"#;
+
+/// `offsets_for_times` on partitions that do not exist (librdkafka's C and C++ API, here
+/// through confluent-kafka): the answers Apache Kafka 4.1 gives the same script, one error
+/// per partition (UNKNOWN_TOPIC_OR_PARTITION for a topic the broker does not have, librdkafka's
+/// own "unknown partition" for a partition past the topic's count) and the others answered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn offsets_for_times_on_missing_partitions_answers_each_partition() {
+    let coord = CoordCluster::start(1, "");
+    let broker = BrokerNode::start(
+        coord.dir.path(),
+        1,
+        &coord.connect_string(),
+        "auto.create.topics.enable=false\n",
+    );
+    let b = broker.bootstrap();
+    let out =
+        tokio::task::spawn_blocking(move || sluice_e2e::run_python(MISSING_PARTITIONS, &[&b]))
+            .await
+            .unwrap();
+    let v: serde_json::Value = serde_json::from_str(out.trim()).expect(&out);
+    // -190: RD_KAFKA_RESP_ERR__UNKNOWN_PARTITION; 3: UNKNOWN_TOPIC_OR_PARTITION.
+    assert_eq!(
+        v,
+        serde_json::json!([
+            [["present", 0, -1, 0], ["present", 99, 1000, -190]],
+            [["present", 0, -1, 0], ["absent", 0, 1000, 3]],
+            "-190"
+        ]),
         "{out}"
     );
 }

@@ -92,3 +92,36 @@ pub fn offsets_topic(data: &[u8]) {
         }
     }
 }
+
+/// Largest inflated output the recoding target lets a batch have.
+pub const RECODE_LIMIT: u64 = 256 << 10;
+
+/// A produce payload as a topic with a `compression.type` codec re-encodes it: checked, then
+/// every batch inflated (up to [`RECODE_LIMIT`]) and compressed again in each codec; and the
+/// payload itself inflated as each codec's input.
+pub fn recode_payload(payload: &[u8]) {
+    use sluice_log::batch::Compression;
+    let codecs = [
+        Compression::None,
+        Compression::Gzip,
+        Compression::Snappy,
+        Compression::Lz4,
+        Compression::Zstd,
+    ];
+    for codec in codecs {
+        let _ = sluice_log::compression::decompress(codec, payload, RECODE_LIMIT as usize);
+    }
+    for target in codecs {
+        let config = LogConfig {
+            compression: Some(target),
+            max_batch_bytes: RECODE_LIMIT,
+            ..LogConfig::default()
+        };
+        let Ok(checked) = CheckedPayload::check(payload, &config) else {
+            return;
+        };
+        if let Ok(Some(recoded)) = checked.recoded(&config) {
+            let _ = CheckedPayload::check(&recoded, &config);
+        }
+    }
+}

@@ -4,12 +4,13 @@
 //! Overrides live in `/config/topics/<topic>` (Kafka's layout). The keys marked `applied` change
 //! how this broker stores the topic; the others are accepted and kept so tools that set them do
 //! not fail, but have no effect here (docs/configuration.md lists which is which). Values this
-//! broker cannot honour (`cleanup.policy=compact`, broker-side recompression) are refused with
-//! a message saying so, rather than stored and ignored.
+//! broker cannot honour (`cleanup.policy=compact`) are refused with a message saying so, rather
+//! than stored and ignored.
 
 use std::collections::BTreeMap;
 
 use sluice_config::BrokerConfig;
+use sluice_log::batch::Compression;
 use sluice_log::LogConfig;
 
 /// DescribeConfigs `config_type`.
@@ -81,7 +82,7 @@ pub const TOPIC_KEYS: &[TopicKey] = &[
         ConfigType::String,
         "producer",
         true,
-        "Batches are stored as the producer compressed them (`producer`).",
+        "The codec batches are stored in: as the producer sent them (`producer`), or re-encoded by the leader (`uncompressed`, `gzip`, `snappy`, `lz4`, `zstd`).",
     ),
     key(
         "delete.retention.ms",
@@ -303,6 +304,7 @@ pub fn broker_default(c: &BrokerConfig, k: &TopicKey) -> String {
         "segment.ms" => c.log_roll_ms.to_string(),
         "unclean.leader.election.enable" => c.unclean_leader_election_enable.to_string(),
         "message.timestamp.type" => c.log_message_timestamp_type.clone(),
+        "compression.type" => c.compression_type.clone(),
         _ => k.kafka_default.to_string(),
     }
 }
@@ -356,17 +358,11 @@ pub fn validate(name: &str, value: &str) -> Result<(), String> {
                 }
             }
         }
-        "compression.type" => match value {
-            "producer" => {}
-            "uncompressed" | "gzip" | "snappy" | "lz4" | "zstd" => return bad(
-                "batches are stored as the producer compressed them; only `producer` is supported",
-            ),
-            _ => {
-                return bad(
-                    "String must be one of: uncompressed, zstd, lz4, snappy, gzip, producer",
-                )
+        "compression.type" => {
+            if let Err(msg) = codec(value) {
+                return bad(&msg);
             }
-        },
+        }
         "message.timestamp.type" => match value {
             "CreateTime" | "LogAppendTime" => {}
             _ => return bad("String must be one of: CreateTime, LogAppendTime"),
@@ -374,6 +370,23 @@ pub fn validate(name: &str, value: &str) -> Result<(), String> {
         _ => {}
     }
     Ok(())
+}
+
+/// The codec a `compression.type` value names: `None` for `producer` (stored as sent).
+pub fn codec(value: &str) -> Result<Option<Compression>, String> {
+    Ok(Some(match value {
+        "producer" => return Ok(None),
+        "uncompressed" => Compression::None,
+        "gzip" => Compression::Gzip,
+        "snappy" => Compression::Snappy,
+        "lz4" => Compression::Lz4,
+        "zstd" => Compression::Zstd,
+        _ => {
+            return Err(
+                "String must be one of: uncompressed, zstd, lz4, snappy, gzip, producer".into(),
+            )
+        }
+    }))
 }
 
 /// Smallest value Kafka accepts for a numeric key.
@@ -426,14 +439,20 @@ pub fn log_config(c: &BrokerConfig, overrides: &BTreeMap<String, String>) -> Log
     if let Some(v) = overrides.get("message.timestamp.type") {
         lc.log_append_time = v == "LogAppendTime";
     }
+    if let Some(Ok(c)) = overrides.get("compression.type").map(|v| codec(v)) {
+        lc.compression = c;
+    }
     // Only `__consumer_offsets` carries `compact` (users cannot set it). It is not compacted
     // here; its live offsets are rewritten ahead of time retention (groups::refresh_offsets),
-    // which size retention could not respect, so none applies to it.
+    // which size retention could not respect, so none applies to it. Its batches are the group
+    // coordinator's own, stored as written whatever the broker-wide `compression.type` (Kafka
+    // creates it with `compression.type=producer`).
     if overrides
         .get("cleanup.policy")
         .is_some_and(|p| p.contains("compact"))
     {
         lc.retention_bytes = None;
+        lc.compression = None;
     }
     lc
 }

@@ -91,6 +91,9 @@ pub struct BrokerConfig {
     /// `log.message.timestamp.type`: `CreateTime` (the producer's) or `LogAppendTime` (the
     /// broker stamps each batch when it appends it).
     pub log_message_timestamp_type: String,
+    /// `compression.type`: `producer` (batches stored as sent) or the codec every batch is
+    /// re-encoded in (`uncompressed`, `gzip`, `snappy`, `lz4`, `zstd`).
+    pub compression_type: String,
     pub zookeeper_connect: ZkConnect,
     pub zookeeper_connection_timeout_ms: u32,
     pub zookeeper_session_timeout_ms: u32,
@@ -290,6 +293,16 @@ impl BrokerConfig {
                 |v| v == "CreateTime" || v == "LogAppendTime",
             )
             .unwrap_or_else(|| "CreateTime".to_string());
+        let compression_type = r
+            .parse_with::<String>(
+                "compression.type",
+                "one of producer, uncompressed, gzip, snappy, lz4, zstd",
+                |v| {
+                    ["producer", "uncompressed", "gzip", "snappy", "lz4", "zstd"]
+                        .contains(&v.as_str())
+                },
+            )
+            .unwrap_or_else(|| "producer".to_string());
         let auto_create_topics_enable = r.boolean("auto.create.topics.enable", true);
         let message_max_bytes = r.number("message.max.bytes", 1_048_588i32, 0, i32::MAX);
         let replica_lag_time_max_ms = r.number("replica.lag.time.max.ms", 30_000i64, 1, i64::MAX);
@@ -341,7 +354,6 @@ impl BrokerConfig {
                 "broker.rack",
                 "broker.id.generation.enable",
                 "reserved.broker.max.id",
-                "compression.type",
                 "log.cleanup.policy",
                 "log.cleaner.enable",
                 "log.cleaner.threads",
@@ -400,6 +412,7 @@ impl BrokerConfig {
             log_flush_interval_messages,
             log_flush_interval_ms,
             log_message_timestamp_type,
+            compression_type,
             zookeeper_connect,
             zookeeper_connection_timeout_ms,
             zookeeper_session_timeout_ms,
@@ -522,6 +535,7 @@ impl BrokerConfig {
                 "log.message.timestamp.type",
                 self.log_message_timestamp_type.clone(),
             ),
+            ("compression.type", self.compression_type.clone()),
             ("zookeeper.connect", self.zookeeper_connect.to_string()),
             (
                 "zookeeper.connection.timeout.ms",

@@ -31,6 +31,9 @@ pub struct LogConfig {
     /// time of the append (its `maxTimestamp` and the timestamp-type attribute; the CRC is
     /// recomputed), as Kafka does; `false` keeps the producer's CreateTime.
     pub log_append_time: bool,
+    /// `compression.type`: `None` for `producer` (batches are stored as sent); otherwise the
+    /// codec the leader re-encodes every batch in before appending it ([`crate::compression`]).
+    pub compression: Option<crate::batch::Compression>,
 }
 
 impl Default for LogConfig {
@@ -45,6 +48,7 @@ impl Default for LogConfig {
             flush_interval_messages: None,
             flush_interval_ms: None,
             log_append_time: false,
+            compression: None,
         }
     }
 }

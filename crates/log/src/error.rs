@@ -56,6 +56,9 @@ pub enum BatchError {
     /// The batch is larger than a whole segment (`segment.bytes`).
     #[error("record batch of {size} bytes is larger than a segment ({segment_bytes} bytes)")]
     LargerThanSegment { size: u64, segment_bytes: u64 },
+    /// Re-encoding the batch in the topic's codec failed (see [`crate::compression`]).
+    #[error("record batch could not be re-encoded: {0}")]
+    Codec(#[from] crate::compression::CodecError),
 }
 
 impl BatchError {
@@ -70,6 +73,9 @@ impl BatchError {
             BatchError::Truncated { .. } | BatchError::CrcMismatch { .. } => CORRUPT_MESSAGE,
             BatchError::TooLarge { .. } => MESSAGE_TOO_LARGE,
             BatchError::LargerThanSegment { .. } => RECORD_LIST_TOO_LARGE,
+            BatchError::Codec(crate::compression::CodecError::TooLarge { .. }) => MESSAGE_TOO_LARGE,
+            BatchError::Codec(crate::compression::CodecError::Malformed { .. }) => CORRUPT_MESSAGE,
+            BatchError::Codec(crate::compression::CodecError::Unsupported(_)) => INVALID_RECORD,
         }
     }
 }

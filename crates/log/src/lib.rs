@@ -29,6 +29,7 @@
 #![cfg(unix)]
 
 pub mod batch;
+pub mod compression;
 mod config;
 mod dir;
 mod epoch;

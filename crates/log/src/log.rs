@@ -33,8 +33,11 @@ use bytes::Bytes;
 
 use crate::batch::{
     validate_payload, BatchHeader, BatchLimits, Compression, PayloadBatch, TimestampType,
-    CRC_START, STAMPED_HEAD, TIMESTAMP_TYPE_BIT,
+    CRC_START, HEADER_LEN, STAMPED_HEAD, TIMESTAMP_TYPE_BIT,
 };
+
+/// Largest batch a timestamp lookup reads (and inflates) to find a record inside it.
+const MAX_SCANNED_BATCH: u64 = 64 << 20;
 use crate::config::LogConfig;
 use crate::dir::{DirHandle, PartitionCheckpoint, TopicPartition};
 use crate::epoch::{self, sync_dir, EpochEntry, LeaderEpochCache};
@@ -71,6 +74,39 @@ impl<'a> CheckedPayload<'a> {
     /// The batch headers as received.
     pub fn headers(&self) -> impl Iterator<Item = &BatchHeader> {
         self.batches.iter().map(|b| &b.header)
+    }
+
+    /// The payload re-encoded in the codec `config.compression` names, or `None` when every
+    /// batch can be stored as received (`producer`, or already in that codec). Records inflate
+    /// up to `max.message.bytes`; a batch that would inflate past it is refused.
+    pub fn recoded(&self, config: &LogConfig) -> Result<Option<Vec<u8>>> {
+        let Some(target) = config.compression else {
+            return Ok(None);
+        };
+        if self
+            .batches
+            .iter()
+            .all(|b| b.header.compression() == target || b.header.is_control())
+        {
+            return Ok(None);
+        }
+        let limit = usize::try_from(config.max_batch_bytes).unwrap_or(usize::MAX);
+        let mut out = Vec::with_capacity(self.payload.len());
+        for (index, b) in self.batches.iter().enumerate() {
+            let bytes = &self.payload[b.position..b.position + b.header.size() as usize];
+            match crate::compression::recode_batch(bytes, &b.header, target, limit) {
+                Ok(Some(recoded)) => out.extend_from_slice(&recoded),
+                Ok(None) => out.extend_from_slice(bytes),
+                Err(e) => {
+                    return Err(LogError::Batch {
+                        index,
+                        position: b.position,
+                        source: e.into(),
+                    })
+                }
+            }
+        }
+        Ok(Some(out))
     }
 }
 
@@ -1271,8 +1307,8 @@ impl Log {
     }
 
     /// ListOffsets by timestamp: the first record with timestamp `>= ts` at or after the log
-    /// start offset. For uncompressed CreateTime batches this is exact; otherwise (compressed
-    /// or LogAppendTime) it is the base offset of the first batch whose `maxTimestamp >= ts`.
+    /// start offset (compressed batches are inflated to find it, as Kafka does; in a
+    /// LogAppendTime batch every record has the batch's timestamp).
     pub fn offset_for_timestamp(&self, ts: i64) -> Result<Option<TimestampOffset>> {
         for (&base, seg) in &self.segments {
             if self.segment_max_timestamp(base) < ts || seg.size == 0 {
@@ -1287,8 +1323,7 @@ impl Log {
 
     /// ListOffsets for the max timestamp (KIP-734, timestamp -3): the record with the largest
     /// timestamp, the first one carrying it when several do (Kafka's answer since 3.8). `None`
-    /// when the log holds no timestamped record. Exact for uncompressed CreateTime batches; in
-    /// other batches the base offset of the batch that carries it (see [`Self::offset_for_timestamp`]).
+    /// when the log holds no timestamped record.
     pub fn offset_of_max_timestamp(&self) -> Result<Option<TimestampOffset>> {
         // The earliest segment holding the largest timestamp.
         let mut best: Option<(i64, &Segment)> = None;
@@ -1333,18 +1368,28 @@ impl Log {
                 offset: (h.base_offset as u64).max(self.log_start_offset),
                 leader_epoch,
             };
-            // Record-level answers only for uncompressed CreateTime batches of a sane size
-            // (the header comes from disk; never allocate on its word beyond that).
-            if h.compression() != Compression::None
-                || h.timestamp_type() == TimestampType::LogAppendTime
-                || h.size() > 64 << 20
-            {
+            // Record-level answers for CreateTime batches of a sane size (the header comes
+            // from disk; never allocate on its word beyond that); in a LogAppendTime batch
+            // every record has the batch's timestamp.
+            if h.timestamp_type() == TimestampType::LogAppendTime || h.size() > MAX_SCANNED_BATCH {
                 return Ok(Some(at_batch));
             }
             let mut bytes = vec![0u8; h.size() as usize];
             seg.file
                 .read_exact_at(&mut bytes, batch_pos)
                 .map_err(|e| LogError::io("read segment", seg.path(LOG_SUFFIX), e))?;
+            if h.compression() != Compression::None {
+                // The header, then the records inflated (bounded; a batch that does not
+                // inflate cleanly is answered by its base offset).
+                let limit = MAX_SCANNED_BATCH as usize;
+                match crate::compression::decompress(h.compression(), &bytes[HEADER_LEN..], limit) {
+                    Ok(records) => {
+                        bytes.truncate(HEADER_LEN);
+                        bytes.extend_from_slice(&records);
+                    }
+                    Err(_) => return Ok(Some(at_batch)),
+                }
+            }
             // Records below the log start offset do not count.
             let found = first_record_at_or_after(&bytes, &h, ts)
                 .map(|(delta, t)| (h.base_offset as u64 + delta.max(0) as u64, t))

@@ -376,6 +376,41 @@ fn offset_of_max_timestamp_names_the_first_record_carrying_it() {
 }
 
 #[test]
+fn timestamp_lookups_find_records_inside_compressed_batches() {
+    use sluice_log::batch::Compression;
+    let d = tempdir();
+    let mut log = open(d.path(), small_config());
+    for (i, codec) in [
+        Compression::Gzip,
+        Compression::Snappy,
+        Compression::Lz4,
+        Compression::Zstd,
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let base = i as i64 * 100;
+        let plain = batch_with_timestamps(&[base + 10, base + 30, base + 20]);
+        let h = BatchHeader::parse(&plain).unwrap();
+        let packed = sluice_log::compression::recode_batch(&plain, &h, codec, 1 << 20)
+            .unwrap()
+            .unwrap();
+        let info = log.append(&packed, 1).unwrap();
+        let found = log.offset_for_timestamp(base + 25).unwrap().unwrap();
+        assert_eq!(
+            (found.offset, found.timestamp),
+            (info.base_offset + 1, base + 30),
+            "{codec:?}"
+        );
+        let max = log.offset_of_max_timestamp().unwrap().unwrap();
+        assert_eq!(
+            (max.offset, max.timestamp),
+            (info.base_offset + 1, base + 30)
+        );
+    }
+}
+
+#[test]
 fn log_append_time_stamps_batches_and_keeps_them_valid() {
     use sluice_log::batch::{verify_crc, TimestampType};
     let d = tempdir();

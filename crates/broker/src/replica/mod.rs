@@ -316,6 +316,7 @@ pub fn log_config(c: &BrokerConfig) -> LogConfig {
         flush_interval_messages: c.log_flush_interval_messages.map(|v| v as u64),
         flush_interval_ms: c.log_flush_interval_ms.map(|v| v as u64),
         log_append_time: c.log_message_timestamp_type == "LogAppendTime",
+        compression: crate::topic_config::codec(&c.compression_type).unwrap_or(None),
         ..LogConfig::default()
     }
 }

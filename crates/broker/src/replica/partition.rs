@@ -386,6 +386,15 @@ impl Partition {
         // overlap their checks and serialise only the write.
         let config = self.log_read().config().clone();
         let checked = sluice_log::CheckedPayload::check(payload, &config)?;
+        // A topic with a `compression.type` codec stores batches re-encoded in it.
+        let recoded: Vec<u8>;
+        let checked = match checked.recoded(&config)? {
+            Some(bytes) => {
+                recoded = bytes;
+                sluice_log::CheckedPayload::check(&recoded, &config)?
+            }
+            None => checked,
+        };
         let role = self.read_role();
         let Role::Leader(l) = &*role else {
             return Err(Self::not_leader(&role));

@@ -1,0 +1,348 @@
+//! Kafka's record-batch codecs, and re-encoding a producer's batches in a topic's codec.
+//!
+//! The log stores batches as producers sent them, except on a topic whose `compression.type`
+//! names a codec (`uncompressed`, `gzip`, `snappy`, `lz4`, `zstd`): there the leader re-encodes
+//! each batch in another codec before appending, as Kafka does. Only the records section of a
+//! v2 batch is compressed, so re-encoding keeps the header (offsets, producer fields, record
+//! count) and rewrites the codec bits, the length and the CRC:
+//!
+//! ```text
+//!   batch as received                          batch as stored
+//!  +-----------------------+                  +-----------------------+
+//!  | header (61 bytes)     |  attributes,     | header (61 bytes)     |
+//!  |   codec = lz4         |  batchLength,    |   codec = zstd        |
+//!  +-----------------------+  CRC rewritten   +-----------------------+
+//!  | records, lz4 frame    | --inflate-->     | records, zstd frame   |
+//!  +-----------------------+  --deflate-->    +-----------------------+
+//! ```
+//!
+//! Every codec here is I/O-free (slices in, vectors out) and **bounded**: inflating stops at a
+//! limit (the topic's `max.message.bytes`) and a batch that would inflate past it is refused,
+//! never inflated, so a small compressed batch cannot make the broker allocate gigabytes. Beyond
+//! the output, a decoder holds at most a fixed working set whatever its input claims: an lz4
+//! block buffer (up to 4 MiB, the largest block size the format has) or a zstd window (held to
+//! 8 MiB).
+//!
+//! Wire formats, as Kafka's clients write them: gzip is a gzip stream; lz4 an LZ4 frame
+//! (written with independent 64 KiB blocks and no content checksum, which Kafka's Java reader
+//! requires); zstd a zstd frame; snappy either the Java client's framing (xerial: an 8-byte
+//! magic, two version words, then length-prefixed raw blocks) or, as librdkafka writes it, one
+//! raw snappy block. Snappy is written in the xerial framing, which every client reads.
+
+use std::io::Read;
+
+use crate::batch::{compute_crc, BatchHeader, Compression, CRC_START, HEADER_LEN, LOG_OVERHEAD};
+
+/// Why a batch could not be decoded or re-encoded.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CodecError {
+    #[error("{codec:?} records inflate past {limit} bytes")]
+    TooLarge { codec: Compression, limit: usize },
+    #[error("{codec:?} records are malformed: {reason}")]
+    Malformed { codec: Compression, reason: String },
+    #[error("compression codec {0:?} is not supported")]
+    Unsupported(Compression),
+}
+
+/// The xerial snappy framing's magic (`\x82SNAPPY\0`), followed by two big-endian i32 words.
+const XERIAL_MAGIC: &[u8; 8] = b"\x82SNAPPY\0";
+const XERIAL_HEADER_LEN: usize = 16;
+/// Uncompressed bytes per xerial block when writing (the Java client's default).
+const XERIAL_BLOCK: usize = 32 * 1024;
+/// Largest zstd window accepted: 8 MiB, the size the zstd format asks every decoder to support.
+const ZSTD_WINDOW_LOG_MAX: u32 = 23;
+
+/// Inflates `data`, compressed with `codec`, refusing output larger than `limit` bytes.
+pub fn decompress(codec: Compression, data: &[u8], limit: usize) -> Result<Vec<u8>, CodecError> {
+    let malformed = |reason: String| CodecError::Malformed { codec, reason };
+    match codec {
+        Compression::None => {
+            if data.len() > limit {
+                return Err(CodecError::TooLarge { codec, limit });
+            }
+            Ok(data.to_vec())
+        }
+        Compression::Gzip => read_bounded(codec, flate2::read::MultiGzDecoder::new(data), limit),
+        Compression::Lz4 => read_bounded(codec, lz4_flex::frame::FrameDecoder::new(data), limit),
+        Compression::Zstd => {
+            let mut decoder = zstd::stream::read::Decoder::with_buffer(data)
+                .map_err(|e| malformed(e.to_string()))?;
+            // The frame header names the window the decoder allocates (inside libzstd, up to
+            // 128 MiB by default): held to the 8 MiB every decoder must support.
+            decoder
+                .window_log_max(ZSTD_WINDOW_LOG_MAX)
+                .map_err(|e| malformed(e.to_string()))?;
+            read_bounded(codec, decoder, limit)
+        }
+        Compression::Snappy => snappy_decompress(data, limit),
+        Compression::Unknown(_) => Err(CodecError::Unsupported(codec)),
+    }
+}
+
+/// Reads `reader` to its end, failing once more than `limit` bytes came out. The output grows
+/// with what was actually inflated, never with a length the input claims.
+fn read_bounded(
+    codec: Compression,
+    reader: impl Read,
+    limit: usize,
+) -> Result<Vec<u8>, CodecError> {
+    let mut out = Vec::new();
+    reader
+        .take(limit as u64 + 1)
+        .read_to_end(&mut out)
+        .map_err(|e| CodecError::Malformed {
+            codec,
+            reason: e.to_string(),
+        })?;
+    if out.len() > limit {
+        return Err(CodecError::TooLarge { codec, limit });
+    }
+    Ok(out)
+}
+
+fn snappy_decompress(data: &[u8], limit: usize) -> Result<Vec<u8>, CodecError> {
+    let codec = Compression::Snappy;
+    let malformed = |reason: String| CodecError::Malformed { codec, reason };
+    let mut decoder = snap::raw::Decoder::new();
+    // Each raw block states its inflated length up front: checked before allocating it.
+    let mut block = |input: &[u8], out: &mut Vec<u8>| -> Result<(), CodecError> {
+        let n = snap::raw::decompress_len(input).map_err(|e| malformed(e.to_string()))?;
+        if out.len() + n > limit {
+            return Err(CodecError::TooLarge { codec, limit });
+        }
+        let start = out.len();
+        out.resize(start + n, 0);
+        let written = decoder
+            .decompress(input, &mut out[start..])
+            .map_err(|e| malformed(e.to_string()))?;
+        out.truncate(start + written);
+        Ok(())
+    };
+    let mut out = Vec::new();
+    if data.len() >= XERIAL_HEADER_LEN && data.starts_with(XERIAL_MAGIC) {
+        let mut rest = &data[XERIAL_HEADER_LEN..];
+        while !rest.is_empty() {
+            let Some((len, tail)) = rest.split_first_chunk::<4>() else {
+                return Err(malformed("truncated xerial block length".into()));
+            };
+            let len = u32::from_be_bytes(*len) as usize;
+            if len > tail.len() {
+                return Err(malformed(format!(
+                    "xerial block of {len} bytes, {} left",
+                    tail.len()
+                )));
+            }
+            block(&tail[..len], &mut out)?;
+            rest = &tail[len..];
+        }
+    } else {
+        block(data, &mut out)?;
+    }
+    Ok(out)
+}
+
+/// Compresses `data` with `codec`.
+pub fn compress(codec: Compression, data: &[u8]) -> Result<Vec<u8>, CodecError> {
+    let failed = |reason: String| CodecError::Malformed { codec, reason };
+    match codec {
+        Compression::None => Ok(data.to_vec()),
+        Compression::Gzip => {
+            use std::io::Write;
+            let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+            e.write_all(data).map_err(|e| failed(e.to_string()))?;
+            e.finish().map_err(|e| failed(e.to_string()))
+        }
+        Compression::Lz4 => {
+            use std::io::Write;
+            let info = lz4_flex::frame::FrameInfo::new()
+                .block_size(lz4_flex::frame::BlockSize::Max64KB)
+                .block_mode(lz4_flex::frame::BlockMode::Independent);
+            let mut e = lz4_flex::frame::FrameEncoder::with_frame_info(info, Vec::new());
+            e.write_all(data).map_err(|e| failed(e.to_string()))?;
+            e.finish().map_err(|e| failed(e.to_string()))
+        }
+        Compression::Zstd => zstd::bulk::compress(data, 3).map_err(|e| failed(e.to_string())),
+        Compression::Snappy => {
+            let mut out = Vec::with_capacity(XERIAL_HEADER_LEN + data.len() / 2);
+            out.extend_from_slice(XERIAL_MAGIC);
+            out.extend_from_slice(&1i32.to_be_bytes()); // version
+            out.extend_from_slice(&1i32.to_be_bytes()); // minimum compatible version
+            let mut encoder = snap::raw::Encoder::new();
+            for chunk in data.chunks(XERIAL_BLOCK) {
+                let block = encoder
+                    .compress_vec(chunk)
+                    .map_err(|e| failed(e.to_string()))?;
+                out.extend_from_slice(&(block.len() as u32).to_be_bytes());
+                out.extend_from_slice(&block);
+            }
+            Ok(out)
+        }
+        Compression::Unknown(_) => Err(CodecError::Unsupported(codec)),
+    }
+}
+
+/// `batch` (one whole v2 batch with parsed `header`) re-encoded with `target`; `None` when it
+/// already is in that codec or is a control batch (kept as written). The records are inflated
+/// up to `limit` bytes.
+pub fn recode_batch(
+    batch: &[u8],
+    header: &BatchHeader,
+    target: Compression,
+    limit: usize,
+) -> Result<Option<Vec<u8>>, CodecError> {
+    if header.compression() == target || header.is_control() {
+        return Ok(None);
+    }
+    let records = decompress(header.compression(), &batch[HEADER_LEN..], limit)?;
+    let body = compress(target, &records)?;
+    let batch_length = i32::try_from(HEADER_LEN - LOG_OVERHEAD + body.len()).map_err(|_| {
+        CodecError::TooLarge {
+            codec: target,
+            limit,
+        }
+    })?;
+    let mut out = Vec::with_capacity(HEADER_LEN + body.len());
+    out.extend_from_slice(&batch[..HEADER_LEN]);
+    out.extend_from_slice(&body);
+    out[8..12].copy_from_slice(&batch_length.to_be_bytes());
+    let codec_bits = match target {
+        Compression::None => 0,
+        Compression::Gzip => 1,
+        Compression::Snappy => 2,
+        Compression::Lz4 => 3,
+        Compression::Zstd => 4,
+        Compression::Unknown(n) => i16::from(n),
+    };
+    let attributes = (header.attributes & !0x07) | codec_bits;
+    out[CRC_START..CRC_START + 2].copy_from_slice(&attributes.to_be_bytes());
+    let crc = compute_crc(&out);
+    out[17..21].copy_from_slice(&crc.to_be_bytes());
+    Ok(Some(out))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::records::BatchBuilder;
+
+    const ALL: [Compression; 5] = [
+        Compression::None,
+        Compression::Gzip,
+        Compression::Snappy,
+        Compression::Lz4,
+        Compression::Zstd,
+    ];
+
+    fn text(n: usize) -> Vec<u8> {
+        (0..n).map(|i| b"log line, "[i % 10]).collect()
+    }
+
+    #[test]
+    fn every_codec_round_trips() {
+        for codec in ALL {
+            for n in [0, 1, 100, 200_000] {
+                let data = text(n);
+                let packed = compress(codec, &data).unwrap();
+                assert_eq!(
+                    decompress(codec, &packed, n).unwrap(),
+                    data,
+                    "{codec:?} {n}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn inflating_past_the_limit_is_refused() {
+        let data = vec![0u8; 1 << 20];
+        for codec in ALL {
+            let packed = compress(codec, &data).unwrap();
+            assert_eq!(
+                decompress(codec, &packed, (1 << 20) - 1),
+                Err(CodecError::TooLarge {
+                    codec,
+                    limit: (1 << 20) - 1
+                }),
+                "{codec:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn raw_snappy_as_librdkafka_writes_it_is_read() {
+        let data = text(5000);
+        let raw = snap::raw::Encoder::new().compress_vec(&data).unwrap();
+        assert_eq!(decompress(Compression::Snappy, &raw, 5000).unwrap(), data);
+        // A raw block claiming more than the limit is refused before anything is allocated.
+        assert!(matches!(
+            decompress(Compression::Snappy, &raw, 4999),
+            Err(CodecError::TooLarge { .. })
+        ));
+    }
+
+    #[test]
+    fn garbage_is_malformed_for_every_codec() {
+        for codec in &ALL[1..] {
+            assert!(
+                matches!(
+                    decompress(*codec, b"\x00\x01 not compressed at all", 1 << 20),
+                    Err(CodecError::Malformed { .. })
+                ),
+                "{codec:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn recoding_keeps_the_records_and_header_and_fixes_length_and_crc() {
+        let mut b = BatchBuilder::new().producer(7, 1, 40);
+        for i in 0..50 {
+            b.push(1000 + i, Some(b"key"), Some(&text(300)));
+        }
+        let original = b.build();
+        let h = BatchHeader::parse(&original).unwrap();
+        let mut current = original.clone();
+        for target in [
+            Compression::Zstd,
+            Compression::Lz4,
+            Compression::Snappy,
+            Compression::Gzip,
+            Compression::None,
+        ] {
+            let ch = BatchHeader::parse(&current).unwrap();
+            let next = recode_batch(&current, &ch, target, 1 << 20)
+                .unwrap()
+                .expect("a different codec");
+            let nh = BatchHeader::parse(&next).unwrap();
+            crate::batch::verify_crc(&next, &nh).unwrap();
+            assert_eq!(nh.compression(), target);
+            assert_eq!(nh.size() as usize, next.len());
+            assert_eq!(
+                (
+                    nh.record_count,
+                    nh.producer_id,
+                    nh.base_sequence,
+                    nh.max_timestamp
+                ),
+                (
+                    h.record_count,
+                    h.producer_id,
+                    h.base_sequence,
+                    h.max_timestamp
+                )
+            );
+            assert_eq!(
+                decompress(target, &next[HEADER_LEN..], 1 << 20).unwrap(),
+                original[HEADER_LEN..]
+            );
+            current = next;
+        }
+        // Back to uncompressed: the same bytes as the producer's uncompressed batch.
+        assert_eq!(current, original);
+        // Already in the target codec: nothing to do.
+        assert_eq!(
+            recode_batch(&original, &h, Compression::None, 1 << 20),
+            Ok(None)
+        );
+    }
+}

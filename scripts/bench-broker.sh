@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The broker's data path on this machine: one coord node and one broker (release builds, fresh
 # data in a temp directory, loopback ports), driven by kafka-load (librdkafka; with WIRE, also its
-# wire-level mode) through the standard matrix:
+# wire-level mode) through the standard matrix; with PEERS="sluice kafka", the same matrix is
+# then run against Apache Kafka (scripts/kafka-peer.sh: 4.x in KRaft mode, one process, jars
+# from Maven Central) on the same disk with the same client and settings:
 #
 #   small    one partition, acks=1, 100-byte records: produce SMALL_RECORDS, then consume them
 #   large    one partition, acks=1, 1 KiB records: produce LARGE_RECORDS, then consume them
@@ -10,7 +12,11 @@
 #   idle     a fresh broker: VmRSS (/proc/PID/status) before and after creating IDLE_TOPICS
 #            topics x IDLE_PARTITIONS partitions, read IDLE_WAIT s after the last one
 #
+# Each cluster start also records the broker's start-up time (process start to its port
+# accepting connections), and the end of the data phases its peak resident memory (VmHWM).
+#
 # Knobs (environment):
+#   PEERS             "sluice" (default), or "sluice kafka" to run every phase on both in turn
 #   PHASES            phases to run, in order (default "small large latency idle")
 #   SMALL_RECORDS     100-byte records produced and consumed (default 1000000; the full run
 #                     uses 5000000)
@@ -48,6 +54,8 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 BIN="${CARGO_TARGET_DIR:-$ROOT/target}/release"
 PHASES=${PHASES:-"small large latency idle"}
+PEERS=${PEERS:-sluice}
+PEER=sluice
 SMALL_RECORDS=${SMALL_RECORDS:-1000000}
 LARGE_RECORDS=${LARGE_RECORDS:-200000}
 LATENCY_RATES=${LATENCY_RATES:-"1000 10000"}
@@ -122,15 +130,39 @@ wait_until() { # description seconds command...
 
 alive() { kill -0 "$1" 2>/dev/null; }
 coord_ok() { alive "$COORD_PID" && four_letter "$COORD_PORT" srvr | grep -q '^Mode: standalone'; }
+now_ms() { date +%s%3N; }
 broker_ok() { alive "$BROKER_PID" && ! port_free "$BROKER_PORT"; }
 
 rss_kib() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status"; }
 hwm_kib() { awk '/^VmHWM:/ {print $2}' "/proc/$1/status"; }
 mib() { awk -v k="$1" 'BEGIN {printf "%.1f", k / 1024}'; }
 
-# Starts a one-node coord and one broker with data in $BENCH_DIR/$1.
+# Starts the peer under test with data in $BENCH_DIR/<peer>-$1: a one-node coord and one broker,
+# or Apache Kafka. Records the broker's start-up time.
 start_cluster() {
-    local dir="$BENCH_DIR/$1"
+    if [ "$PEER" = kafka ]; then start_kafka "$@"; else start_sluice "$@"; fi
+    jq -cn --arg name "$PEER/startup-$1" --argjson ms "$STARTUP_MS" \
+        '{name: $name, mode: "startup", startup_ms: $ms}' >>"$RESULTS"
+    log "broker start-up: $STARTUP_MS ms"
+}
+
+start_kafka() {
+    local dir="$BENCH_DIR/kafka-$1"
+    COORD_PID=""
+    BROKER_PORT=$(free_port_from 39092)
+    "$ROOT/scripts/kafka-peer.sh" classpath >/dev/null
+    local t0
+    t0=$(now_ms)
+    BROKER_PID=$("$ROOT/scripts/kafka-peer.sh" start "$dir" "$BROKER_PORT")
+    remember "$BROKER_PID"
+    wait_until "Kafka on port $BROKER_PORT" 120 broker_ok || { tail -n 20 "$dir/kafka.log" >&2; die "Kafka did not start"; }
+    STARTUP_MS=$(($(now_ms) - t0))
+    BOOTSTRAP="127.0.0.1:$BROKER_PORT"
+    log "cluster kafka-$1: Apache Kafka pid $BROKER_PID ($BOOTSTRAP), data in $dir"
+}
+
+start_sluice() {
+    local dir="$BENCH_DIR/sluice-$1"
     mkdir -p "$dir/zk" "$dir/kafka-logs"
     echo 1 >"$dir/zk/myid"
     COORD_PORT=$(free_port_from 28181)
@@ -174,17 +206,20 @@ EOF
     COORD_PID=$!
     remember "$COORD_PID"
     wait_until "coord on port $COORD_PORT" 30 coord_ok || { tail -n 20 "$dir/coord.log" >&2; die "coord did not start"; }
+    local t0
+    t0=$(now_ms)
     "$BIN/broker" "$dir/server.properties" >"$dir/broker.log" 2>&1 &
     BROKER_PID=$!
     remember "$BROKER_PID"
     wait_until "broker on port $BROKER_PORT" 60 broker_ok || { tail -n 20 "$dir/broker.log" >&2; die "broker did not start"; }
+    STARTUP_MS=$(($(now_ms) - t0))
     BOOTSTRAP="127.0.0.1:$BROKER_PORT"
-    log "cluster $1: coord pid $COORD_PID (port $COORD_PORT), broker pid $BROKER_PID ($BOOTSTRAP), data in $dir"
+    log "cluster sluice-$1: coord pid $COORD_PID (port $COORD_PORT), broker pid $BROKER_PID ($BOOTSTRAP), data in $dir"
 }
 
 stop_cluster() {
     local pid
-    for pid in "$BROKER_PID" "$COORD_PID"; do
+    for pid in $BROKER_PID $COORD_PID; do
         kill -TERM "$pid" 2>/dev/null || true
         for _ in $(seq 100); do alive "$pid" || break; sleep 0.1; done
         kill -KILL "$pid" 2>/dev/null || true
@@ -209,7 +244,7 @@ run_load() { # name args...
     # Exit code 1: the run completed with errors (reported in the JSON); 2: it could not run.
     [ "$rc" -le 1 ] && [ -n "$json" ] || die "kafka-load $1 failed (exit code $rc)"
     [ "$rc" -eq 0 ] || log "bench-broker: WARNING: $name completed with errors"
-    echo "$json" | jq -c --arg name "$name" '{name: $name} + .' >>"$RESULTS"
+    echo "$json" | jq -c --arg name "$PEER/$name" '{name: $name} + .' >>"$RESULTS"
     echo "$json"
 }
 
@@ -293,7 +328,8 @@ idle_phase() {
     hwm=$(hwm_kib "$BROKER_PID")
     jq -cn --argjson before "$before" --argjson after "$after" --argjson hwm "$hwm" \
         --argjson topics "$IDLE_TOPICS" --argjson parts "$IDLE_PARTITIONS" --argjson wait "$IDLE_WAIT" \
-        '{name: "idle-rss", mode: "idle-rss", topics: $topics, partitions_per_topic: $parts,
+        --arg name "$PEER/idle-rss" \
+        '{name: $name, mode: "idle-rss", topics: $topics, partitions_per_topic: $parts,
           wait_s: $wait, rss_before_kib: $before, rss_kib: $after, hwm_kib: $hwm}' >>"$RESULTS"
     log "broker VmRSS: $(mib "$before") MiB before, $(mib "$after") MiB with $((IDLE_TOPICS * IDLE_PARTITIONS)) idle partitions (VmHWM $(mib "$hwm") MiB)"
 }
@@ -310,25 +346,35 @@ for b in coord broker kafka-load; do [ -x "$BIN/$b" ] || die "$BIN/$b is missing
 : >"$RESULTS"
 log "bench-broker: results in $RESULTS; $(nproc) cores"
 
-start_cluster data
-for phase in $PHASES; do
-    case $phase in
-        small) throughput_phase small 100 "$SMALL_RECORDS" ;;
-        large) throughput_phase large 1024 "$LARGE_RECORDS" ;;
-        latency) latency_phase ;;
-        idle) idle_phase ;;
-        *) die "unknown phase $phase (small large latency idle)" ;;
-    esac
+for PEER in $PEERS; do
+    case $PEER in sluice | kafka) ;; *) die "unknown peer $PEER (sluice kafka)" ;; esac
+    log "=== $PEER"
+    start_cluster data
+    for phase in $PHASES; do
+        case $phase in
+            small) throughput_phase small 100 "$SMALL_RECORDS" ;;
+            large) throughput_phase large 1024 "$LARGE_RECORDS" ;;
+            latency) latency_phase ;;
+            idle) idle_phase ;;
+            *) die "unknown phase $phase (small large latency idle)" ;;
+        esac
+        if [ "$phase" != idle ]; then
+            jq -cn --arg name "$PEER/peak-rss-after-$phase" --argjson hwm "$(hwm_kib "$BROKER_PID")" \
+                '{name: $name, mode: "peak-rss", hwm_kib: $hwm}' >>"$RESULTS"
+        fi
+    done
+    stop_cluster
 done
-stop_cluster
 
 # --- summary --------------------------------------------------------------------------------
 {
     echo "=== bench-broker summary ($(date -u +%Y-%m-%dT%H:%M:%SZ), $RESULTS)"
     jq -r 'select(.mode == "produce" or .mode == "consume") |
-        "\(.name) (\(.client // "librdkafka")): \(.records) records of \(.bytes / (if .records > 0 then .records else 1 end) | floor) B in \(.elapsed_s * 1000 | round / 1000) s: \(.records_per_s | round) records/s, \(.mb_per_s * 10 | round / 10) MB/s; errors \(.errors); kafka-load cpu \(.cpu.client_s) s, broker cpu \(.cpu.servers_s | to_entries | map(.value) | add) s"' "$RESULTS"
+        "\(.name) (\(.client // "librdkafka")): \(.records) records of \(.bytes / (if .records > 0 then .records else 1 end) | floor) B in \(.elapsed_s * 1000 | round / 1000) s: \(.records_per_s | round) records/s, \(.mb_per_s * 10 | round / 10) MB/s; errors \(.errors); kafka-load cpu \(.cpu.client_s) s, broker cpu \(.cpu.servers_s | to_entries | map(.value) | add) s (\((.cpu.servers_s | to_entries | map(.value) | add) / (if .records > 0 then .records else 1 end) * 1e6 * 100 | round / 100) s per million records)"' "$RESULTS"
     jq -r 'select(.mode == "latency") |
         "\(.name): \(.sent) records at \(.achieved_rate | round)/s, received \(.received), missing \(.missing): p50 \(.p50_ms) ms, p90 \(.p90_ms) ms, p99 \(.p99_ms) ms, p99.9 \(.p999_ms) ms, max \(.max_ms) ms"' "$RESULTS"
+    jq -r 'select(.mode == "startup") | "\(.name): \(.startup_ms) ms"' "$RESULTS"
+    jq -r 'select(.mode == "peak-rss") | "\(.name): broker VmHWM \(.hwm_kib / 1024 * 10 | round / 10) MiB"' "$RESULTS"
     jq -r 'select(.mode == "idle-rss") |
-        "idle: broker VmRSS \(.rss_kib / 1024 * 10 | round / 10) MiB with \(.topics * .partitions_per_topic) partitions (\(.rss_before_kib / 1024 * 10 | round / 10) MiB before creating them; VmHWM \(.hwm_kib / 1024 * 10 | round / 10) MiB)"' "$RESULTS"
+        "\(.name): broker VmRSS \(.rss_kib / 1024 * 10 | round / 10) MiB with \(.topics * .partitions_per_topic) partitions (\(.rss_before_kib / 1024 * 10 | round / 10) MiB before creating them; VmHWM \(.hwm_kib / 1024 * 10 | round / 10) MiB)"' "$RESULTS"
 } | tee "$SUMMARY"

@@ -136,3 +136,143 @@ zk.stop()
         "{stdout}"
     );
 }
+
+/// A standalone Apache ZooKeeper 3.8 (Debian's package) on a free loopback port, to compare
+/// behaviours with; killed on drop.
+struct RealZooKeeper {
+    child: std::process::Child,
+    port: u16,
+    _dir: tempfile::TempDir,
+}
+
+impl RealZooKeeper {
+    fn start() -> RealZooKeeper {
+        let dir = tempfile::tempdir().unwrap();
+        let port = sluice_e2e::free_port();
+        let cfg = dir.path().join("zoo.cfg");
+        std::fs::write(
+            &cfg,
+            format!(
+                "tickTime=500\ndataDir={}\nclientPort={port}\nclientPortAddress=127.0.0.1\nadmin.enableServer=false\n4lw.commands.whitelist=*\n",
+                dir.path().join("data").display()
+            ),
+        )
+        .unwrap();
+        // zkEnv.sh's classpath: the jar's manifest names the rest of /usr/share/java.
+        let cp = [
+            "/usr/share/java/zookeeper.jar",
+            "/usr/share/java/zookeeper-jute.jar",
+            "/usr/share/java/slf4j-api.jar",
+        ]
+        .join(":");
+        let mut child = Command::new("java")
+            .args([
+                "-cp",
+                &cp,
+                "org.apache.zookeeper.server.ZooKeeperServerMain",
+            ])
+            .arg(&cfg)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("java with Debian's zookeeper package (scripts/setup.sh)");
+        let addr: std::net::SocketAddr = ([127, 0, 0, 1], port).into();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while sluice_e2e::four_letter_word(addr, "ruok") != "imok" {
+            if std::time::Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("ZooKeeper did not start");
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        RealZooKeeper {
+            child,
+            port,
+            _dir: dir,
+        }
+    }
+}
+
+impl Drop for RealZooKeeper {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Null data stays null (ZooKeeper keeps it apart from empty: Kafka's brokers create their
+/// top-level znodes with null data and parse `/latest_producer_id_block` only when it is not
+/// null). The same kazoo session against coord and against ZooKeeper 3.8 prints the same lines:
+/// create and set with null and empty data, and the data lengths; coord still has them after
+/// every member restarted.
+#[test]
+fn null_data_reads_back_as_null_as_in_zookeeper() {
+    let script = r#"
+import sys
+from kazoo.client import KazooClient
+zk = KazooClient(hosts=sys.argv[1])
+zk.start(timeout=15)
+zk.create("/null", None)
+zk.create("/empty", b"")
+for p in ["/null", "/empty"]:
+    data, stat = zk.get(p)
+    print(p, repr(data), stat.dataLength, stat.version)
+zk.set("/empty", None)
+zk.set("/null", b"")
+for p in ["/null", "/empty"]:
+    data, stat = zk.get(p)
+    print("after set", p, repr(data), stat.dataLength, stat.version)
+zk.stop()
+zk.close()
+"#;
+    let run = |hosts: &str| {
+        let out = Command::new("/usr/bin/python3")
+            .arg("-c")
+            .arg(script)
+            .arg(hosts)
+            .output()
+            .expect("python3 with kazoo (scripts/setup.sh)");
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(
+            out.status.success(),
+            "{hosts}: {stdout}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        stdout
+    };
+    let zookeeper = RealZooKeeper::start();
+    let expected = run(&format!("127.0.0.1:{}", zookeeper.port));
+    assert!(expected.contains("/null None 0 0"), "{expected}");
+    let cluster = CoordCluster::start(3, "");
+    let got = run(&cluster.connect_string());
+    assert_eq!(got, expected);
+    // And after a restart of every member, from the snapshot and the log.
+    let mut cluster = cluster;
+    for i in 0..3 {
+        cluster.restart(i);
+    }
+    cluster.wait_for_leader(std::time::Duration::from_secs(30));
+    let reread = Command::new("/usr/bin/python3")
+        .arg("-c")
+        .arg(
+            r#"
+import sys
+from kazoo.client import KazooClient
+zk = KazooClient(hosts=sys.argv[1])
+zk.start(timeout=15)
+print(repr(zk.get("/null")[0]), repr(zk.get("/empty")[0]))
+zk.stop()
+"#,
+        )
+        .arg(cluster.connect_string())
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&reread.stdout).trim(),
+        "b'' None",
+        "{}",
+        String::from_utf8_lossy(&reread.stderr)
+    );
+}

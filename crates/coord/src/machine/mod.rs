@@ -50,6 +50,52 @@ pub enum Command {
     Noop,
 }
 
+impl Command {
+    /// The data fields of this command, by position: 0 for a single create or setData, each
+    /// op's index in a multi. What [`Command::null_data`] and [`Command::set_null_data`] count.
+    fn data_fields(&mut self) -> Vec<(u32, &mut Option<Vec<u8>>)> {
+        let Command::Write { op, .. } = self else {
+            return Vec::new();
+        };
+        match op {
+            WriteOp::Create(c) => vec![(0, &mut c.data)],
+            WriteOp::SetData { data, .. } => vec![(0, data)],
+            WriteOp::Multi(ops) => ops
+                .iter_mut()
+                .enumerate()
+                .filter_map(|(i, op)| match op {
+                    Op::Create(c) => Some((i as u32, &mut c.data)),
+                    Op::SetData { data, .. } => Some((i as u32, data)),
+                    _ => None,
+                })
+                .collect(),
+            _ => Vec::new(),
+        }
+    }
+
+    /// The positions whose data is null (see [`crate::tree::op_data`]: a log entry carries
+    /// them beside the commands).
+    pub fn null_data(&self) -> Vec<u32> {
+        self.clone()
+            .data_fields()
+            .into_iter()
+            .filter(|(_, d)| d.is_none())
+            .map(|(i, _)| i)
+            .collect()
+    }
+
+    /// Marks the data at position `i` null; false if there is no data field there.
+    pub fn set_null_data(&mut self, i: u32) -> bool {
+        match self.data_fields().into_iter().find(|(at, _)| *at == i) {
+            Some((_, d)) => {
+                *d = None;
+                true
+            }
+            None => false,
+        }
+    }
+}
+
 /// The write operations a client can send.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum WriteOp {
@@ -60,7 +106,9 @@ pub enum WriteOp {
     },
     SetData {
         path: String,
-        data: Vec<u8>,
+        /// `None`: null data.
+        #[serde(with = "crate::tree::op_data")]
+        data: Option<Vec<u8>>,
         version: i32,
     },
     SetAcl {
@@ -243,7 +291,7 @@ impl Machine {
                 version,
             } => self
                 .tree
-                .set_data(tx, path, data, *version)
+                .set_data(tx, path, data.as_deref(), *version)
                 .map(|(stat, t)| (CommandResult::DataSet { stat }, t)),
             WriteOp::SetAcl { path, acl, version } => self
                 .tree

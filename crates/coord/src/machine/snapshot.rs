@@ -1,20 +1,23 @@
 //! Snapshot encoding of the [`Machine`]: a compact, versioned, checksummed binary image.
 //!
-//! Format version 1, all integers little-endian, `str`/`bytes` = u32 length + bytes:
+//! Format version 2, all integers little-endian, `str`/`bytes` = u32 length + bytes:
 //!
 //! ```text
 //! magic        8 bytes  "SLUICESM"
-//! version      u32      1
+//! version      u32      2 (1 is read too)
 //! last_zxid    i64
 //! last_index   u64
 //! sessions     u32 count, then per session (id order): id i64, timeout_ms i32, password [16]
 //! acl lists    u32 count, then per list: u32 entries, per entry: perms i32, scheme str, id str
 //! nodes        u64 count, then per node, parent first and siblings in byte order of name:
-//!              path str, data bytes, acl-list index u32,
+//!              path str, data bytes (length 0xFFFFFFFF: null data), acl-list index u32,
 //!              czxid mzxid pzxid ctime mtime ephemeral_owner (i64 each),
 //!              version cversion aversion (i32 each)
 //! crc32        u32      CRC-32 (IEEE) of every byte before it
 //! ```
+//!
+//! Version 2 differs from version 1 only in null data: version 1 had none (null was stored as
+//! empty), so a version-1 image reads the same way.
 //!
 //! ACL lists are numbered in order of first use during that traversal, so the image is a pure
 //! function of the logical state: two replicas in the same state write identical bytes, and
@@ -31,7 +34,10 @@ use crate::sessions::{Session, SessionError, SessionTable};
 use crate::tree::{AclList, BuildError, PersistedStat, TreeBuilder};
 
 pub const SNAPSHOT_MAGIC: &[u8; 8] = b"SLUICESM";
-pub const SNAPSHOT_VERSION: u32 = 1;
+pub const SNAPSHOT_VERSION: u32 = 2;
+
+/// The data length that stands for null data.
+const NULL_DATA: u32 = u32::MAX;
 
 /// Bytes a node takes at least (empty path and data): lengths, ACL index and the stat.
 const MIN_NODE_BYTES: usize = 4 + 4 + 4 + 6 * 8 + 3 * 4;
@@ -85,6 +91,12 @@ impl Writer {
     fn str(&mut self, s: &str) {
         self.bytes(s.as_bytes());
     }
+    fn data(&mut self, d: Option<&[u8]>) {
+        match d {
+            Some(b) => self.bytes(b),
+            None => self.u32(NULL_DATA),
+        }
+    }
 }
 
 pub(super) fn encode(m: &Machine) -> Vec<u8> {
@@ -100,7 +112,7 @@ pub(super) fn encode(m: &Machine) -> Vec<u8> {
     m.tree.for_each_node(|n| {
         count += 1;
         nodes.str(n.path);
-        nodes.bytes(n.data);
+        nodes.data(n.data);
         // Neighbouring nodes nearly always share the interned list: skip the hash then.
         let index = match last {
             Some((prev, i)) if std::sync::Arc::ptr_eq(prev, n.acl) => i,
@@ -197,6 +209,12 @@ impl<'a> Reader<'a> {
         let len = self.u32()? as usize;
         self.take(len)
     }
+    fn data(&mut self) -> Result<Option<&'a [u8]>, SnapshotError> {
+        match self.u32()? {
+            NULL_DATA => Ok(None),
+            len => self.take(len as usize).map(Some),
+        }
+    }
     fn str(&mut self) -> Result<&'a str, SnapshotError> {
         std::str::from_utf8(self.bytes()?).map_err(|_| SnapshotError::InvalidUtf8)
     }
@@ -235,7 +253,7 @@ pub(super) fn decode(bytes: &[u8]) -> Result<Machine, SnapshotError> {
         pos: SNAPSHOT_MAGIC.len(),
     };
     let version = r.u32()?;
-    if version != SNAPSHOT_VERSION {
+    if !(1..=SNAPSHOT_VERSION).contains(&version) {
         return Err(SnapshotError::UnsupportedVersion(version));
     }
     let last_zxid = r.i64()?;
@@ -277,7 +295,7 @@ pub(super) fn decode(bytes: &[u8]) -> Result<Machine, SnapshotError> {
     let mut builder = TreeBuilder::new(r.capacity_hint(node_count, MIN_NODE_BYTES));
     for _ in 0..node_count {
         let path = r.str()?;
-        let data = r.bytes()?.to_vec();
+        let data = r.data()?.map(<[u8]>::to_vec);
         let index = r.u32()?;
         let acl = lists
             .get(index as usize)

@@ -127,7 +127,7 @@ fn write_results() {
             s,
             WriteOp::SetData {
                 path: "/a".into(),
-                data: b"v".to_vec(),
+                data: Some(b"v".to_vec()),
                 version: 0,
             },
         ),
@@ -288,7 +288,7 @@ fn sample_machine() -> Machine {
         s2,
         WriteOp::SetData {
             path: "/app".into(),
-            data: vec![9; 300],
+            data: Some(vec![9; 300]),
             version: 0,
         },
     );
@@ -372,12 +372,12 @@ fn snapshot_rejects_damage() {
     ));
     // A future format version is refused even with a valid checksum.
     let mut future = bytes[..bytes.len() - 4].to_vec();
-    future[8..12].copy_from_slice(&2u32.to_le_bytes());
+    future[8..12].copy_from_slice(&(SNAPSHOT_VERSION + 1).to_le_bytes());
     let crc = crc32fast::hash(&future);
     future.extend_from_slice(&crc.to_le_bytes());
     assert_eq!(
         Machine::restore(&future).unwrap_err(),
-        SnapshotError::UnsupportedVersion(2)
+        SnapshotError::UnsupportedVersion(SNAPSHOT_VERSION + 1)
     );
     // Structurally bad content behind a valid checksum is an error, not a panic.
     let mut body = bytes[..bytes.len() - 4].to_vec();
@@ -454,7 +454,7 @@ fn arb_command() -> impl Strategy<Value = Command> {
         }),
         (path.clone(), any::<u8>()).prop_map(|(p, b)| WriteOp::SetData {
             path: p.into(),
-            data: vec![b],
+            data: Some(vec![b]),
             version: -1
         }),
         prop::collection::vec(
@@ -515,4 +515,64 @@ proptest! {
         run(&mut c, cut..log.len());
         prop_assert_eq!(c.snapshot(), a.snapshot());
     }
+}
+
+/// Null data (a create or setData whose data is null, single or in a multi) is kept apart from
+/// empty, through a snapshot too; a version-1 image (which had no null) still restores.
+#[test]
+fn null_data_is_kept_apart_from_empty() {
+    let mut m = Machine::new();
+    let s = create_session(&mut m, 1);
+    let mut null = CreateOp::new("/null", Vec::new(), CreateMode::Persistent);
+    null.data = None;
+    m.apply(2, 1000, 2, &write(s, WriteOp::Create(null.clone())));
+    m.apply(
+        3,
+        1000,
+        3,
+        &write(
+            s,
+            WriteOp::Create(CreateOp::new("/empty", Vec::new(), CreateMode::Persistent)),
+        ),
+    );
+    let mut in_multi = null.clone();
+    in_multi.path = "/multi".into();
+    m.apply(
+        4,
+        1000,
+        4,
+        &write(
+            s,
+            WriteOp::Multi(vec![
+                Op::Create(in_multi),
+                Op::SetData {
+                    path: "/empty".into(),
+                    data: None,
+                    version: 0,
+                },
+            ]),
+        ),
+    );
+    let data = |m: &Machine, p: &str| m.tree().get_data(p, &[]).unwrap().0.map(<[u8]>::to_vec);
+    assert_eq!(data(&m, "/null"), None);
+    assert_eq!(data(&m, "/multi"), None);
+    assert_eq!(data(&m, "/empty"), None);
+    assert_eq!(m.tree().get_data("/null", &[]).unwrap().1.data_length, 0);
+    let bytes = m.snapshot();
+    let back = Machine::restore(&bytes).unwrap();
+    assert_eq!(data(&back, "/null"), None);
+    assert_eq!(back.snapshot(), bytes);
+
+    // A version-1 image: no null data, otherwise the same layout.
+    let mut plain = Machine::new();
+    let s = create_session(&mut plain, 1);
+    plain.apply(2, 1000, 2, &write(s, create("/a", CreateMode::Persistent)));
+    let mut v1 = plain.snapshot();
+    v1.truncate(v1.len() - 4);
+    v1[8..12].copy_from_slice(&1u32.to_le_bytes());
+    let crc = crc32fast::hash(&v1);
+    v1.extend_from_slice(&crc.to_le_bytes());
+    let restored = Machine::restore(&v1).unwrap();
+    assert_eq!(data(&restored, "/a"), Some(b"data".to_vec()));
+    assert_eq!(restored.snapshot(), plain.snapshot());
 }

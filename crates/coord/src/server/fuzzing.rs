@@ -110,7 +110,7 @@ pub fn client_bytes(data: &[u8]) {
 /// A replicated log entry's payload as the state machine decodes it (a [`Batch`] of
 /// commands), applied to a state machine; then the same bytes as a snapshot to restore.
 pub fn log_entry(data: &[u8]) {
-    if let Ok(batch) = postcard::from_bytes::<Batch>(data) {
+    if let Ok(batch) = Batch::decode(data) {
         let mut machine = Machine::new();
         for (i, cmd) in batch.commands.iter().enumerate() {
             let zxid = i as i64 + 1;

@@ -55,7 +55,7 @@ pub(crate) fn classify(req: &Request, ttl_enabled: bool) -> Kind {
         }),
         Request::SetData(s) => Kind::Write(WriteOp::SetData {
             path: s.path.clone(),
-            data: s.data.as_deref().unwrap_or_default().to_vec(),
+            data: data_of(&s.data),
             version: s.version,
         }),
         Request::SetAcl(s) => Kind::Write(WriteOp::SetAcl {
@@ -90,8 +90,9 @@ pub(crate) fn classify(req: &Request, ttl_enabled: bool) -> Kind {
     }
 }
 
-fn data_of(data: &Option<bytes::Bytes>) -> Vec<u8> {
-    data.as_deref().unwrap_or_default().to_vec()
+/// A request's data field: null stays null (ZooKeeper keeps it apart from empty).
+fn data_of(data: &Option<bytes::Bytes>) -> Option<Vec<u8>> {
+    data.as_deref().map(<[u8]>::to_vec)
 }
 
 fn create_op(
@@ -257,7 +258,7 @@ pub(crate) fn local(
                     watches.add_data_watch(session, &r.path);
                 }
                 ok(Response::GetData(GetDataResponse {
-                    data: Some(bytes::Bytes::copy_from_slice(data)),
+                    data: data.map(bytes::Bytes::copy_from_slice),
                     stat,
                 }))
             }
@@ -322,7 +323,7 @@ pub(crate) fn local(
                     }
                     ReadResult::GetData { data, stat } => {
                         sluice_jute::OpResult::GetData(GetDataResponse {
-                            data: Some(bytes::Bytes::from(data)),
+                            data: data.map(bytes::Bytes::from),
                             stat,
                         })
                     }

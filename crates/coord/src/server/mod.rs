@@ -132,13 +132,76 @@ impl ServerSettings {
     }
 }
 
-/// One log entry's worth of work.
+/// One log entry's worth of work, postcard-encoded as the entry's payload.
+///
+/// `null_data` came later than the other fields: an entry written before it ends after
+/// `touches`, and [`Batch::decode`] reads it as one with no null data (null was stored as empty
+/// then). Each pair names a command (its index) and a data field in it (see
+/// [`Command::null_data`]); the commands themselves carry null as empty
+/// ([`crate::tree::op_data`]).
 #[derive(Debug, Serialize, Deserialize)]
-struct Batch {
+pub(crate) struct Batch {
     time_ms: i64,
     commands: Vec<Command>,
     /// Sessions the proposing node heard from since its previous batch.
     touches: Vec<i64>,
+    null_data: Vec<(u32, u32)>,
+}
+
+/// [`Batch`] as entries were written before null data was kept apart.
+#[derive(Debug, Deserialize)]
+struct BatchWithoutNulls {
+    time_ms: i64,
+    commands: Vec<Command>,
+    touches: Vec<i64>,
+}
+
+impl Batch {
+    fn new(time_ms: i64, commands: Vec<Command>, touches: Vec<i64>) -> Batch {
+        let null_data = commands
+            .iter()
+            .enumerate()
+            .flat_map(|(i, c)| c.null_data().into_iter().map(move |f| (i as u32, f)))
+            .collect();
+        Batch {
+            time_ms,
+            commands,
+            touches,
+            null_data,
+        }
+    }
+
+    fn encode(&self) -> Result<Vec<u8>, postcard::Error> {
+        postcard::to_stdvec(self)
+    }
+
+    /// Decodes an entry of either layout and puts null data back into its commands. A null
+    /// mark naming no data field makes the entry undecodable, as any other damage would.
+    pub(crate) fn decode(payload: &[u8]) -> Result<Batch, postcard::Error> {
+        let mut batch = match postcard::from_bytes::<Batch>(payload) {
+            Ok(b) => b,
+            Err(postcard::Error::DeserializeUnexpectedEnd) => {
+                let old: BatchWithoutNulls = postcard::from_bytes(payload)?;
+                return Ok(Batch {
+                    time_ms: old.time_ms,
+                    commands: old.commands,
+                    touches: old.touches,
+                    null_data: Vec::new(),
+                });
+            }
+            Err(e) => return Err(e),
+        };
+        for &(i, field) in &batch.null_data {
+            let marked = batch
+                .commands
+                .get_mut(i as usize)
+                .is_some_and(|c| c.set_null_data(field));
+            if !marked {
+                return Err(postcard::Error::DeserializeBadEncoding);
+            }
+        }
+        Ok(batch)
+    }
 }
 
 /// A committed command's outcome, for the connection that sent it.
@@ -400,7 +463,7 @@ impl Core {
 
     /// Applies one committed log entry (see [`Batch`]) and returns the encoded results.
     fn apply_batch(&self, term: u64, index: u64, payload: &[u8]) -> Vec<u8> {
-        let batch: Batch = match postcard::from_bytes(payload) {
+        let batch = match Batch::decode(payload) {
             Ok(b) => b,
             Err(e) => {
                 // Every node rejects the same bytes the same way, so state stays identical.
@@ -720,12 +783,12 @@ async fn proposer(
             }
         }
         let touches: Vec<i64> = lock(&core.touched).drain().collect();
-        let batch = Batch {
-            time_ms: now_ms(),
-            commands: pending.iter().map(|p| p.cmd.clone()).collect(),
+        let batch = Batch::new(
+            now_ms(),
+            pending.iter().map(|p| p.cmd.clone()).collect(),
             touches,
-        };
-        let payload = match postcard::to_stdvec(&batch) {
+        );
+        let payload = match batch.encode() {
             Ok(p) => p,
             Err(e) => {
                 tracing::error!(error = %e, "cannot encode a log entry");
@@ -770,8 +833,10 @@ fn approx_size(cmd: &Command) -> usize {
     use crate::machine::WriteOp;
     match cmd {
         Command::Write { op, .. } => match op {
-            WriteOp::Create(c) => 64 + c.path.len() + c.data.len(),
-            WriteOp::SetData { path, data, .. } => 64 + path.len() + data.len(),
+            WriteOp::Create(c) => 64 + c.path.len() + c.data.as_ref().map_or(0, Vec::len),
+            WriteOp::SetData { path, data, .. } => {
+                64 + path.len() + data.as_ref().map_or(0, Vec::len)
+            }
             WriteOp::Multi(ops) => 64 + ops.len() * 128,
             _ => 96,
         },
@@ -863,4 +928,92 @@ pub fn four_letter_word(server: &CoordServer, word: &str) -> String {
         &server.core.settings.four_letter_words,
         &server.core.server_info(),
     )
+}
+
+#[cfg(test)]
+mod batch_tests {
+    use super::*;
+    use crate::machine::WriteOp;
+    use crate::tree::{CreateOp, Op};
+    use sluice_jute::CreateMode;
+
+    fn write(op: WriteOp) -> Command {
+        Command::Write {
+            session_id: 7,
+            auth: Vec::new(),
+            op,
+        }
+    }
+
+    fn null_create(path: &str) -> CreateOp {
+        let mut c = CreateOp::new(path, Vec::new(), CreateMode::Persistent);
+        c.data = None;
+        c
+    }
+
+    /// Null data survives a log entry: in a single create, in a setData and inside a multi,
+    /// beside empty data that stays empty.
+    #[test]
+    fn null_data_round_trips_through_a_log_entry() {
+        let commands = vec![
+            write(WriteOp::Create(null_create("/a"))),
+            write(WriteOp::Create(CreateOp::new(
+                "/b",
+                Vec::new(),
+                CreateMode::Persistent,
+            ))),
+            write(WriteOp::SetData {
+                path: "/b".into(),
+                data: None,
+                version: -1,
+            }),
+            write(WriteOp::Multi(vec![
+                Op::Check {
+                    path: "/a".into(),
+                    version: 0,
+                },
+                Op::Create(null_create("/c")),
+                Op::SetData {
+                    path: "/a".into(),
+                    data: Some(b"x".to_vec()),
+                    version: -1,
+                },
+            ])),
+        ];
+        let batch = Batch::new(5, commands.clone(), vec![1]);
+        assert_eq!(batch.null_data, [(0, 0), (2, 0), (3, 1)]);
+        let back = Batch::decode(&batch.encode().unwrap()).unwrap();
+        assert_eq!(back.commands, commands);
+        assert_eq!(back.touches, [1]);
+    }
+
+    /// An entry written before null data was kept apart (no null list) still decodes, its
+    /// empty data as empty.
+    #[test]
+    fn entries_without_a_null_list_still_decode() {
+        #[derive(Serialize)]
+        struct Old {
+            time_ms: i64,
+            commands: Vec<Command>,
+            touches: Vec<i64>,
+        }
+        let commands = vec![write(WriteOp::Create(CreateOp::new(
+            "/a",
+            Vec::new(),
+            CreateMode::Persistent,
+        )))];
+        let old = postcard::to_stdvec(&Old {
+            time_ms: 9,
+            commands: commands.clone(),
+            touches: vec![3],
+        })
+        .unwrap();
+        let back = Batch::decode(&old).unwrap();
+        assert_eq!(back.commands, commands);
+        assert_eq!((back.time_ms, back.touches), (9, vec![3]));
+        // A null mark naming no data field is damage.
+        let mut bad = Batch::new(1, commands, Vec::new());
+        bad.null_data.push((0, 4));
+        assert!(Batch::decode(&bad.encode().unwrap()).is_err());
+    }
 }

@@ -175,9 +175,34 @@ impl Children {
     }
 }
 
+/// A znode's payload. `None` is ZooKeeper's null data (a create or setData whose data field is
+/// null, as Kafka writes its top-level paths), kept apart from empty as ZooKeeper keeps it:
+/// getData answers null, `dataLength` is 0.
+pub type Data = Option<Box<[u8]>>;
+
+/// The payload of a replicated create or setData: `None` is null data.
+///
+/// In a log entry the bytes are encoded as a plain byte vector, null written as empty; which
+/// ones were null travels beside the commands (the entry's null list, see
+/// `crate::server`), so entries written before null was kept apart still decode unchanged.
+pub mod op_data {
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    pub fn serialize<S: Serializer>(d: &Option<Vec<u8>>, s: S) -> Result<S::Ok, S::Error> {
+        match d {
+            Some(v) => v.serialize(s),
+            None => Vec::<u8>::new().serialize(s),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Vec<u8>>, D::Error> {
+        Vec::<u8>::deserialize(d).map(Some)
+    }
+}
+
 #[derive(Debug, Clone)]
 struct Node {
-    data: Box<[u8]>,
+    data: Data,
     acl: AclList,
     stat: PersistedStat,
     children: Children,
@@ -186,7 +211,7 @@ struct Node {
 impl Node {
     fn special(acl: AclList) -> Node {
         Node {
-            data: Box::default(),
+            data: None,
             acl,
             stat: PersistedStat::default(),
             children: Children::default(),
@@ -210,7 +235,8 @@ impl Node {
                 EphemeralType::Normal(owner) => owner,
                 _ => 0,
             },
-            data_length: i32::try_from(self.data.len()).unwrap_or(i32::MAX),
+            data_length: i32::try_from(self.data.as_deref().map_or(0, <[u8]>::len))
+                .unwrap_or(i32::MAX),
             num_children,
             pzxid: s.pzxid,
         }
@@ -276,7 +302,9 @@ pub struct TxnContext<'a> {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CreateOp {
     pub path: String,
-    pub data: Vec<u8>,
+    /// `None`: null data.
+    #[serde(with = "op_data")]
+    pub data: Option<Vec<u8>>,
     pub acl: Vec<Acl>,
     pub mode: CreateMode,
     /// TTL in ms for the TTL modes; -1 when the request carries none (create, create2,
@@ -290,7 +318,7 @@ impl CreateOp {
     pub fn new(path: impl Into<String>, data: impl Into<Vec<u8>>, mode: CreateMode) -> CreateOp {
         CreateOp {
             path: path.into(),
-            data: data.into(),
+            data: Some(data.into()),
             acl: acl::open_acl_unsafe(),
             mode,
             ttl: -1,
@@ -308,7 +336,9 @@ pub enum Op {
     },
     SetData {
         path: String,
-        data: Vec<u8>,
+        /// `None`: null data.
+        #[serde(with = "op_data")]
+        data: Option<Vec<u8>>,
         version: i32,
     },
     Check {
@@ -339,7 +369,7 @@ pub enum ReadOp {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ReadResult {
     GetChildren { children: Vec<String> },
-    GetData { data: Vec<u8>, stat: Stat },
+    GetData { data: Option<Vec<u8>>, stat: Stat },
     Error(ErrorCode),
 }
 
@@ -358,7 +388,7 @@ enum Undo {
     },
     SetData {
         path: String,
-        data: Box<[u8]>,
+        data: Data,
         mtime: i64,
         mzxid: i64,
         version: i32,
@@ -379,7 +409,8 @@ struct PreparedCreate {
 #[derive(Debug, Clone, Copy)]
 pub struct NodeRecord<'a> {
     pub path: &'a str,
-    pub data: &'a [u8],
+    /// `None`: null data.
+    pub data: Option<&'a [u8]>,
     pub acl: &'a AclList,
     pub stat: PersistedStat,
 }
@@ -513,9 +544,10 @@ impl Tree {
     // ----- reads (FinalRequestProcessor) -----
 
     /// getData: `NoNode`, then READ (`NoAuth`). The caller registers a data watch on success.
-    pub fn get_data(&self, path: &str, auth: &[Id]) -> Result<(&[u8], Stat), ErrorCode> {
+    /// The data is `None` when the node holds null data.
+    pub fn get_data(&self, path: &str, auth: &[Id]) -> Result<(Option<&[u8]>, Stat), ErrorCode> {
         let node = self.readable(path, auth)?;
-        Ok((&node.data, node.client_stat()))
+        Ok((node.data.as_deref(), node.client_stat()))
     }
 
     /// exists: `BadArguments` for a NUL in the path; READ is checked only when the node exists.
@@ -610,7 +642,7 @@ impl Tree {
                 },
                 ReadOp::GetData { path } => match self.get_data(path, auth) {
                     Ok((data, stat)) => ReadResult::GetData {
-                        data: data.to_vec(),
+                        data: data.map(<[u8]>::to_vec),
                         stat,
                     },
                     Err(e) => ReadResult::Error(e),
@@ -672,7 +704,7 @@ impl Tree {
         op: &CreateOp,
     ) -> Result<((String, Stat), Vec<Trigger>), ErrorCode> {
         let prepared = self.prepare_create(tx, op)?;
-        let (created, triggers, undo) = self.apply_create(tx, prepared, &op.data)?;
+        let (created, triggers, undo) = self.apply_create(tx, prepared, op.data.as_deref())?;
         self.commit(vec![undo]);
         Ok((created, triggers))
     }
@@ -696,7 +728,7 @@ impl Tree {
         &mut self,
         tx: &TxnContext<'_>,
         path: &str,
-        data: &[u8],
+        data: Option<&[u8]>,
         version: i32,
     ) -> Result<(Stat, Vec<Trigger>), ErrorCode> {
         let new_version = self.prepare_set_data(tx, path, version)?;
@@ -763,7 +795,7 @@ impl Tree {
             Op::Create(create) => {
                 let prepared = self.prepare_create(tx, create)?;
                 let ((path, stat), triggers, undo) =
-                    self.apply_create(tx, prepared, &create.data)?;
+                    self.apply_create(tx, prepared, create.data.as_deref())?;
                 (OpResult::Create { path, stat }, triggers, Some(undo))
             }
             Op::Delete { path, version } => {
@@ -777,7 +809,8 @@ impl Tree {
                 version,
             } => {
                 let new_version = self.prepare_set_data(tx, path, *version)?;
-                let (stat, triggers, undo) = self.apply_set_data(tx, path, data, new_version)?;
+                let (stat, triggers, undo) =
+                    self.apply_set_data(tx, path, data.as_deref(), new_version)?;
                 (OpResult::SetData { stat }, triggers, Some(undo))
             }
             Op::Check { path, version } => {
@@ -892,7 +925,7 @@ impl Tree {
         &mut self,
         tx: &TxnContext<'_>,
         prepared: PreparedCreate,
-        data: &[u8],
+        data: Option<&[u8]>,
     ) -> Applied<(String, Stat)> {
         let PreparedCreate {
             path,
@@ -917,7 +950,7 @@ impl Tree {
         parent.children.insert(name);
         let parent_trigger = trigger(parent_path, EventType::NodeChildrenChanged, &parent.acl);
         let node = Node {
-            data: data.into(),
+            data: data.map(Into::into),
             acl,
             stat: PersistedStat::created(tx.zxid, tx.time_ms, ephemeral_owner),
             children: Children::default(),
@@ -996,13 +1029,13 @@ impl Tree {
         &mut self,
         tx: &TxnContext<'_>,
         path: &str,
-        data: &[u8],
+        data: Option<&[u8]>,
         new_version: i32,
     ) -> Applied<Stat> {
         let node = self.nodes.get_mut(path).ok_or(ErrorCode::NoNode)?;
         let undo = Undo::SetData {
             path: path.to_owned(),
-            data: std::mem::replace(&mut node.data, data.into()),
+            data: std::mem::replace(&mut node.data, data.map(Into::into)),
             mtime: node.stat.mtime,
             mzxid: node.stat.mzxid,
             version: node.stat.version,
@@ -1129,7 +1162,7 @@ impl Tree {
         while let Some((path, node)) = stack.pop() {
             visit(NodeRecord {
                 path,
-                data: &node.data,
+                data: node.data.as_deref(),
                 acl: &node.acl,
                 stat: node.stat,
             });
@@ -1194,7 +1227,7 @@ impl TreeBuilder {
     pub fn push(
         &mut self,
         path: &str,
-        data: Vec<u8>,
+        data: Option<Vec<u8>>,
         acl: AclList,
         stat: PersistedStat,
     ) -> Result<(), BuildError> {
@@ -1222,7 +1255,7 @@ impl TreeBuilder {
         tree.nodes.insert(
             path.into(),
             Node {
-                data: data.into_boxed_slice(),
+                data: data.map(Vec::into_boxed_slice),
                 acl,
                 stat,
                 children: Children::default(),

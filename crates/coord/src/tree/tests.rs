@@ -45,7 +45,7 @@ fn mk(t: &mut Tree, zxid: i64, path: &str, mode: CreateMode) -> Result<String, E
         .map(|((p, _), _)| p)
 }
 
-type NodeDump = (String, Vec<u8>, Vec<Acl>, PersistedStat, Stat);
+type NodeDump = (String, Option<Vec<u8>>, Vec<Acl>, PersistedStat, Stat);
 type IndexDump = (Vec<(i64, Vec<String>)>, Vec<String>, Vec<String>);
 
 /// Everything observable about a tree, for before/after comparisons.
@@ -54,7 +54,7 @@ fn dump(t: &Tree) -> Vec<NodeDump> {
     t.for_each_node(|n| {
         v.push((
             n.path.to_owned(),
-            n.data.to_vec(),
+            n.data.map(<[u8]>::to_vec),
             n.acl.to_vec(),
             n.stat,
             t.stat(n.path).unwrap(),
@@ -100,7 +100,7 @@ fn special_nodes_resist_change() {
     }
     // /zookeeper/config is READ-only for everyone but super.
     assert_eq!(
-        t.set_data(&tx(1), "/zookeeper/config", b"x", -1)
+        t.set_data(&tx(1), "/zookeeper/config", Some(b"x".as_slice()), -1)
             .map(|_| ()),
         Err(ErrorCode::NoAuth)
     );
@@ -111,10 +111,17 @@ fn special_nodes_resist_change() {
     );
     let su = [id("super", "")];
     assert!(t
-        .set_data(&tx_as(2, &su), "/zookeeper/config", b"x", -1)
+        .set_data(
+            &tx_as(2, &su),
+            "/zookeeper/config",
+            Some(b"x".as_slice()),
+            -1
+        )
         .is_ok());
     // The others are ordinary open nodes otherwise.
-    assert!(t.set_data(&tx(3), "/zookeeper", b"y", -1).is_ok());
+    assert!(t
+        .set_data(&tx(3), "/zookeeper", Some(b"y".as_slice()), -1)
+        .is_ok());
     assert_eq!(
         mk(&mut t, 4, "/zookeeper/quota/app", CreateMode::Persistent).as_deref(),
         Ok("/zookeeper/quota/app")
@@ -166,7 +173,7 @@ fn create_sets_stats_and_triggers() {
         ]
     );
     let (data, s) = t.get_data("/a", &[]).unwrap();
-    assert_eq!((data, s), (&b"hello"[..], stat));
+    assert_eq!((data, s), (Some(&b"hello"[..]), stat));
 }
 
 #[test]
@@ -309,7 +316,8 @@ fn delete_rules_and_stats() {
     assert_eq!(t.delete(&tx(4), "/a/b", 3), Err(ErrorCode::BadVersion));
     assert_eq!(t.delete(&tx(4), "a", -1), Err(ErrorCode::BadArguments));
     assert_eq!(t.delete(&tx(4), "/a\0", -1), Err(ErrorCode::BadArguments));
-    t.set_data(&tx(4), "/a/b", b"x", -1).unwrap();
+    t.set_data(&tx(4), "/a/b", Some(b"x".as_slice()), -1)
+        .unwrap();
     let before = t.stat("/a").unwrap();
     assert_eq!(before.cversion, 2);
     let triggers = t.delete(&tx(5), "/a/b", 1).unwrap();
@@ -341,7 +349,9 @@ fn delete_rules_and_stats() {
 fn set_data_versions() {
     let mut t = Tree::new();
     mk(&mut t, 1, "/a", CreateMode::Persistent).unwrap();
-    let (s1, trig) = t.set_data(&tx(2), "/a", b"one", 0).unwrap();
+    let (s1, trig) = t
+        .set_data(&tx(2), "/a", Some(b"one".as_slice()), 0)
+        .unwrap();
     assert_eq!(
         (s1.version, s1.mzxid, s1.mtime, s1.ctime, s1.czxid),
         (1, 2, 2000, 1000, 1)
@@ -353,23 +363,29 @@ fn set_data_versions() {
         ("/a", EventType::NodeDataChanged)
     );
     assert_eq!(
-        t.set_data(&tx(3), "/a", b"two", 0).map(|_| ()),
+        t.set_data(&tx(3), "/a", Some(b"two".as_slice()), 0)
+            .map(|_| ()),
         Err(ErrorCode::BadVersion)
     );
-    let (s2, _) = t.set_data(&tx(3), "/a", b"", -1).unwrap();
+    let (s2, _) = t.set_data(&tx(3), "/a", Some(b"".as_slice()), -1).unwrap();
     assert_eq!((s2.version, s2.data_length, s2.pzxid), (2, 0, 1));
     assert_eq!(
-        t.set_data(&tx(4), "/nope", b"", -1).map(|_| ()),
+        t.set_data(&tx(4), "/nope", Some(b"".as_slice()), -1)
+            .map(|_| ()),
         Err(ErrorCode::NoNode)
     );
     assert_eq!(
-        t.set_data(&tx(4), "/a/", b"", -1).map(|_| ()),
+        t.set_data(&tx(4), "/a/", Some(b"".as_slice()), -1)
+            .map(|_| ()),
         Err(ErrorCode::BadArguments)
     );
     // Version wraps like Java's int.
     t.nodes.get_mut("/a").unwrap().stat.version = i32::MAX;
     assert_eq!(
-        t.set_data(&tx(5), "/a", b"", i32::MAX).unwrap().0.version,
+        t.set_data(&tx(5), "/a", Some(b"".as_slice()), i32::MAX)
+            .unwrap()
+            .0
+            .version,
         i32::MIN
     );
 }
@@ -459,7 +475,8 @@ fn acl_enforcement_on_reads_and_writes() {
     assert_eq!(t.exists("/priv", &eve), Err(ErrorCode::NoAuth));
     assert_eq!(t.check("/priv", -1, &eve), Err(ErrorCode::NoAuth));
     assert_eq!(
-        t.set_data(&tx_as(2, &eve), "/priv", b"y", -1).map(|_| ()),
+        t.set_data(&tx_as(2, &eve), "/priv", Some(b"y".as_slice()), -1)
+            .map(|_| ()),
         Err(ErrorCode::NoAuth)
     );
     let child = CreateOp::new("/priv/c", vec![], CreateMode::Persistent);
@@ -611,7 +628,7 @@ fn containers_and_ttls() {
             ..tx(5)
         },
         "/t",
-        b"",
+        Some(b"".as_slice()),
         -1,
     )
     .unwrap();
@@ -655,7 +672,7 @@ fn multi_success_sees_earlier_ops() {
         create_op("/m/s-", CreateMode::PersistentSequential),
         Op::SetData {
             path: "/m/a".into(),
-            data: b"new".to_vec(),
+            data: Some(b"new".to_vec()),
             version: 0,
         },
         Op::Check {
@@ -699,7 +716,7 @@ fn multi_failure_is_all_or_nothing() {
         create_op("/c/t", CreateMode::Persistent),
         Op::SetData {
             path: "/a".into(),
-            data: b"changed".to_vec(),
+            data: Some(b"changed".to_vec()),
             version: -1,
         },
         Op::Delete {
@@ -790,7 +807,7 @@ fn multi_read_is_independent() {
         }
     );
     assert!(
-        matches!(&res[2], ReadResult::GetData { data, stat } if data == b"d" && stat.czxid == 2)
+        matches!(&res[2], ReadResult::GetData { data, stat } if data.as_deref() == Some(b"d".as_slice()) && stat.czxid == 2)
     );
 }
 
@@ -802,7 +819,7 @@ fn builder_round_trip_and_errors() {
     mk(&mut t, 3, "/c", CreateMode::Container).unwrap();
     let mut b = TreeBuilder::new(0);
     t.for_each_node(|n| {
-        b.push(n.path, n.data.to_vec(), n.acl.clone(), n.stat)
+        b.push(n.path, n.data.map(<[u8]>::to_vec), n.acl.clone(), n.stat)
             .unwrap()
     });
     let rebuilt = b.finish().unwrap();
@@ -813,20 +830,20 @@ fn builder_round_trip_and_errors() {
     let st = PersistedStat::default();
     let mut b = TreeBuilder::new(0);
     assert_eq!(
-        b.push("/a", vec![], open.clone(), st),
+        b.push("/a", None, open.clone(), st),
         Err(BuildError::RootFirst("/a".into()))
     );
-    b.push("/", vec![], open.clone(), st).unwrap();
+    b.push("/", None, open.clone(), st).unwrap();
     assert_eq!(
-        b.push("/", vec![], open.clone(), st),
+        b.push("/", None, open.clone(), st),
         Err(BuildError::Duplicate("/".into()))
     );
     assert_eq!(
-        b.push("/x/y", vec![], open.clone(), st),
+        b.push("/x/y", None, open.clone(), st),
         Err(BuildError::MissingParent("/x/y".into()))
     );
     assert_eq!(
-        b.push("/x/", vec![], open.clone(), st),
+        b.push("/x/", None, open.clone(), st),
         Err(BuildError::MissingParent("/x/".into()))
     );
     assert_eq!(
@@ -868,7 +885,7 @@ fn arb_op() -> impl Strategy<Value = Op> {
         (arb_path(), -1..2i32).prop_map(|(path, version)| Op::Delete { path, version }),
         (arb_path(), -1..2i32).prop_map(|(path, version)| Op::SetData {
             path,
-            data: b"p".to_vec(),
+            data: Some(b"p".to_vec()),
             version
         }),
         (arb_path(), -1..2i32).prop_map(|(path, version)| Op::Check { path, version }),
@@ -927,7 +944,7 @@ proptest! {
             let kids = t.get_children(n.path, &[]).unwrap().0.len() as i32;
             assert_eq!(s.num_children, kids);
             assert_eq!(s.cversion, n.stat.cversion * 2 - kids);
-            assert_eq!(s.data_length, n.data.len() as i32);
+            assert_eq!(s.data_length, n.data.map_or(0, <[u8]>::len) as i32);
         });
     }
 

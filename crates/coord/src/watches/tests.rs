@@ -53,7 +53,10 @@ impl World {
 
     fn set(&mut self, path: &str) -> Vec<Notification> {
         let tx = self.tx();
-        let (_, triggers) = self.tree.set_data(&tx, path, b"x", -1).unwrap();
+        let (_, triggers) = self
+            .tree
+            .set_data(&tx, path, Some(b"x".as_slice()), -1)
+            .unwrap();
         self.watches.trigger(&triggers)
     }
 
@@ -204,7 +207,12 @@ fn notifications_filtered_by_read_acl() {
     }];
     let (_, triggers) = w
         .tree
-        .set_data(&TxnContext { auth: &su, ..tx }, "/secret", b"", -1)
+        .set_data(
+            &TxnContext { auth: &su, ..tx },
+            "/secret",
+            Some(b"".as_slice()),
+            -1,
+        )
         .unwrap();
     assert_eq!(w.watches.trigger(&triggers), [n(B, Changed, "/secret")]);
     // A's one-shot watch was used up even though nothing was delivered.
@@ -362,7 +370,12 @@ fn apply(w: &mut World, step: &Step) -> Option<Vec<Notification>> {
                 .ok()?
                 .1
         }
-        Step::Set(i) => w.tree.set_data(&tx, PATHS[i], b"", -1).ok()?.1,
+        Step::Set(i) => {
+            w.tree
+                .set_data(&tx, PATHS[i], Some(b"".as_slice()), -1)
+                .ok()?
+                .1
+        }
         Step::Delete(i) => w.tree.delete(&tx, PATHS[i], -1).ok()?,
     };
     Some(w.watches.trigger(&triggers))

@@ -49,6 +49,8 @@ const XERIAL_MAGIC: &[u8; 8] = b"\x82SNAPPY\0";
 const XERIAL_HEADER_LEN: usize = 16;
 /// Uncompressed bytes per xerial block when writing (the Java client's default).
 const XERIAL_BLOCK: usize = 32 * 1024;
+/// Most bytes one byte of a raw snappy block can inflate to (64 per 3-byte copy element).
+const SNAPPY_MAX_RATIO: usize = 22;
 /// Largest zstd window accepted: 8 MiB, the size the zstd format asks every decoder to support.
 const ZSTD_WINDOW_LOG_MAX: u32 = 23;
 
@@ -104,9 +106,18 @@ fn snappy_decompress(data: &[u8], limit: usize) -> Result<Vec<u8>, CodecError> {
     let codec = Compression::Snappy;
     let malformed = |reason: String| CodecError::Malformed { codec, reason };
     let mut decoder = snap::raw::Decoder::new();
-    // Each raw block states its inflated length up front: checked before allocating it.
+    // Each raw block states its inflated length up front: checked before allocating it, against
+    // the limit and against what a block of that size can hold at all (a 3-byte copy element
+    // yields at most 64 bytes, so nothing inflates more than 22-fold): a few bytes claiming
+    // megabytes are malformed, never an allocation of those megabytes.
     let mut block = |input: &[u8], out: &mut Vec<u8>| -> Result<(), CodecError> {
         let n = snap::raw::decompress_len(input).map_err(|e| malformed(e.to_string()))?;
+        if n > input.len().saturating_mul(SNAPPY_MAX_RATIO) {
+            return Err(malformed(format!(
+                "a {}-byte snappy block claims {n} bytes inflated",
+                input.len()
+            )));
+        }
         if out.len() + n > limit {
             return Err(CodecError::TooLarge { codec, limit });
         }
@@ -278,6 +289,29 @@ mod tests {
             decompress(Compression::Snappy, &raw, 4999),
             Err(CodecError::TooLarge { .. })
         ));
+    }
+
+    /// Found by the log_recovery fuzz target: a stored snappy batch whose raw block claimed
+    /// 28 MiB inflated (under the 32 MiB scan limit) was given a 28 MiB buffer before the
+    /// decoder found it malformed. The claim is now checked against the block's size first.
+    #[test]
+    fn a_snappy_block_claiming_more_than_it_can_hold_is_malformed_before_allocating() {
+        // Varint preamble 0x1BFFFFF (28 MiB - 1), then a few bytes of elements.
+        let block = [0xff, 0xff, 0xff, 0x0d, 0x00, 0x01, 0x02, 0x03];
+        match decompress(Compression::Snappy, &block, 32 << 20) {
+            Err(CodecError::Malformed { reason, .. }) => {
+                assert!(reason.contains("claims 29360127 bytes"), "{reason}")
+            }
+            other => panic!("{other:?}"),
+        }
+        // A real block at the highest ratio still inflates.
+        let zeros = vec![0u8; 1 << 16];
+        let packed = snap::raw::Encoder::new().compress_vec(&zeros).unwrap();
+        assert!(zeros.len() <= packed.len() * SNAPPY_MAX_RATIO);
+        assert_eq!(
+            decompress(Compression::Snappy, &packed, 1 << 20).unwrap(),
+            zeros
+        );
     }
 
     #[test]

@@ -458,7 +458,7 @@ async fn dispatch(
             ResponseKind::DeleteRecords(api::admin::delete_records(broker, r).await)
         }
         RequestKind::DescribeConfigs(r) => {
-            ResponseKind::DescribeConfigs(api::configs::describe_configs(broker, version, r))
+            ResponseKind::DescribeConfigs(api::configs::describe_configs(broker, version, r).await)
         }
         RequestKind::IncrementalAlterConfigs(r) => ResponseKind::IncrementalAlterConfigs(
             api::configs::incremental_alter_configs(broker, r).await,

@@ -26,7 +26,7 @@ fn s(v: impl Into<String>) -> StrBytes {
     StrBytes::from_string(v.into())
 }
 
-pub fn describe_configs(
+pub async fn describe_configs(
     broker: &Broker,
     version: i16,
     req: DescribeConfigsRequest,
@@ -54,10 +54,20 @@ pub fn describe_configs(
                         )));
                     }
                     Some(t) => {
+                        // Coord holds the overrides; the metadata's copy may trail a change
+                        // just made through another broker. Without coord, the copy answers.
+                        let name = r.resource_name.as_str();
+                        let config = match broker.cluster.read_topic_config(name).await {
+                            Ok(c) => c,
+                            Err(e) => {
+                                tracing::warn!(topic = name, error = %e, "topic configuration read from the metadata: coord did not answer");
+                                t.config.clone()
+                            }
+                        };
                         out.configs = TOPIC_KEYS
                             .iter()
                             .filter(|k| wanted(k.name))
-                            .map(|k| topic_entry(broker, k, t.config.get(k.name), version, &flags))
+                            .map(|k| topic_entry(broker, k, config.get(k.name), version, &flags))
                             .collect();
                     }
                 }

@@ -804,6 +804,18 @@ impl Cluster {
         }
     }
 
+    /// The overrides of `topic` as coord holds them now (`/config/topics/<topic>`; none when the
+    /// znode is missing). DescribeConfigs reads here, as Kafka's ZooKeeper mode does, so a
+    /// change made through any broker is seen at once through every other.
+    pub async fn read_topic_config(&self, topic: &str) -> Result<BTreeMap<String, String>> {
+        let path = znodes::topic_config_path(topic);
+        match self.client().get_data(&path).await {
+            Ok((d, _)) => Ok(parse::<TopicConfig>(&path, &d)?.config),
+            Err(zk::Error::NoNode) => Ok(BTreeMap::new()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
     /// Read-modify-write of `/config/topics/<topic>` (compare-and-set, retried on a race).
     /// `change` edits the overrides or refuses with a message; `write = false` only checks.
     /// Returns the overrides as written.

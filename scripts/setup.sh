@@ -63,3 +63,24 @@ if ! cargo nextest --version >/dev/null 2>&1; then
     echo "setup: installing cargo-nextest" >&2
     cargo install --locked cargo-nextest
 fi
+
+# The client families of tests/clients (tests/tests/client_families.rs, kafka_on_coord.rs), each
+# from its own registry, into SLUICE_CLIENTS: from Maven Central the Java client jars of the 3.9
+# line and the newest 4.x, Apache Kafka's command-line tools, and Apache Kafka 3.9's broker (the
+# last line with ZooKeeper mode); franz-go and sarama built from tests/clients/go (the Go module
+# proxy); kafkajs into tests/clients/node/node_modules (npm).
+SLUICE_CLIENTS=${SLUICE_CLIENTS:-/var/tmp/sluice-clients}
+CLIENTS_SRC=$(cd "$(dirname "${BASH_SOURCE[0]}")/../tests/clients" && pwd)
+for line in client-3.9.1 client-4.4.0 tools-4.4.0 broker-3.9.1; do
+    dir="$SLUICE_CLIENTS/java/$line"
+    [ -f "$dir/.complete" ] && continue
+    echo "setup: resolving the Java $line jars into $dir" >&2
+    mvn -q -B -f "$CLIENTS_SRC/java/pom.xml" -P"${line%-*}" -Dkafka.version="${line#*-}" \
+        dependency:copy-dependencies -DoutputDirectory="$dir" >&2
+    touch "$dir/.complete"
+done
+(cd "$CLIENTS_SRC/go" && go build -o "$SLUICE_CLIENTS/go/bin/" ./franz ./sarama)
+if [ ! -d "$CLIENTS_SRC/node/node_modules/kafkajs" ]; then
+    echo "setup: installing kafkajs into $CLIENTS_SRC/node" >&2
+    (cd "$CLIENTS_SRC/node" && npm ci --no-audit --no-fund --loglevel=error >&2)
+fi

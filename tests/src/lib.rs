@@ -69,6 +69,21 @@ pub fn run_python(script: &str, args: &[&str]) -> String {
     stdout
 }
 
+/// Where `scripts/setup.sh` installs the client families of `tests/clients` (the Java jars of
+/// each line, the Go programs built); `SLUICE_CLIENTS` moves it.
+pub fn clients_dir() -> PathBuf {
+    PathBuf::from(
+        std::env::var("SLUICE_CLIENTS").unwrap_or_else(|_| "/var/tmp/sluice-clients".into()),
+    )
+}
+
+/// The sources of the client-family checks: `tests/clients/<family>`.
+pub fn clients_src(family: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("clients")
+        .join(family)
+}
+
 /// A `VmRSS`, `VmHWM`, ... figure of `/proc/<pid>/status`, in KiB.
 pub fn proc_status_kib(pid: u32, field: &str) -> u64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("process status");

@@ -94,6 +94,17 @@ pub fn proc_status_kib(pid: u32, field: &str) -> u64 {
         .unwrap_or_else(|| panic!("no {field} in /proc/{pid}/status"))
 }
 
+/// `n` different free loopback ports (all bound at once, then released), for a configuration
+/// that names several: separate [`free_port`] calls can be given the same port twice.
+pub fn free_ports(n: usize) -> Vec<u16> {
+    let held: Vec<TcpListener> = (0..n)
+        .map(|_| TcpListener::bind("127.0.0.1:0").unwrap())
+        .collect();
+    held.iter()
+        .map(|l| l.local_addr().unwrap().port())
+        .collect()
+}
+
 /// A free loopback port (bound and released; good enough on a quiet machine).
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
@@ -255,9 +266,8 @@ impl CoordCluster {
     /// and starts them all. `n == 1` is a standalone node (no `server.N` lines).
     pub fn start(n: u64, extra: &str) -> CoordCluster {
         let dir = tempfile::tempdir().expect("temp dir");
-        let ports: Vec<(u16, u16, u16)> = (0..n)
-            .map(|_| (free_port(), free_port(), free_port()))
-            .collect();
+        let free = free_ports(3 * n as usize);
+        let ports: Vec<(u16, u16, u16)> = free.chunks(3).map(|c| (c[0], c[1], c[2])).collect();
         let servers: String = ports
             .iter()
             .filter(|_| n > 1)

@@ -288,7 +288,14 @@ fn apache_kafka_command_line_tools() {
         "{described}"
     );
 
+    // Keyed (`key:value` lines), so the records spread over every partition and the group
+    // below holds a position, hence a committed offset, in each.
     let lines: Vec<String> = (0..300).map(|i| format!("GET /page/{i} 200")).collect();
+    let input: String = lines
+        .iter()
+        .enumerate()
+        .map(|(i, l)| format!("host-{i}:{l}\n"))
+        .collect();
     let (ok, out) = kafka_tool(
         "org.apache.kafka.tools.ConsoleProducer",
         &[
@@ -298,8 +305,12 @@ fn apache_kafka_command_line_tools() {
             "access-log",
             "--producer-property",
             "acks=all",
+            "--property",
+            "parse.key=true",
+            "--property",
+            "key.separator=:",
         ],
-        Some(&(lines.join("\n") + "\n")),
+        Some(&input),
     );
     assert!(ok, "console producer: {out}");
     let (ok, out) = kafka_tool(

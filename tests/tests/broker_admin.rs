@@ -413,3 +413,50 @@ async fn kafka_python_admin_partitions_and_configs() {
         r#"{"after": {"retention.ms": ["604800000", 5], "segment.ms": ["600000", 1]}, "alter": [0], "before": {"retention.ms": ["3600000", 1], "segment.ms": ["604800000", 5]}, "create": [0], "offsets": [0, 0, 0], "partitions": [0]}"#
     );
 }
+
+/// CreateTopics is answered once the receiving broker's metadata has every partition of the
+/// new topic with a leader, as Kafka answers it: librdkafka creating a topic and producing to
+/// its last partition right away through the same broker never meets "Unknown partition"
+/// (it did, before), and that broker's Metadata names a leader for every partition as soon as
+/// the answer arrives. Ten topics in a row. (One broker: librdkafka sends CreateTopics to the
+/// controller, so only there is the receiving broker known.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_created_topic_is_writable_on_every_partition_at_once() {
+    let cluster = sluice_e2e::KafkaCluster::start(1, 1, "");
+    let via = cluster.brokers[0].bootstrap();
+    let admin = admin(&via);
+    let p: FutureProducer = ClientConfig::new()
+        .set("bootstrap.servers", &via)
+        .set("linger.ms", "0")
+        .set("message.timeout.ms", "10000")
+        .create()
+        .unwrap();
+    for i in 0..10 {
+        let topic = format!("fresh-{i}");
+        let r = admin
+            .create_topics(
+                [&NewTopic::new(&topic, 4, TopicReplication::Fixed(1))],
+                &opts(),
+            )
+            .await
+            .unwrap();
+        assert!(r[0].is_ok(), "{r:?}");
+        // The answer came after the receiving broker's metadata had every partition led.
+        for partition in 0..4 {
+            let (leader, isr) = cluster.leader(1, &topic, partition);
+            assert!(
+                leader > 0,
+                "{topic}-{partition}: no leader right after CreateTopics ({leader}, {isr:?})"
+            );
+        }
+        let sent = p
+            .send(
+                FutureRecord::<(), _>::to(&topic)
+                    .partition(3)
+                    .payload("first"),
+                Duration::from_secs(10),
+            )
+            .await;
+        assert!(sent.is_ok(), "{topic}: {sent:?}");
+    }
+}

@@ -765,3 +765,60 @@ async fn leadership_moving_every_two_seconds_keeps_replicas_identical() {
     assert!(verdict.is_clean(), "{verdict:?}");
     assert_replicas_converged(&mut cluster, "moving", 1);
 }
+
+/// ControlledShutdown is checked as Kafka's controller checks it: sent to a broker that is not
+/// the controller it is NOT_CONTROLLER; for a broker id that is not registered,
+/// BROKER_NOT_AVAILABLE; with the epoch of an older registration, STALE_BROKER_EPOCH — and none
+/// of them moves a leadership.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn controlled_shutdown_refuses_unknown_brokers_and_stale_epochs() {
+    use kafka_protocol::error::ResponseError;
+    use kafka_protocol::messages::{
+        ApiKey, BrokerId, ControlledShutdownRequest, RequestKind, ResponseKind,
+    };
+    let cluster = KafkaCluster::start(1, 3, REPLICATED);
+    create_topic(&cluster.bootstrap(), "steady", 3, 3).await;
+    for p in 0..3 {
+        wait_for_leader(&cluster, 1, "steady", p, -1, 3).await;
+    }
+    let before: Vec<i32> = (0..3).map(|p| cluster.leader(1, "steady", p).0).collect();
+    let controller = common::replication::controller(&cluster, 1);
+    let other = (1..=3).find(|id| *id != controller).unwrap();
+    let ask = |to: i32, id: i32, epoch: i64| {
+        let b = cluster.brokers.iter().find(|b| b.id == to).unwrap();
+        let mut c = sluice_e2e::kafka::KafkaConn::connect(b.addr());
+        let mut req = ControlledShutdownRequest::default();
+        req.broker_id = BrokerId(id);
+        req.broker_epoch = epoch;
+        match c.call(
+            ApiKey::ControlledShutdown,
+            3,
+            RequestKind::ControlledShutdown(req),
+        ) {
+            ResponseKind::ControlledShutdown(r) => r.error_code,
+            other => panic!("{other:?}"),
+        }
+    };
+    assert_eq!(
+        ask(other, other, -1),
+        ResponseError::NotController.code(),
+        "to a broker that is not the controller"
+    );
+    assert_eq!(
+        ask(controller, 42, -1),
+        ResponseError::BrokerNotAvailable.code(),
+        "for an unregistered broker"
+    );
+    // Registration epochs are the czxid of /brokers/ids/<id>: 1 is older than any of them.
+    assert_eq!(
+        ask(controller, other, 1),
+        ResponseError::StaleBrokerEpoch.code(),
+        "with an older registration's epoch"
+    );
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let after: Vec<i32> = (0..3).map(|p| cluster.leader(1, "steady", p).0).collect();
+    assert_eq!(
+        before, after,
+        "a refused controlled shutdown moved leaderships"
+    );
+}

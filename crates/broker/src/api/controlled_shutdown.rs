@@ -29,9 +29,23 @@ const DRAIN_WAIT: Duration = Duration::from_secs(10);
 
 pub async fn handle(broker: &Broker, req: ControlledShutdownRequest) -> ControlledShutdownResponse {
     let mut resp = ControlledShutdownResponse::default();
-    if broker.cluster.metadata().controller != Some(broker.id) {
+    let m = broker.cluster.metadata();
+    if m.controller != Some(broker.id) {
         resp.error_code = ResponseError::NotController.code();
         return resp;
+    }
+    // As Kafka's controller: a broker that is not registered is not available, and a request
+    // from an older registration of it (v2+ carry the epoch; -1 means unknown) is stale.
+    match m.broker_epochs.get(&req.broker_id.0) {
+        None => {
+            resp.error_code = ResponseError::BrokerNotAvailable.code();
+            return resp;
+        }
+        Some(&current) if req.broker_epoch != -1 && req.broker_epoch < current => {
+            resp.error_code = ResponseError::StaleBrokerEpoch.code();
+            return resp;
+        }
+        Some(_) => {}
     }
     let remaining = drain(broker, req.broker_id.0, req.broker_epoch).await;
     resp.remaining_partitions = remaining

@@ -179,7 +179,8 @@ impl RealZooKeeper {
             .expect("java with Debian's zookeeper package (scripts/setup.sh)");
         let addr: std::net::SocketAddr = ([127, 0, 0, 1], port).into();
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-        while sluice_e2e::four_letter_word(addr, "ruok") != "imok" {
+        // `ruok` answers before sessions are served; `srvr` names the mode once they are.
+        while !sluice_e2e::four_letter_word(addr, "srvr").contains("Mode: standalone") {
             if std::time::Instant::now() > deadline {
                 let _ = child.kill();
                 let _ = child.wait();
@@ -275,4 +276,75 @@ zk.stop()
         "{}",
         String::from_utf8_lossy(&reread.stderr)
     );
+}
+
+/// closeSession is answered before the connection closes, pipelined requests before it
+/// included: a raw client sending getData and closeSession in one write reads both replies,
+/// then the end of the stream; kazoo's `stop()` goes from CONNECTED to LOST without passing
+/// through SUSPENDED. Each compared with ZooKeeper 3.8, line for line.
+#[test]
+fn close_session_is_answered_before_the_connection_closes_as_in_zookeeper() {
+    let raw = r#"
+import socket, struct, sys
+host, port = sys.argv[1].split(",")[0].split(":")
+s = socket.create_connection((host, int(port)))
+def readn(n):
+    b = b""
+    while len(b) < n:
+        c = s.recv(n - len(b))
+        if not c:
+            raise SystemExit("connection closed after %d of %d bytes" % (len(b), n))
+        b += c
+    return b
+def recv():
+    return readn(struct.unpack(">i", readn(4))[0])
+def frame(b):
+    return struct.pack(">i", len(b)) + b
+s.sendall(frame(struct.pack(">iqiqi", 0, 0, 30000, 0, 16) + b"\0" * 16 + b"\0"))
+recv()
+get = struct.pack(">iii", 1, 4, 1) + b"/" + b"\0"
+close = struct.pack(">ii", 2, -11)
+s.sendall(frame(get) + frame(close))
+for _ in range(2):
+    xid, zxid, err = struct.unpack(">iqi", recv()[:16])
+    print("reply", xid, err)
+print("then", repr(s.recv(16)))
+"#;
+    let kazoo = r#"
+import sys, time
+from kazoo.client import KazooClient
+zk = KazooClient(hosts=sys.argv[1])
+states = []
+zk.add_listener(lambda s: states.append(str(s)))
+zk.start(timeout=15)
+zk.stop()
+zk.close()
+time.sleep(0.2)
+print("states", states)
+"#;
+    let run = |script: &str, hosts: &str| {
+        let out = Command::new("/usr/bin/python3")
+            .arg("-c")
+            .arg(script)
+            .arg(hosts)
+            .output()
+            .expect("python3 with kazoo (scripts/setup.sh)");
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(
+            out.status.success(),
+            "{hosts}: {stdout}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        stdout
+    };
+    let zookeeper = RealZooKeeper::start();
+    let zk_hosts = format!("127.0.0.1:{}", zookeeper.port);
+    let (raw_expected, kazoo_expected) = (run(raw, &zk_hosts), run(kazoo, &zk_hosts));
+    assert_eq!(raw_expected, "reply 1 0\nreply 2 0\nthen b''\n");
+    assert_eq!(kazoo_expected, "states ['CONNECTED', 'LOST']\n");
+    let cluster = CoordCluster::start(3, "");
+    for _ in 0..5 {
+        assert_eq!(run(raw, &cluster.connect_string()), raw_expected);
+        assert_eq!(run(kazoo, &cluster.connect_string()), kazoo_expected);
+    }
 }

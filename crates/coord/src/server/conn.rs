@@ -276,9 +276,13 @@ struct Conn {
 impl Conn {
     async fn run(&mut self, stream: &mut TcpStream, mut rbuf: BytesMut) -> End {
         let (mut rd, mut wr) = stream.split();
+        // Why the connection is to end once the requests queued before that point are answered
+        // (a request it cannot process: ZooKeeper answers everything before it, then it, then
+        // closes). Nothing more is read meanwhile.
+        let mut ending: Option<End> = None;
         // Frames already read along with the ConnectRequest.
         if let Err(end) = self.take_requests(&mut rbuf) {
-            return end;
+            ending = Some(end);
         }
         loop {
             if let Err(end) = self.answer_ready() {
@@ -291,7 +295,12 @@ impl Conn {
                 self.out.clear();
             }
             if let Some(Slot::Ready { close: true, .. }) = self.queue.front() {
-                return End::SessionClosed;
+                return ending.take().unwrap_or(End::SessionClosed);
+            }
+            if self.queue.is_empty() {
+                if let Some(end) = ending.take() {
+                    return end;
+                }
             }
             let front_write = async {
                 match self.queue.front_mut() {
@@ -314,6 +323,12 @@ impl Conn {
                             self.drain_events();
                             self.push_reply(xid, zxid, err, &body);
                             if matches!(req, Request::CloseSession) {
+                                // Reply first, then close: the client reads its answer
+                                // before the connection ends, as with ZooKeeper.
+                                if let Err(e) = wr.write_all(&self.out).await {
+                                    return End::Io(e);
+                                }
+                                self.out.clear();
                                 return End::SessionClosed;
                             }
                         }
@@ -323,11 +338,11 @@ impl Conn {
                         _ => return End::NotServing,
                     }
                 }
-                n = rd.read_buf(&mut rbuf) => match n {
+                n = rd.read_buf(&mut rbuf), if ending.is_none() => match n {
                     Ok(0) => return End::ClientClosed,
                     Ok(_) => {
                         if let Err(end) = self.take_requests(&mut rbuf) {
-                            return end;
+                            ending = Some(end);
                         }
                     }
                     Err(e) => return End::Io(e),

@@ -32,13 +32,17 @@ four_letter() {
     printf '%s' "$reply"
 }
 
-# The `Mode:` of `srvr` (leader, follower, standalone, looking).
+# The `Mode:` of `srvr` (leader, follower, standalone; "not serving" without a quorum, when
+# srvr answers as ZooKeeper does: "This ZooKeeper instance is not currently serving requests").
 coord_mode() {
     local line mode=""
     { exec 3<>"/dev/tcp/127.0.0.1/$1"; } 2>/dev/null || return 0
     printf 'srvr' >&3
     while IFS= read -r -t 2 line <&3; do
-        case "$line" in Mode:*) mode=${line#Mode: } ;; esac
+        case "$line" in
+            Mode:*) mode=${line#Mode: } ;;
+            *"not currently serving"*) mode="not serving" ;;
+        esac
     done
     exec 3<&- 3>&- || true
     printf '%s' "$mode"

@@ -128,7 +128,8 @@ pub fn four_letter_word(addr: SocketAddr, word: &str) -> String {
     out
 }
 
-/// The `Mode:` line of `srvr` (`leader`, `follower`, `standalone`, `looking`), if it answers.
+/// The `Mode:` line of `srvr` (`leader`, `follower`, `standalone`), if it answers (a member
+/// without a quorum answers "not currently serving requests" instead, as ZooKeeper does).
 pub fn mode(addr: SocketAddr) -> Option<String> {
     four_letter_word(addr, "srvr")
         .lines()

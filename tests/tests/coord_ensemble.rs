@@ -187,6 +187,16 @@ async fn writes_fail_without_a_quorum_and_recover_when_a_node_returns() {
         ),
         "ZooKeeper reports a lost quorum as a connection loss, got {err:?}"
     );
+    // The survivor says so as ZooKeeper 3.8 does, in the line monitoring scripts look for.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let srvr = sluice_e2e::four_letter_word(cluster.nodes[survivor].client, "srvr");
+        if srvr == "This ZooKeeper instance is not currently serving requests\n" {
+            break;
+        }
+        assert!(Instant::now() < deadline, "srvr without quorum: {srvr:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 
     cluster.start_node(other);
     cluster.wait_for_leader(Duration::from_secs(20));

@@ -57,7 +57,7 @@ fn cluster_sh_starts_three_coords_then_three_brokers_and_stops_them() {
             i.to_string()
         );
     }
-    // Every node knows the leader (retried: a status taken during an election shows `looking`).
+    // Every node knows the leader (retried: a status taken during an election shows `not serving`).
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
     loop {
         let (ok, status) = cluster_sh(state.path(), "status");

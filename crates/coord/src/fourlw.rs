@@ -95,12 +95,28 @@ pub struct ServerInfo {
     pub max_fds: Option<u64>,
 }
 
+/// What ZooKeeper answers the words that describe a serving server, while it has no quorum.
+pub const NOT_SERVING: &str = "This ZooKeeper instance is not currently serving requests";
+
 /// The full answer to `word`, or the refusal ZooKeeper gives for a word outside the whitelist.
 pub fn respond(word: &str, allowed: &FourLetterWords, info: &ServerInfo) -> String {
     if !allowed.allows(word) {
         return format!("{word} is not executed because it is not in the whitelist.\n");
     }
     let mut out = String::new();
+    // Without a quorum ZooKeeper 3.8 has no server to describe: these words answer one line
+    // that monitoring scripts look for, `isro` answers "null"; ruok, envi and the trace-mask
+    // words answer as usual.
+    if info.mode == Mode::Looking {
+        match word {
+            "srvr" | "stat" | "mntr" | "conf" | "cons" | "wchs" | "wchc" | "wchp" | "dump"
+            | "srst" | "crst" | "dirs" | "hash" => {
+                return format!("{NOT_SERVING}\n");
+            }
+            "isro" => return "null".into(),
+            _ => {}
+        }
+    }
     match word {
         "ruok" => out.push_str("imok"),
         "isro" => out.push_str(if info.read_only { "ro" } else { "rw" }),
@@ -368,5 +384,27 @@ mod tests {
             respond("wchs", &all, &info()),
             "1 connections watching 2 paths\nTotal watches:2\n"
         );
+    }
+
+    /// As Debian's ZooKeeper 3.8 answered, one node of three started alone (looking).
+    #[test]
+    fn a_member_without_quorum_is_not_serving() {
+        let looking = ServerInfo {
+            mode: Mode::Looking,
+            ..info()
+        };
+        let all = FourLetterWords::All;
+        for w in [
+            "srvr", "stat", "mntr", "conf", "cons", "wchs", "srst", "dirs",
+        ] {
+            assert_eq!(
+                respond(w, &all, &looking),
+                "This ZooKeeper instance is not currently serving requests\n",
+                "{w}"
+            );
+        }
+        assert_eq!(respond("ruok", &all, &looking), "imok");
+        assert_eq!(respond("isro", &all, &looking), "null");
+        assert!(respond("envi", &all, &looking).starts_with("Environment:\n"));
     }
 }

@@ -348,3 +348,81 @@ print("states", states)
         assert_eq!(run(kazoo, &cluster.connect_string()), kazoo_expected);
     }
 }
+
+/// Requests over `jute.maxbuffer` (0xfffff by default) drop the connection, as ZooKeeper 3.8
+/// drops it: the length prefix alone decides, so a create whose frame is just under the limit
+/// is stored and one with 1 MiB of data is refused; the session survives (a reconnection with
+/// its id and password reads the first node back). Compared with ZooKeeper 3.8 line for line;
+/// then `jute.maxbuffer=2097152` in zookeeper.properties lets the 1 MiB create through.
+#[test]
+fn requests_over_jute_maxbuffer_drop_the_connection_as_in_zookeeper() {
+    let script = r#"
+import socket, struct, sys
+host, port = sys.argv[1].split(",")[0].split(":")
+def session(sid=0, pw=b"\0" * 16):
+    s = socket.create_connection((host, int(port)))
+    def readn(n):
+        b = b""
+        while len(b) < n:
+            c = s.recv(n - len(b))
+            if not c:
+                return None
+            b += c
+        return b
+    def recv():
+        h = readn(4)
+        return None if h is None else readn(struct.unpack(">i", h)[0])
+    s.sendall(frame(struct.pack(">iqiqi", 0, 0, 30000, sid, 16) + pw + b"\0"))
+    r = recv()
+    _, timeout, sid = struct.unpack(">iiq", r[:16])
+    return s, recv, sid, r[20:36]
+def frame(b):
+    return struct.pack(">i", len(b)) + b
+def create(path, n, xid):
+    acl = struct.pack(">iii", 1, 31, 5) + b"world" + struct.pack(">i", 6) + b"anyone"
+    return frame(struct.pack(">iii", xid, 1, len(path)) + path + struct.pack(">i", n)
+                 + b"x" * n + acl + struct.pack(">i", 0))
+s, recv, sid, pw = session()
+for xid, (path, n) in enumerate([(b"/under", 1048500), (b"/over", 1048576)], 1):
+    f = create(path, n, xid)
+    s.sendall(f)
+    r = recv()
+    print(len(f) - 4, "dropped" if r is None else "answered err %d" % struct.unpack(">iqi", r[:16])[2])
+    if r is None:
+        break
+s, recv, sid2, _ = session(sid, pw)
+print("same session", sid2 == sid)
+get = struct.pack(">iii", 9, 4, 6) + b"/under" + b"\0"
+s.sendall(frame(get))
+r = recv()
+print("read back", struct.unpack(">iqi", r[:16])[2], struct.unpack(">i", r[16:20])[0])
+"#;
+    let run = |hosts: &str| {
+        let out = Command::new("/usr/bin/python3")
+            .arg("-c")
+            .arg(script)
+            .arg(hosts)
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(
+            out.status.success(),
+            "{hosts}: {stdout}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        stdout
+    };
+    let zookeeper = RealZooKeeper::start();
+    let expected = run(&format!("127.0.0.1:{}", zookeeper.port));
+    assert_eq!(
+        expected,
+        "1048553 answered err 0\n1048628 dropped\nsame session True\nread back 0 1048500\n"
+    );
+    let cluster = CoordCluster::start(3, "");
+    assert_eq!(run(&cluster.connect_string()), expected);
+    let larger = CoordCluster::start(1, "jute.maxbuffer=2097152\n");
+    assert_eq!(
+        run(&larger.connect_string()),
+        "1048553 answered err 0\n1048628 answered err 0\nsame session True\nread back 0 1048500\n"
+    );
+}

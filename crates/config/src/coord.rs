@@ -104,6 +104,9 @@ pub struct CoordConfig {
     pub standalone_enabled: bool,
     /// `snapCount`: log entries between two snapshots; `None` keeps coord's default.
     pub snap_count: Option<u64>,
+    /// `jute.maxbuffer` (a Java system property for ZooKeeper, a key here): the largest client
+    /// frame accepted; a longer one closes that connection (the session survives).
+    pub jute_maxbuffer: usize,
 }
 
 /// Why `dataDir/myid` could not name this node.
@@ -196,6 +199,9 @@ impl CoordConfig {
         let init_limit = r.opt_number::<u32>("initLimit", 1, 100_000);
         let sync_limit = r.opt_number::<u32>("syncLimit", 1, 100_000);
         let max_client_cnxns = r.number("maxClientCnxns", 60u32, 0, u32::MAX);
+        // ZooKeeper's default 0xfffff; at least what a session's own requests need, at most
+        // 64 MiB (every connection may hold one frame of this size while it is read).
+        let jute_maxbuffer = r.number("jute.maxbuffer", 0xfffffusize, 1024, 64 << 20);
         let min_session_timeout_ms = r.number(
             "minSessionTimeout",
             tick_time_ms.saturating_mul(2),
@@ -308,7 +314,6 @@ impl CoordConfig {
                 "dynamicConfigFile",
                 "secureClientPort",
                 "secureClientPortAddress",
-                "jute.maxbuffer",
             ],
             "coord manages this itself",
         );
@@ -337,6 +342,7 @@ impl CoordConfig {
             extended_types_enabled,
             standalone_enabled,
             snap_count,
+            jute_maxbuffer,
         };
         (Some(config), diags)
     }
@@ -448,6 +454,7 @@ impl CoordConfig {
                 "standaloneEnabled".into(),
                 self.standalone_enabled.to_string(),
             ),
+            ("jute.maxbuffer".into(), self.jute_maxbuffer.to_string()),
         ];
         for s in self.servers.values() {
             let mut value = format!(

@@ -58,9 +58,10 @@ const HOUSEKEEPING_EVERY: Duration = Duration::from_millis(100);
 const REAP_EVERY: Duration = Duration::from_secs(60);
 /// ZooKeeper's `znode.container.maxNeverUsedIntervalMs` default (0: never-used containers stay).
 const REAP_NEVER_USED_MS: i64 = 0;
-/// ZooKeeper's `jute.maxbuffer` plus the server's extra allowance for headers
-/// (`zookeeper.jute.maxbuffer.extrasize`): a frame above this closes the connection.
-pub const MAX_CLIENT_FRAME: usize = sluice_jute::DEFAULT_MAX_BUFFER + 1024;
+/// ZooKeeper's default `jute.maxbuffer`: a client frame above it closes the connection (a 3.8
+/// server checks the frame length against `jute.maxbuffer` alone; its extra allowance applies
+/// to lengths inside a frame). `jute.maxbuffer` in `zookeeper.properties` changes it.
+pub const MAX_CLIENT_FRAME: usize = sluice_jute::DEFAULT_MAX_BUFFER;
 
 /// What the client side of a node needs to know, taken from `zookeeper.properties`.
 #[derive(Debug, Clone)]
@@ -123,7 +124,7 @@ impl ServerSettings {
             max_client_cnxns: cfg.max_client_cnxns,
             four_letter_words: cfg.four_letter_words.clone(),
             ttl_enabled: cfg.extended_types_enabled,
-            max_frame: MAX_CLIENT_FRAME,
+            max_frame: cfg.jute_maxbuffer,
             conf,
             leaderless_grace: Duration::from_millis(
                 u64::from(cfg.tick_time_ms) * u64::from(cfg.sync_limit.max(1)),

@@ -218,6 +218,11 @@ fn mntr(out: &mut String, info: &ServerInfo) {
     };
     kv("version", version_string());
     kv("server_state", info.mode.as_str().to_string());
+    match info.mode {
+        Mode::Leader => kv("peer_state", "leading - broadcast".into()),
+        Mode::Follower => kv("peer_state", "following - broadcast".into()),
+        _ => {}
+    }
     kv("avg_latency", format!("{:.1}", info.latency_avg_ms));
     kv("max_latency", info.latency_max_ms.to_string());
     kv("min_latency", info.latency_min_ms.to_string());
@@ -243,10 +248,14 @@ fn mntr(out: &mut String, info: &ServerInfo) {
     if let Some(n) = info.max_fds {
         kv("max_file_descriptor_count", n.to_string());
     }
+    // The leader's own keys, as ZooKeeper 3.8 names them (`zk_learners` since 3.6; there are
+    // no observers or non-voting followers here).
     if let Some((followers, synced)) = info.followers {
-        kv("followers", followers.to_string());
         kv("synced_followers", synced.to_string());
+        kv("synced_non_voting_followers", "0".to_string());
+        kv("synced_observers", "0".to_string());
         kv("pending_syncs", "0".to_string());
+        kv("learners", followers.to_string());
     }
 }
 
@@ -351,9 +360,19 @@ mod tests {
         i.mode = Mode::Leader;
         i.followers = Some((2, 2));
         let text = respond("mntr", &FourLetterWords::All, &i);
-        assert!(
-            text.contains("zk_server_state\tleader\n") && text.contains("zk_synced_followers\t2\n")
-        );
+        // The leader's keys of Debian's ZooKeeper 3.8 `mntr` on a three-node ensemble.
+        for line in [
+            "zk_server_state\tleader\n",
+            "zk_peer_state\tleading - broadcast\n",
+            "zk_learners\t2\n",
+            "zk_synced_followers\t2\n",
+            "zk_synced_non_voting_followers\t0\n",
+            "zk_synced_observers\t0\n",
+            "zk_pending_syncs\t0\n",
+        ] {
+            assert!(text.contains(line), "{line:?} missing from {text}");
+        }
+        assert!(!text.contains("zk_followers\t"), "{text}");
     }
 
     #[test]

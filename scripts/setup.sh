@@ -11,8 +11,9 @@ set -euo pipefail
 #   python3-kafka      kafka-python (for Debian's /usr/bin/python3), to test consumer groups
 #   rsyslog, rsyslog-kafka  the log shipper and its omkafka output, to test log shipping
 #   burrow             the consumer-lag monitor (sarama inside), which reads __consumer_offsets
+#   bsdutils           `script`, which gives zookeeper-shell a terminal in its prompt test
 #   libivykis0 ... librdkafka1  what syslog-ng and its kafka-c module load (see below)
-APT_PACKAGES=(zookeeper python3-kazoo netcat-openbsd kcat python3-kafka
+APT_PACKAGES=(zookeeper python3-kazoo netcat-openbsd kcat python3-kafka bsdutils
     rsyslog rsyslog-kafka burrow
     libivykis0 libnet1 libwrap0 libjson-c5 libglib2.0-0 libpcre3 libcap2 libssl3 libsystemd0
     librdkafka1)

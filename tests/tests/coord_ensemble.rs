@@ -295,7 +295,26 @@ async fn a_hung_leader_is_replaced() {
         .join(",");
     let c2 = connect(&others).await;
     c2.create("/y", b"", &persistent()).await.unwrap();
+    c2.set_data("/x", b"after", None).await.unwrap();
     cluster.nodes[leader].resume();
+
+    // The old leader, woken up, serves nothing stale: through a client connected to it alone,
+    // a synced read sees the write made while it was frozen, and a write either fails or is
+    // one the new leader has too.
+    let old = connect(&cluster.nodes[leader].client.to_string()).await;
+    old.sync("/x").await.unwrap();
+    assert_eq!(old.get_data("/x").await.unwrap().0, b"after");
+    match old.create("/from-old", b"", &persistent()).await {
+        Ok(_) => {
+            c2.sync("/from-old").await.unwrap();
+            assert!(
+                c2.check_stat("/from-old").await.unwrap().is_some(),
+                "a write acknowledged by the old leader is missing from the ensemble"
+            );
+        }
+        Err(e) => println!("write through the old leader right after SIGCONT: {e:?}"),
+    }
+    assert!(old.check_stat("/y").await.unwrap().is_some());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -22,11 +22,23 @@ async fn connect(hosts: &str) -> zk::Client {
 /// Creates `/load/k<i>` for i = from.. until `stop` says so; returns the acknowledged keys and
 /// the longest time between two acknowledgements.
 async fn write_load(c: &zk::Client, from: u64, until: Instant) -> (Vec<u64>, Duration) {
+    write_load_at_least(c, from, until, 0).await
+}
+
+/// [`write_load`], going on past `until` (for at most 60 s more) until `at_least` writes are
+/// acknowledged.
+async fn write_load_at_least(
+    c: &zk::Client,
+    from: u64,
+    until: Instant,
+    at_least: usize,
+) -> (Vec<u64>, Duration) {
     let mut acked = Vec::new();
     let mut last_ack = Instant::now();
     let mut longest = Duration::ZERO;
     let mut i = from;
-    while Instant::now() < until {
+    let hard_stop = until + Duration::from_secs(60);
+    while Instant::now() < until || (acked.len() < at_least && Instant::now() < hard_stop) {
         let path = format!("/load/k{i}");
         match tokio::time::timeout(Duration::from_secs(5), c.create(&path, b"v", &persistent()))
             .await
@@ -139,15 +151,18 @@ async fn leader_sigkill_under_write_load_loses_no_acknowledged_write() {
     let (before, _) = write_load(&c, 0, Instant::now() + Duration::from_millis(500)).await;
     let leader = cluster.leader().expect("a leader");
     cluster.nodes[leader].kill();
-    let (after, gap) = write_load(
+    // Writes for 3 s, longer if none has resumed yet (a loaded machine elects slowly): the
+    // outage is reported as a figure, the test only requires that writes resume.
+    let (after, gap) = write_load_at_least(
         &c,
         before.len() as u64,
         Instant::now() + Duration::from_secs(3),
+        1,
     )
     .await;
     assert!(
         !after.is_empty(),
-        "writes never resumed after the leader died"
+        "writes never resumed within 60 s after the leader died"
     );
     let new_leader = cluster.wait_for_leader(Duration::from_secs(10));
     assert_ne!(new_leader, leader);

@@ -51,9 +51,9 @@ fuzz_target!(|data: &[u8]| {
         std::fs::write(dir.join(name), &tail[..len]).expect("write fuzz file");
         rest = &tail[len..];
     }
-    within_budget(data.len(), PER_BYTE, 4 << 20, || {
-        let Ok(mut log) = Log::open(&dir, LogConfig::default()) else {
-            return;
+    let opened = within_budget(data.len(), PER_BYTE, 4 << 20, || {
+        let Ok(log) = Log::open(&dir, LogConfig::default()) else {
+            return None;
         };
         let (start, end) = (log.log_start_offset(), log.log_end_offset());
         let mut at = start;
@@ -79,9 +79,20 @@ fuzz_target!(|data: &[u8]| {
                 break;
             }
         }
+        Some((log, start, end))
+    });
+    let Some((mut log, start, end)) = opened else {
+        return;
+    };
+    // A timestamp lookup inflates a compressed batch to find the record: besides what the input
+    // holds, up to MAX_SCANNED_INFLATE of output (twice over while it grows) and a decoder's
+    // working set (an LZ4 block buffer of up to 4 MiB, twice for linked blocks).
+    within_budget(data.len(), PER_BYTE, SCAN_FIXED, || {
         for ts in [i64::MIN, -1, 0, 1_700_000_000_000, i64::MAX] {
             let _ = log.offset_for_timestamp(ts);
         }
+    });
+    within_budget(data.len(), PER_BYTE, 4 << 20, || {
         for e in 0..4 {
             let _ = log.end_offset_for_epoch(e);
         }
@@ -98,3 +109,6 @@ fuzz_target!(|data: &[u8]| {
         let _ = log.close();
     });
 });
+
+/// The fixed part of the timestamp-lookup budget.
+const SCAN_FIXED: usize = 2 * sluice_log::MAX_SCANNED_INFLATE + (8 << 20) + (1 << 20);

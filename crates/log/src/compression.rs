@@ -65,7 +65,10 @@ pub fn decompress(codec: Compression, data: &[u8], limit: usize) -> Result<Vec<u
             Ok(data.to_vec())
         }
         Compression::Gzip => read_bounded(codec, flate2::read::MultiGzDecoder::new(data), limit),
-        Compression::Lz4 => read_bounded(codec, lz4_flex::frame::FrameDecoder::new(data), limit),
+        Compression::Lz4 => {
+            let frame = lz4_fit_block_size(data);
+            read_bounded(codec, lz4_flex::frame::FrameDecoder::new(&frame[..]), limit)
+        }
         Compression::Zstd => {
             let mut decoder = zstd::stream::read::Decoder::with_buffer(data)
                 .map_err(|e| malformed(e.to_string()))?;
@@ -100,6 +103,66 @@ fn read_bounded(
         return Err(CodecError::TooLarge { codec, limit });
     }
     Ok(out)
+}
+
+/// The LZ4 frame magic, little-endian on the wire.
+const LZ4_MAGIC: u32 = 0x184D_2204;
+/// Most bytes one byte of an LZ4 block can inflate to (a match-length byte of 255 per input byte).
+const LZ4_MAX_RATIO: usize = 255;
+
+/// `data` with its LZ4 frame header naming the smallest block size its blocks can fill.
+///
+/// The decoder sizes its buffers by the header's block maximum (up to 4 MiB, twice over for
+/// linked blocks) before reading a block, so a few bytes declaring 4 MiB blocks would cost 8 MiB.
+/// A block of `c` compressed bytes inflates to at most 255·`c`, so the sizes of the frame's
+/// blocks bound what the buffers need: when that is below the declared maximum the header is
+/// rewritten (block size, then its checksum) in a copy. Anything that does not parse is left
+/// as it is, for the decoder to refuse.
+fn lz4_fit_block_size(data: &[u8]) -> std::borrow::Cow<'_, [u8]> {
+    use std::borrow::Cow;
+    let keep = Cow::Borrowed(data);
+    if data.len() < 7 || u32::from_le_bytes([data[0], data[1], data[2], data[3]]) != LZ4_MAGIC {
+        return keep;
+    }
+    let (flg, bd) = (data[4], data[5]);
+    let declared_id = (bd >> 4) & 0x7;
+    if !(4..=7).contains(&declared_id) {
+        return keep;
+    }
+    let block_checksums = flg & 0x10 != 0;
+    let header_len =
+        4 + 2 + if flg & 0x08 != 0 { 8 } else { 0 } + if flg & 0x01 != 0 { 4 } else { 0 } + 1;
+    let mut pos = header_len;
+    let mut needed = 0usize;
+    while let Some(word) = data.get(pos..pos + 4) {
+        let word = u32::from_le_bytes([word[0], word[1], word[2], word[3]]);
+        if word == 0 {
+            break;
+        }
+        // A block running past the end cannot be read whole: what is there bounds it.
+        let len = ((word & 0x7fff_ffff) as usize).min(data.len().saturating_sub(pos + 4));
+        let inflated = if word & 0x8000_0000 != 0 {
+            len
+        } else {
+            len.saturating_mul(LZ4_MAX_RATIO).saturating_add(64)
+        };
+        needed = needed.max(inflated);
+        pos = pos
+            .saturating_add(4 + len)
+            .saturating_add(if block_checksums { 4 } else { 0 });
+    }
+    // Block size ids 4..=7: 64 KiB, 256 KiB, 1 MiB, 4 MiB.
+    let fitting_id = (4u8..=7)
+        .find(|id| (1usize << (8 + 2 * id)) >= needed)
+        .unwrap_or(7);
+    if fitting_id >= declared_id || data.len() < header_len {
+        return keep;
+    }
+    let mut copy = data.to_vec();
+    copy[5] = (bd & !0x70) | (fitting_id << 4);
+    let descriptor = &copy[4..header_len - 1];
+    copy[header_len - 1] = (twox_hash::XxHash32::oneshot(0, descriptor) >> 8) as u8;
+    Cow::Owned(copy)
 }
 
 fn snappy_decompress(data: &[u8], limit: usize) -> Result<Vec<u8>, CodecError> {
@@ -311,6 +374,41 @@ mod tests {
         assert_eq!(
             decompress(Compression::Snappy, &packed, 1 << 20).unwrap(),
             zeros
+        );
+    }
+
+    /// Found by the log_recovery fuzz target: an LZ4 frame of a few bytes declaring 4 MiB
+    /// blocks made the decoder allocate 8 MiB before reading a block. The header is now fitted
+    /// to what its blocks can hold; frames as clients write them still decode.
+    #[test]
+    fn an_lz4_frame_declaring_huge_blocks_costs_what_its_blocks_can_fill() {
+        let records = text(200_000);
+        for block_size in [
+            lz4_flex::frame::BlockSize::Max64KB,
+            lz4_flex::frame::BlockSize::Max4MB,
+        ] {
+            let mut info = lz4_flex::frame::FrameInfo::new();
+            info.block_size = block_size;
+            let mut w = lz4_flex::frame::FrameEncoder::with_frame_info(info, Vec::new());
+            std::io::Write::write_all(&mut w, &records).unwrap();
+            let frame = w.finish().unwrap();
+            assert_eq!(
+                decompress(Compression::Lz4, &frame, 1 << 20).unwrap(),
+                records
+            );
+        }
+        // A 4 MiB-block frame holding 10 bytes is rewritten to 64 KiB blocks, and still decodes.
+        let mut info = lz4_flex::frame::FrameInfo::new();
+        info.block_size = lz4_flex::frame::BlockSize::Max4MB;
+        let mut w = lz4_flex::frame::FrameEncoder::with_frame_info(info, Vec::new());
+        std::io::Write::write_all(&mut w, b"ten bytes!").unwrap();
+        let small = w.finish().unwrap();
+        let fitted = lz4_fit_block_size(&small);
+        assert_eq!((small[5] >> 4) & 7, 7);
+        assert_eq!((fitted[5] >> 4) & 7, 4);
+        assert_eq!(
+            decompress(Compression::Lz4, &small, 1 << 20).unwrap(),
+            b"ten bytes!"
         );
     }
 

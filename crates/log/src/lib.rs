@@ -46,6 +46,6 @@ pub use crate::epoch::EpochEntry;
 pub use crate::error::{kafka_code, BatchError, LogError, Result};
 pub use crate::log::{
     now_ms, segment_file, AppendInfo, BatchHeaders, CheckedPayload, FetchSlice, Log,
-    RetentionOutcome, StoredBatch, TimestampOffset, LEADER_EPOCH_CHECKPOINT,
+    RetentionOutcome, StoredBatch, TimestampOffset, LEADER_EPOCH_CHECKPOINT, MAX_SCANNED_INFLATE,
 };
 pub use crate::manager::{LogManager, SharedLog};

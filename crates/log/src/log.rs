@@ -36,8 +36,11 @@ use crate::batch::{
     CRC_START, HEADER_LEN, STAMPED_HEAD, TIMESTAMP_TYPE_BIT,
 };
 
-/// Largest batch a timestamp lookup reads (and inflates) to find a record inside it.
+/// Largest batch a timestamp lookup reads to find a record inside it.
 const MAX_SCANNED_BATCH: u64 = 64 << 20;
+/// Most a compressed batch may inflate to for a timestamp lookup inside it; a batch inflating
+/// further is answered by its base offset. 8 MiB holds a 1 MiB batch compressed eightfold.
+pub const MAX_SCANNED_INFLATE: usize = 8 << 20;
 use crate::config::LogConfig;
 use crate::dir::{DirHandle, PartitionCheckpoint, TopicPartition};
 use crate::epoch::{self, sync_dir, EpochEntry, LeaderEpochCache};
@@ -1381,7 +1384,7 @@ impl Log {
             if h.compression() != Compression::None {
                 // The header, then the records inflated (bounded; a batch that does not
                 // inflate cleanly is answered by its base offset).
-                let limit = MAX_SCANNED_BATCH as usize;
+                let limit = MAX_SCANNED_INFLATE;
                 match crate::compression::decompress(h.compression(), &bytes[HEADER_LEN..], limit) {
                     Ok(records) => {
                         bytes.truncate(HEADER_LEN);

@@ -725,3 +725,49 @@ fn lag_text_at<'a>(doc: &'a str, key: &str) -> &'a str {
     let end = rest[1..].find("{\"topic\"").map_or(rest.len(), |e| e + 1);
     &rest[..end]
 }
+
+/// confluent-kafka 2.16's `AdminClient.list_consumer_groups()` lists a group while its member
+/// is active (ListGroups v5, with the state and type filters newer clients send): unfiltered,
+/// filtered to STABLE and to the CLASSIC type; a filter to EMPTY leaves it out, and once the
+/// member has left, EMPTY lists it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn confluent_kafka_lists_an_active_group_with_state_and_type_filters() {
+    let coord = CoordCluster::start(1, "");
+    let broker = broker_with(&coord, 2);
+    let b = broker.bootstrap();
+    produce(&b, "listed", 2, 10).await;
+    let script = r#"
+import sys, time
+from confluent_kafka import Consumer, ConsumerGroupState, ConsumerGroupType
+from confluent_kafka.admin import AdminClient
+b = sys.argv[1]
+c = Consumer({'bootstrap.servers': b, 'group.id': 'active-group', 'auto.offset.reset': 'earliest'})
+c.subscribe(['listed'])
+deadline = time.time() + 30
+while not c.assignment() and time.time() < deadline:
+    c.poll(0.2)
+a = AdminClient({'bootstrap.servers': b})
+def listed(**kw):
+    r = a.list_consumer_groups(request_timeout=10, **kw).result()
+    return sorted((g.group_id, str(g.state)) for g in r.valid)
+print("all", listed())
+print("stable", listed(states={ConsumerGroupState.STABLE}))
+print("classic", listed(types={ConsumerGroupType.CLASSIC}))
+print("empty", listed(states={ConsumerGroupState.EMPTY}))
+c.close()
+time.sleep(0.5)
+print("after", listed(states={ConsumerGroupState.EMPTY}))
+"#;
+    let out = tokio::task::spawn_blocking(move || sluice_e2e::run_python(script, &[&b]))
+        .await
+        .unwrap();
+    let stable = "[('active-group', 'ConsumerGroupState.STABLE')]";
+    assert!(out.contains(&format!("all {stable}")), "{out}");
+    assert!(out.contains(&format!("stable {stable}")), "{out}");
+    assert!(out.contains(&format!("classic {stable}")), "{out}");
+    assert!(out.contains("empty []"), "{out}");
+    assert!(
+        out.contains("after [('active-group', 'ConsumerGroupState.EMPTY')]"),
+        "{out}"
+    );
+}

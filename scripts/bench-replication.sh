@@ -11,7 +11,11 @@
 #               acknowledgement is the write outage; the broker is started again before the next.
 #               Then STOPS times the same with SIGTERM (controlled shutdown).
 #
-# Knobs: PHASES (default "throughput latency failover"), RECORDS_SMALL (default 1000000),
+# With PEERS="sluice kafka" the throughput and latency phases then run the same way against
+# three Apache Kafka 4.x nodes (scripts/kafka-peer.sh start3: KRaft, each node broker and
+# controller, min.insync.replicas=2) on the same machine and disk, after this cluster is stopped.
+#
+# Knobs: PEERS (default "sluice"), PHASES (default "throughput latency failover"), RECORDS_SMALL (default 1000000),
 # RECORDS_LARGE (default 200000), ROUNDS (default 2), LATENCY_RATES (default "1000 10000"),
 # LATENCY_DURATION (default 10), KILLS (default 10), STOPS (default 5), SKIP_BUILD=1,
 # BENCH_DIR (default a new /tmp/sluice-bench-replication.XXXXXX, kept for the logs and
@@ -21,6 +25,8 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 BIN="${CARGO_TARGET_DIR:-$ROOT/target}/release"
 PHASES=${PHASES:-"throughput latency failover"}
+PEERS=${PEERS:-sluice}
+KAFKA_PIDS=()
 RECORDS_SMALL=${RECORDS_SMALL:-1000000}
 RECORDS_LARGE=${RECORDS_LARGE:-200000}
 ROUNDS=${ROUNDS:-2}
@@ -37,7 +43,17 @@ CLUSTER="$ROOT/deploy/local/cluster.sh"
 log() { printf '%s\n' "$*" >&2; }
 cleanup() {
     SKIP_BUILD=1 BIN_DIR=$BIN "$CLUSTER" down >/dev/null 2>&1 || true
-    rm -rf "$STATE_DIR"
+    stop_kafka
+    rm -rf "$STATE_DIR" "$BENCH_DIR/kafka"
+}
+stop_kafka() {
+    [ ${#KAFKA_PIDS[@]} -gt 0 ] || return 0
+    kill "${KAFKA_PIDS[@]}" 2>/dev/null || true
+    for p in "${KAFKA_PIDS[@]}"; do
+        for _ in $(seq 300); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
+        kill -9 "$p" 2>/dev/null || true
+    done
+    KAFKA_PIDS=()
 }
 trap cleanup EXIT
 
@@ -45,7 +61,6 @@ if [ -z "${SKIP_BUILD:-}" ]; then
     log "building (release)..."
     (cd "$ROOT" && cargo build --quiet --release --bins)
 fi
-SKIP_BUILD=1 BIN_DIR=$BIN "$CLUSTER" up >/dev/null
 load() { "$BIN/kafka-load" "$@" 2>>"$BENCH_DIR/kafka-load.log" | tee -a "$RESULTS"; }
 field() { python3 -c "import json,sys; print(json.loads(sys.stdin.read())$1)"; }
 
@@ -63,6 +78,7 @@ wait_isr_full() {
 }
 
 SUMMARY=()
+phases() { # peer
 for phase in $PHASES; do
     case $phase in
     throughput)
@@ -74,7 +90,7 @@ for phase in $PHASES; do
                 one=$(load produce --bootstrap-server "$BOOT" --topic rf1 --records "$n" --record-size "$size" --acks 1 | field "['records_per_s']")
                 all=$(load produce --bootstrap-server "$BOOT" --topic rf3 --records "$n" --record-size "$size" --acks all | field "['records_per_s']")
                 pct=$(python3 -c "print(round(100*$all/$one))")
-                SUMMARY+=("throughput ${size} B round $r: acks=1 rf=1 ${one%.*} rec/s, acks=all rf=3 ${all%.*} rec/s (${pct}%)")
+                SUMMARY+=("[$1] throughput ${size} B round $r: acks=1 rf=1 ${one%.*} rec/s, acks=all rf=3 ${all%.*} rec/s (${pct}%)")
                 log "${SUMMARY[-1]}"
             done
         done
@@ -85,11 +101,12 @@ for phase in $PHASES; do
             line=$(load latency --bootstrap-server "$BOOT" --topic lat3 --acks all --rate "$rate" --duration "$LATENCY_DURATION")
             p50=$(echo "$line" | field "['p50_ms']")
             p99=$(echo "$line" | field "['p99_ms']")
-            SUMMARY+=("latency acks=all rf=3 at $rate rec/s: p50 $p50 ms, p99 $p99 ms")
+            SUMMARY+=("[$1] latency acks=all rf=3 at $rate rec/s: p50 $p50 ms, p99 $p99 ms")
             log "${SUMMARY[-1]}"
         done
         ;;
     failover)
+        if [ "$1" != sluice ]; then log "failover: measured on this project's cluster only"; continue; fi
         load create-topic --bootstrap-server "$BOOT" --topic fo --partitions 1 --replication-factor 3 >/dev/null
         wait_isr_full fo
         for kind in KILL TERM; do
@@ -111,10 +128,36 @@ for phase in $PHASES; do
                 SKIP_BUILD=1 BIN_DIR=$BIN "$CLUSTER" up >/dev/null
             done
             stats=$(printf '%s\n' "${gaps[@]}" | python3 -c "import sys,statistics as s; v=[float(x) for x in sys.stdin]; print(f'median {s.median(v):.0f} ms, max {max(v):.0f} ms over {len(v)}')")
-            SUMMARY+=("failover SIG$kind of the leader: acks=all write outage $stats")
+            SUMMARY+=("[$1] failover SIG$kind of the leader: acks=all write outage $stats")
             log "${SUMMARY[-1]}"
         done
         ;;
+    esac
+done
+}
+
+for peer in $PEERS; do
+    case $peer in
+    sluice)
+        BOOT=127.0.0.1:9092,127.0.0.1:9093,127.0.0.1:9094
+        SKIP_BUILD=1 BIN_DIR=$BIN "$CLUSTER" up >/dev/null
+        phases sluice
+        SKIP_BUILD=1 BIN_DIR=$BIN "$CLUSTER" down >/dev/null
+        ;;
+    kafka)
+        BOOT=127.0.0.1:19092,127.0.0.1:19093,127.0.0.1:19094
+        mapfile -t KAFKA_PIDS < <("$ROOT/scripts/kafka-peer.sh" start3 "$BENCH_DIR/kafka" 19092)
+        ready=""
+        for _ in $(seq 120); do
+            if "$BIN/kafka-load" create-topic --bootstrap-server "$BOOT" --topic ready --partitions 1 \
+                --replication-factor 3 >/dev/null 2>&1; then ready=1; break; fi
+            sleep 1
+        done
+        [ -n "$ready" ] || { log "Apache Kafka did not come up (logs in $BENCH_DIR/kafka)"; exit 1; }
+        phases kafka
+        stop_kafka
+        ;;
+    *) log "unknown peer $peer"; exit 2 ;;
     esac
 done
 echo "== summary ($BENCH_DIR)"

@@ -203,19 +203,29 @@ async fn leadership_returns_to_the_preferred_replica() {
     }
     assert_ne!(cluster.leader(via, "pref", 0).0, preferred);
     let b = cluster.brokers[0].bootstrap();
-    let (ok, out) = tool(
-        "kafka-leader-election",
-        &[
-            "--bootstrap-server",
-            &b,
-            "--election-type",
-            "preferred",
-            "--topic",
-            "pref",
-            "--partition",
-            "0",
-        ],
-    );
+    // The controller may learn of the rejoined replica a moment after broker `via` does (each
+    // follows coord on its own): until then it answers, as Kafka's does, that the preferred
+    // replica is not available. Ask again until it knows.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let (ok, out) = loop {
+        let (ok, out) = tool(
+            "kafka-leader-election",
+            &[
+                "--bootstrap-server",
+                &b,
+                "--election-type",
+                "preferred",
+                "--topic",
+                "pref",
+                "--partition",
+                "0",
+            ],
+        );
+        if ok || !out.contains("PreferredLeaderNotAvailable") || Instant::now() > deadline {
+            break (ok, out);
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
     assert!(ok, "{out}");
     assert!(
         out.contains("Successfully completed leader election (PREFERRED) for partitions pref-0"),

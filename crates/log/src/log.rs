@@ -48,7 +48,7 @@ use crate::error::{LogError, Result};
 use crate::index::{Indexer, SegmentIndex, OFFSET_ENTRY, TIME_ENTRY};
 use crate::records::first_record_at_or_after;
 use crate::segment::{
-    parse_segment_file_name, scan, segment_path, write_index_files, ScanMode, ScanOutcome,
+    parse_segment_file_name, scan, segment_path, write_index_files_or_drop, ScanMode, ScanOutcome,
     ScanStart, Segment, INDEX_SUFFIX, LOG_SUFFIX, TIME_INDEX_SUFFIX,
 };
 
@@ -497,7 +497,7 @@ impl Log {
         } = outcome;
         indexer.finish(&mut index, base);
         let seg = self.segments.get_mut(&base).expect("segment exists");
-        write_index_files(seg, &index)?;
+        write_index_files_or_drop(seg, &index);
         seg.set_index(index);
         Ok(())
     }
@@ -506,9 +506,12 @@ impl Log {
     fn activate(&mut self, base: u64, mut outcome: ScanOutcome) -> Result<()> {
         let seg = self.segments.get_mut(&base).expect("segment exists");
         let index = std::mem::take(&mut outcome.index);
-        write_index_files(seg, &index)?;
-        let offsets_written = index.offsets.len();
-        let times_written = index.times.len();
+        // Without the files (a full disk), the appends write the whole index from the start.
+        let (offsets_written, times_written) = if write_index_files_or_drop(seg, &index) {
+            (index.offsets.len(), index.times.len())
+        } else {
+            (0, 0)
+        };
         seg.set_index(index);
         self.active = Active {
             indexer: outcome.indexer,

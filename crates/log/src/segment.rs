@@ -149,9 +149,7 @@ impl Segment {
                         out.valid_bytes);
                 }
                 out.indexer.finish(&mut out.index, self.base);
-                if let Err(e) = write_index_files(self, &out.index) {
-                    tracing::warn!(error = %e, "could not write rebuilt index");
-                }
+                write_index_files_or_drop(self, &out.index);
                 out.index
             }
             Err(e) => {
@@ -305,8 +303,28 @@ impl Segment {
     }
 }
 
+/// Writes both index files of `seg` in full, or, when that fails (a full disk), removes them so
+/// that no stale index outlives the failure: an index is an optimisation, rebuilt from the
+/// segment at the next start, and the one in memory serves meanwhile. Returns whether the
+/// files were written.
+pub(crate) fn write_index_files_or_drop(seg: &Segment, ix: &SegmentIndex) -> bool {
+    match write_index_files(seg, ix) {
+        Ok(()) => true,
+        Err(e) => {
+            tracing::warn!(error = %e, segment = %seg.path(LOG_SUFFIX).display(),
+                "could not write the segment's index; it is kept in memory and rebuilt at the next start");
+            for suffix in [INDEX_SUFFIX, TIME_INDEX_SUFFIX] {
+                let path = seg.path(suffix);
+                let _ = fs::remove_file(path.with_extension(format!("{suffix}.tmp")));
+                let _ = fs::remove_file(&path);
+            }
+            false
+        }
+    }
+}
+
 /// Writes both index files of `seg` in full (temporary file, then rename).
-pub(crate) fn write_index_files(seg: &Segment, ix: &SegmentIndex) -> Result<()> {
+fn write_index_files(seg: &Segment, ix: &SegmentIndex) -> Result<()> {
     for (suffix, bytes) in [
         (INDEX_SUFFIX, SegmentIndex::encode_offsets(&ix.offsets)),
         (TIME_INDEX_SUFFIX, SegmentIndex::encode_times(&ix.times)),

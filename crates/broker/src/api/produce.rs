@@ -81,7 +81,11 @@ pub async fn append(broker: &Broker, version: i16, req: ProduceRequest) -> Appen
             let fail = |pr: &mut PartitionProduceResponse,
                         e: ResponseError,
                         msg: Option<String>| {
-                tracing::debug!(topic, partition = pd.index, error = ?e, msg, "produce refused");
+                if e == ResponseError::KafkaStorageError {
+                    storage_error_warning(&topic, pd.index, msg.as_deref());
+                } else {
+                    tracing::debug!(topic, partition = pd.index, error = ?e, msg, "produce refused");
+                }
                 pr.error_code = e.code();
                 pr.error_message = msg.map(StrBytes::from_string);
             };
@@ -269,4 +273,31 @@ pub async fn init_producer_id(
         }
     }
     resp
+}
+
+/// A write the log could not store (a full or failing disk) is logged as a warning, at most
+/// once every 10 s with the count of those not logged, so that a full disk does not also fill
+/// the broker's own log.
+fn storage_error_warning(topic: &str, partition: i32, msg: Option<&str>) {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static LAST_MS: AtomicU64 = AtomicU64::new(0);
+    static UNLOGGED: AtomicU64 = AtomicU64::new(0);
+    let now = sluice_log::now_ms();
+    let last = LAST_MS.load(Ordering::Relaxed);
+    if now.saturating_sub(last) < 10_000
+        || LAST_MS
+            .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+            .is_err()
+    {
+        UNLOGGED.fetch_add(1, Ordering::Relaxed);
+        return;
+    }
+    let unlogged = UNLOGGED.swap(0, Ordering::Relaxed);
+    tracing::warn!(
+        topic,
+        partition,
+        error = msg.unwrap_or("storage error"),
+        unlogged,
+        "produce refused with KAFKA_STORAGE_ERROR (refusals since the last warning: {unlogged})"
+    );
 }

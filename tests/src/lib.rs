@@ -6,6 +6,7 @@
 //! (`target/<profile>/coord`), which `cargo test --workspace` / `cargo nextest run --workspace`
 //! build; `SLUICE_BIN_DIR` overrides the directory.
 
+pub mod disk;
 pub mod fault;
 pub mod kafka;
 
@@ -266,6 +267,12 @@ impl CoordCluster {
     /// Writes `zookeeper-N.properties` (with `extra` lines appended) and `myid` for `n` nodes
     /// and starts them all. `n == 1` is a standalone node (no `server.N` lines).
     pub fn start(n: u64, extra: &str) -> CoordCluster {
+        Self::start_prepared(n, extra, &|_| {})
+    }
+
+    /// [`CoordCluster::start`], calling `prepare` on each node's (empty) data directory before
+    /// anything is written there (to mount a small filesystem on it, say).
+    pub fn start_prepared(n: u64, extra: &str, prepare: &dyn Fn(&Path)) -> CoordCluster {
         let dir = tempfile::tempdir().expect("temp dir");
         let free = free_ports(3 * n as usize);
         let ports: Vec<(u16, u16, u16)> = free.chunks(3).map(|c| (c[0], c[1], c[2])).collect();
@@ -282,6 +289,7 @@ impl CoordCluster {
             let id = i as u64 + 1;
             let data_dir = dir.path().join(format!("zk-{id}"));
             std::fs::create_dir_all(&data_dir).unwrap();
+            prepare(&data_dir);
             std::fs::write(data_dir.join("myid"), format!("{id}\n")).unwrap();
             let config = dir.path().join(format!("zookeeper-{id}.properties"));
             std::fs::write(

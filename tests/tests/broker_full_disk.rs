@@ -2,10 +2,7 @@
 //! produce is refused with KAFKA_STORAGE_ERROR, reads keep working, nothing already written is
 //! damaged, and writes resume where they stopped once space returns, across a restart too.
 
-use std::io::Write;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
@@ -15,54 +12,11 @@ use kafka_protocol::messages::{
 };
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::records::RecordBatchDecoder;
+use sluice_e2e::disk::{fill, Tmpfs};
 use sluice_e2e::kafka::{idempotent_batch, KafkaConn};
 use sluice_e2e::{BrokerNode, CoordCluster};
 
 mod common;
-
-/// A size-limited tmpfs mounted on `dir`, unmounted when dropped.
-struct Tmpfs(PathBuf);
-
-impl Tmpfs {
-    fn mount(dir: &Path, size: &str) -> Tmpfs {
-        std::fs::create_dir_all(dir).unwrap();
-        let st = Command::new("mount")
-            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
-            .arg(dir)
-            .status()
-            .expect("run mount");
-        assert!(
-            st.success(),
-            "mounting a tmpfs needs root (CAP_SYS_ADMIN): {st}"
-        );
-        Tmpfs(dir.to_path_buf())
-    }
-}
-
-impl Drop for Tmpfs {
-    fn drop(&mut self) {
-        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
-    }
-}
-
-/// Writes zeros to `path` until the filesystem refuses (ENOSPC); returns the bytes written.
-fn fill(path: &Path) -> u64 {
-    let mut f = std::fs::File::create(path).unwrap();
-    let chunk = vec![0u8; 64 << 10];
-    let mut n = 0u64;
-    loop {
-        match f.write(&chunk) {
-            Ok(0) => break,
-            Ok(k) => n += k as u64,
-            Err(e) => {
-                assert_eq!(e.raw_os_error(), Some(28), "expected ENOSPC, got {e}");
-                break;
-            }
-        }
-    }
-    let _ = f.sync_all();
-    n
-}
 
 /// One batch of `values` to partition 0 of `topic` with acks=1: (error code, base offset).
 fn produce(addr: SocketAddr, topic: &str, values: &[Vec<u8>]) -> (i16, i64) {

@@ -104,6 +104,9 @@ pub struct CoordConfig {
     pub standalone_enabled: bool,
     /// `snapCount`: log entries between two snapshots; `None` keeps coord's default.
     pub snap_count: Option<u64>,
+    /// `preAllocSize` (KiB; ZooKeeper's transaction-log preallocation, 64 MiB by default): the
+    /// space a leader keeps free in `dataDir` and `dataLogDir`, refusing new writes below it.
+    pub min_free_bytes: u64,
     /// `jute.maxbuffer` (a Java system property for ZooKeeper, a key here): the largest client
     /// frame accepted; a longer one closes that connection (the session survives).
     pub jute_maxbuffer: usize,
@@ -202,6 +205,8 @@ impl CoordConfig {
         // ZooKeeper's default 0xfffff; at least what a session's own requests need, at most
         // 64 MiB (every connection may hold one frame of this size while it is read).
         let jute_maxbuffer = r.number("jute.maxbuffer", 0xfffffusize, 1024, 64 << 20);
+        // ZooKeeper's default: 64 MiB, given in KiB; 0 turns the check off.
+        let min_free_bytes = r.number("preAllocSize", 65_536u64, 0, 1 << 30) * 1024;
         let min_session_timeout_ms = r.number(
             "minSessionTimeout",
             tick_time_ms.saturating_mul(2),
@@ -296,7 +301,6 @@ impl CoordConfig {
         r.accept(&["admin.serverPort", "admin.serverAddress"]);
         r.recognised_without_effect(
             &[
-                "preAllocSize",
                 "globalOutstandingLimit",
                 "leaderServes",
                 "electionAlg",
@@ -343,6 +347,7 @@ impl CoordConfig {
             standalone_enabled,
             snap_count,
             jute_maxbuffer,
+            min_free_bytes,
         };
         (Some(config), diags)
     }
@@ -455,6 +460,10 @@ impl CoordConfig {
                 self.standalone_enabled.to_string(),
             ),
             ("jute.maxbuffer".into(), self.jute_maxbuffer.to_string()),
+            (
+                "preAllocSize".into(),
+                (self.min_free_bytes / 1024).to_string(),
+            ),
         ];
         for s in self.servers.values() {
             let mut value = format!(

@@ -74,7 +74,17 @@ fn main() -> ExitCode {
                 return ExitCode::from(1);
             }
         };
-        signals.wait().await;
+        tokio::select! {
+            _ = signals.wait() => {}
+            why = server.raft().failed() => {
+                // As ZooKeeper does on a failed transaction-log write: stop, and let the
+                // supervisor restart the node once the cause (a full disk, say) is fixed. What
+                // was synced stays on disk; the restart recovers it.
+                tracing::error!(error = %why, "the replicated log stopped on an error; exiting");
+                eprintln!("error: the replicated log stopped: {why}");
+                return ExitCode::from(2);
+            }
+        }
         tracing::info!("shutting down");
         server.shutdown().await;
         ExitCode::SUCCESS

@@ -36,6 +36,7 @@ mod network;
 mod node;
 mod proto;
 mod server;
+mod space;
 mod state_machine;
 pub mod timing;
 pub mod types;

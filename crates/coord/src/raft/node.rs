@@ -31,6 +31,7 @@ use super::log_store::LogStore;
 use super::network::{is_connect_failure, request_to, NetworkFactory, Peers};
 use super::proto as pb;
 use super::server::{self, LeaderContact, ServiceCtx, SnapshotChunks};
+use super::space::SpaceGuard;
 use super::state_machine::StateMachine;
 use super::timing::{openraft_config, LogOptions, RaftTiming};
 use super::types::{Application, NodeId, PeerAddrs, Raft};
@@ -56,6 +57,9 @@ pub struct RaftNodeConfig {
     pub log_dir: PathBuf,
     pub timing: RaftTiming,
     pub log: LogOptions,
+    /// Bytes kept free in `data_dir` and `log_dir`: below it, new writes are refused before
+    /// they reach the log (see `space.rs`); 0 turns the check off.
+    pub min_free_bytes: u64,
 }
 
 impl RaftNodeConfig {
@@ -73,6 +77,7 @@ impl RaftNodeConfig {
             log_dir: log_dir.into(),
             timing: RaftTiming::default(),
             log: LogOptions::default(),
+            min_free_bytes: 64 << 20,
         }
     }
 
@@ -82,6 +87,7 @@ impl RaftNodeConfig {
     pub fn from_coord_config(cfg: &CoordConfig, myid: NodeId) -> Self {
         let mut out = RaftNodeConfig::standalone(myid, &cfg.data_dir, &cfg.data_log_dir);
         out.timing = RaftTiming::from_zookeeper(cfg.tick_time_ms, cfg.init_limit, cfg.sync_limit);
+        out.min_free_bytes = cfg.min_free_bytes;
         if !cfg.servers.is_empty() {
             out.members.clear();
             for s in cfg.servers.values() {
@@ -166,6 +172,9 @@ pub enum ProposeError {
     /// The Raft core stopped on an error (e.g. storage); the node must be restarted.
     #[error("raft stopped: {0}")]
     Fatal(String),
+    /// The leader refused the write before appending it (its disk is nearly full).
+    #[error("write refused: {0}")]
+    Refused(String),
 }
 
 impl ProposeError {
@@ -337,6 +346,10 @@ impl RaftNode {
             stopping,
             contact: LeaderContact::default(),
             snapshot_chunks: SnapshotChunks::default(),
+            space: SpaceGuard::new(
+                vec![config.data_dir.clone(), config.log_dir.clone()],
+                config.min_free_bytes,
+            ),
         });
 
         // Ports: only a multi-node ensemble needs them.
@@ -386,7 +399,7 @@ impl RaftNode {
             }
         }
 
-        let mut background = Vec::new();
+        let mut background = vec![tokio::spawn(ctx.space.clone().run(ctx.stopping.clone()))];
         if !config.is_single_node()
             && config.timing.fast_failover
             && config.members.contains_key(&id)
@@ -440,6 +453,19 @@ impl RaftNode {
         *self.inner.ctx.stopping.borrow()
     }
 
+    /// Resolves, with the cause, once the Raft core has stopped on an error (a log or state
+    /// machine write that failed, e.g. on a full disk) while the node was not shutting down.
+    /// Such a node can no longer take part; its owner should exit so that it is restarted.
+    pub async fn failed(&self) -> String {
+        let mut m = self.metrics();
+        let why = match m.wait_for(|m| m.running_state.is_err()).await {
+            Ok(m) => m.running_state.as_ref().err().map(|e| e.to_string()),
+            Err(_) => None,
+        };
+        // `None`: the core is gone without reporting why.
+        why.unwrap_or_else(|| "the raft core ended".into())
+    }
+
     fn metrics(&self) -> watch::Receiver<RaftMetrics<NodeId, PeerAddrs>> {
         self.inner.raft.metrics()
     }
@@ -491,6 +517,11 @@ impl RaftNode {
                 return Err(ProposeError::NoQuorum(timeout));
             };
             if leader == self.inner.id {
+                self.inner
+                    .ctx
+                    .space
+                    .check()
+                    .map_err(ProposeError::Refused)?;
                 let write = self.inner.raft.client_write(payload.clone());
                 match tokio::time::timeout_at(deadline, write).await {
                     Ok(Ok(resp)) => {
@@ -524,6 +555,7 @@ impl RaftNode {
                 match self.forward(leader, &payload, deadline).await {
                     Forwarded::Done(outcome) => return Ok(outcome),
                     Forwarded::NotDelivered => self.leader_change(leader, deadline).await,
+                    Forwarded::Refused(why) => return Err(ProposeError::Refused(why)),
                     Forwarded::Unknown(why) => return Err(ProposeError::Indeterminate(why)),
                 }
             }
@@ -564,6 +596,9 @@ impl RaftNode {
             },
             Ok(Err(status)) if is_connect_failure(&status) || is_refusal(&status) => {
                 Forwarded::NotDelivered
+            }
+            Ok(Err(status)) if status.code() == tonic::Code::ResourceExhausted => {
+                Forwarded::Refused(status.message().to_string())
             }
             Ok(Err(status)) => Forwarded::Unknown(format!("leader {leader}: {status}")),
         }
@@ -765,6 +800,8 @@ enum Forwarded {
     Done(ProposeOutcome),
     /// Certainly not appended on the leader: retry.
     NotDelivered,
+    /// Refused by the leader before appending (see [`ProposeError::Refused`]).
+    Refused(String),
     Unknown(String),
 }
 

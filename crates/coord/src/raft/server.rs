@@ -84,6 +84,8 @@ pub(crate) struct ServiceCtx {
     pub(crate) stopping: watch::Receiver<bool>,
     pub(crate) contact: LeaderContact,
     pub(crate) snapshot_chunks: SnapshotChunks,
+    /// Refuses new writes when the data directories run out of space.
+    pub(crate) space: Arc<super::space::SpaceGuard>,
 }
 
 impl std::fmt::Debug for ServiceCtx {
@@ -203,6 +205,9 @@ impl RaftPeer for PeerService {
             }));
         }
         let payload: Bytes = req.into_inner().payload;
+        if let Err(why) = self.0.space.check() {
+            return Err(Status::resource_exhausted(why));
+        }
         let result = match self.0.raft.client_write(payload).await {
             Ok(resp) => R::Committed(pb::Committed {
                 term: resp.log_id.leader_id.term,

@@ -821,7 +821,12 @@ async fn proposer(
                 }
             }
             Err(e) => {
-                tracing::warn!(error = %e, commands = replies.len(), "log entry not committed");
+                if matches!(e, crate::raft::ProposeError::Refused(_)) {
+                    // The space check warns itself, at most once every 10 s.
+                    tracing::debug!(error = %e, commands = replies.len(), "log entry refused");
+                } else {
+                    tracing::warn!(error = %e, commands = replies.len(), "log entry not committed");
+                }
                 for p in replies {
                     let _ = p.reply.send(Err(ProposeFailed));
                 }

@@ -150,6 +150,7 @@ impl Cluster {
             log_dir: self.root.join(format!("n{id}/log")),
             timing: timing(),
             log: self.log.clone(),
+            min_free_bytes: 0,
         }
     }
 

@@ -11,6 +11,7 @@
 //! The coordinator is reached through `zookeeper.connect` (chroot included) with an independent
 //! ZooKeeper client; topic and partition metadata live there in Kafka's own znode layout.
 
+pub mod admission;
 pub mod api;
 pub mod cluster;
 #[doc(hidden)]
@@ -281,14 +282,28 @@ impl BrokerServer {
             }
         })
         .await;
+        let admission = admission::Admission::new(&config);
+        let several = listeners.len() > 1;
         for (name, listener) in listeners {
             let broker = broker.clone();
+            let admission = admission.clone();
+            let exempt = several && name == config.inter_broker_listener_name;
             tasks.push(tokio::spawn(async move {
                 loop {
+                    let slot = admission.slot(exempt).await;
                     match listener.accept().await {
-                        Ok((stream, peer)) => {
-                            tokio::spawn(server::serve(broker.clone(), name.clone(), stream, peer));
-                        }
+                        Ok((stream, peer)) => match admission.admit(peer.ip(), slot) {
+                            Some(admitted) => {
+                                tokio::spawn(server::serve(
+                                    broker.clone(),
+                                    name.clone(),
+                                    stream,
+                                    peer,
+                                    admitted,
+                                ));
+                            }
+                            None => drop(stream),
+                        },
                         Err(e) => {
                             tracing::warn!(error = %e, "accept failed");
                             tokio::time::sleep(std::time::Duration::from_millis(50)).await;

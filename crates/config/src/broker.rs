@@ -73,6 +73,17 @@ pub struct BrokerConfig {
     pub socket_send_buffer_bytes: i32,
     pub socket_receive_buffer_bytes: i32,
     pub socket_request_max_bytes: i32,
+    /// `max.connections`: connections open at once on the client listeners; at the limit, new
+    /// ones wait in the listen backlog until one closes (the inter-broker listener is exempt
+    /// when it is a listener of its own).
+    pub max_connections: i32,
+    /// `max.connections.per.ip`: connections from one address; more are closed at once.
+    pub max_connections_per_ip: i32,
+    /// `max.connections.per.ip.overrides`: `address:count` pairs replacing the limit above.
+    pub max_connections_per_ip_overrides: BTreeMap<String, i32>,
+    /// `connections.max.idle.ms`: a connection with nothing to read or write for this long
+    /// is closed.
+    pub connections_max_idle_ms: i64,
     pub log_dirs: Vec<PathBuf>,
     pub num_partitions: i32,
     pub num_recovery_threads_per_data_dir: u32,
@@ -196,6 +207,40 @@ impl BrokerConfig {
             r.number("socket.receive.buffer.bytes", 102_400i32, -1, i32::MAX);
         let socket_request_max_bytes =
             r.number("socket.request.max.bytes", 104_857_600i32, 1, i32::MAX);
+        let max_connections = r.number("max.connections", i32::MAX, 0, i32::MAX);
+        let max_connections_per_ip = r.number("max.connections.per.ip", i32::MAX, 0, i32::MAX);
+        let mut max_connections_per_ip_overrides = BTreeMap::new();
+        if let Some(list) = r.string("max.connections.per.ip.overrides") {
+            for pair in list.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+                match pair
+                    .rsplit_once(':')
+                    .and_then(|(host, n)| Some((host.trim(), n.trim().parse::<i32>().ok()?)))
+                {
+                    Some((host, n)) if n >= 0 && !host.is_empty() => {
+                        max_connections_per_ip_overrides.insert(host.to_string(), n);
+                    }
+                    _ => {
+                        let e = props
+                            .get("max.connections.per.ip.overrides")
+                            .cloned()
+                            .expect("just read");
+                        r.error(
+                            &e,
+                            format!("`{pair}` is not `address:count` (e.g. 10.0.0.5:200)"),
+                        );
+                    }
+                }
+            }
+        }
+        if max_connections_per_ip == 0 && max_connections_per_ip_overrides.is_empty() {
+            if let Some(e) = props.get("max.connections.per.ip").cloned() {
+                r.error(
+                    &e,
+                    "0 refuses every client; set max.connections.per.ip.overrides for the addresses allowed",
+                );
+            }
+        }
+        let connections_max_idle_ms = r.number("connections.max.idle.ms", 600_000i64, 1, i64::MAX);
 
         let log_dirs = match r.string("log.dirs").or_else(|| r.string("log.dir")) {
             Some(list) => list
@@ -364,8 +409,6 @@ impl BrokerConfig {
                 "log.flush.offset.checkpoint.interval.ms",
                 "log.segment.delete.delay.ms",
                 "queued.max.requests",
-                "connections.max.idle.ms",
-                "max.connections.per.ip",
                 "inter.broker.protocol.version",
                 "zookeeper.set.acl",
                 "zookeeper.max.in.flight.requests",
@@ -396,6 +439,10 @@ impl BrokerConfig {
             socket_send_buffer_bytes,
             socket_receive_buffer_bytes,
             socket_request_max_bytes,
+            max_connections,
+            max_connections_per_ip,
+            max_connections_per_ip_overrides,
+            connections_max_idle_ms,
             log_dirs,
             num_partitions,
             num_recovery_threads_per_data_dir,
@@ -486,6 +533,23 @@ impl BrokerConfig {
             (
                 "socket.request.max.bytes",
                 self.socket_request_max_bytes.to_string(),
+            ),
+            ("max.connections", self.max_connections.to_string()),
+            (
+                "max.connections.per.ip",
+                self.max_connections_per_ip.to_string(),
+            ),
+            (
+                "max.connections.per.ip.overrides",
+                self.max_connections_per_ip_overrides
+                    .iter()
+                    .map(|(h, n)| format!("{h}:{n}"))
+                    .collect::<Vec<_>>()
+                    .join(","),
+            ),
+            (
+                "connections.max.idle.ms",
+                self.connections_max_idle_ms.to_string(),
             ),
             ("log.dirs", dirs.join(",")),
             ("num.partitions", self.num_partitions.to_string()),

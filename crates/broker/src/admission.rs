@@ -1,0 +1,144 @@
+//! Which connections a listener takes: `max.connections` (broker-wide; at the limit the
+//! listeners stop accepting, and new connections wait in the kernel's listen backlog until one
+//! closes) and `max.connections.per.ip` with its overrides (a connection over its address's
+//! limit is closed at once, as Kafka does). The inter-broker listener is exempt from
+//! `max.connections` when it is a listener of its own, so replication never waits behind
+//! clients.
+//!
+//! ```text
+//!  accept loop ── slot (max.connections) ── accept ── admit(ip) ──► serve(…, Admitted)
+//!                                                       └─ over the per-address limit: close
+//!  Admitted dropped (connection ended) ── frees the slot and the address's count
+//! ```
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use sluice_config::BrokerConfig;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+/// At most one warning per this many milliseconds for refused connections.
+const WARN_EVERY_MS: u64 = 10_000;
+
+/// The broker's connection limits and counts, shared by its listeners.
+#[derive(Debug)]
+pub struct Admission {
+    slots: Arc<Semaphore>,
+    per_ip: i32,
+    overrides: HashMap<IpAddr, i32>,
+    open: Mutex<HashMap<IpAddr, i32>>,
+    last_warning_ms: AtomicU64,
+    refused_since_warning: AtomicU64,
+}
+
+/// A connection counted against the limits until dropped.
+#[derive(Debug)]
+pub struct Admitted {
+    admission: Arc<Admission>,
+    ip: IpAddr,
+    _slot: Option<OwnedSemaphorePermit>,
+}
+
+impl Drop for Admitted {
+    fn drop(&mut self) {
+        let mut open = self
+            .admission
+            .open
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        if let Some(n) = open.get_mut(&self.ip) {
+            *n -= 1;
+            if *n <= 0 {
+                open.remove(&self.ip);
+            }
+        }
+    }
+}
+
+impl Admission {
+    pub fn new(config: &BrokerConfig) -> Arc<Admission> {
+        let mut overrides = HashMap::new();
+        for (host, n) in &config.max_connections_per_ip_overrides {
+            match resolve(host) {
+                Some(ip) => {
+                    overrides.insert(ip, *n);
+                }
+                None => tracing::warn!(
+                    host,
+                    "max.connections.per.ip.overrides: cannot resolve this host; its override is ignored"
+                ),
+            }
+        }
+        Arc::new(Admission {
+            slots: Arc::new(Semaphore::new(
+                (config.max_connections.max(0) as usize).min(Semaphore::MAX_PERMITS),
+            )),
+            per_ip: config.max_connections_per_ip,
+            overrides,
+            open: Mutex::new(HashMap::new()),
+            last_warning_ms: AtomicU64::new(0),
+            refused_since_warning: AtomicU64::new(0),
+        })
+    }
+
+    /// Waits for a free `max.connections` slot (none for an exempt listener).
+    pub async fn slot(&self, exempt: bool) -> Option<OwnedSemaphorePermit> {
+        if exempt {
+            return None;
+        }
+        self.slots.clone().acquire_owned().await.ok()
+    }
+
+    /// Counts a connection from `ip`, or `None` when that address is at its limit.
+    pub fn admit(
+        self: &Arc<Self>,
+        ip: IpAddr,
+        slot: Option<OwnedSemaphorePermit>,
+    ) -> Option<Admitted> {
+        let limit = self.overrides.get(&ip).copied().unwrap_or(self.per_ip);
+        {
+            let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
+            let n = open.entry(ip).or_default();
+            if *n < limit {
+                *n += 1;
+                return Some(Admitted {
+                    admission: self.clone(),
+                    ip,
+                    _slot: slot,
+                });
+            }
+            if *n == 0 {
+                open.remove(&ip);
+            }
+        }
+        self.warn_refused(ip, limit);
+        None
+    }
+
+    fn warn_refused(&self, ip: IpAddr, limit: i32) {
+        let now = sluice_log::now_ms();
+        let last = self.last_warning_ms.load(Ordering::Relaxed);
+        if now.saturating_sub(last) >= WARN_EVERY_MS
+            && self
+                .last_warning_ms
+                .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+        {
+            let refused = self.refused_since_warning.swap(0, Ordering::Relaxed) + 1;
+            tracing::warn!(%ip, limit, refused,
+                "rejected connection from {ip}: it already has the configured maximum of {limit} connections (max.connections.per.ip)");
+        } else {
+            self.refused_since_warning.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
+fn resolve(host: &str) -> Option<IpAddr> {
+    if let Ok(ip) = host.parse() {
+        return Some(ip);
+    }
+    use std::net::ToSocketAddrs;
+    (host, 0).to_socket_addrs().ok()?.next().map(|a| a.ip())
+}

@@ -101,6 +101,16 @@ async fn floods_leave_the_broker_serving_with_bounded_memory() {
     common::replication::create_topic(&broker.bootstrap(), "steady", 1, 1).await;
     let addr = broker.addr();
     let pid = broker.pid().unwrap();
+    let limits = std::fs::read_to_string(format!("/proc/{pid}/limits")).unwrap();
+    let open_files: u64 = limits
+        .lines()
+        .find_map(|l| l.strip_prefix("Max open files"))
+        .and_then(|l| l.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0);
+    assert!(
+        open_files >= 12_000,
+        "10,000 connections need a descriptor limit of 12,000 or more (ulimit -n; scripts/test.sh raises it to the hard limit), it is {open_files}"
+    );
     tokio::task::spawn_blocking(move || {
         // Warm up, then the idle figures.
         produce_latency(addr, "steady", 200);

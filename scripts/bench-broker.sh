@@ -9,6 +9,11 @@
 #   large    one partition, acks=1, 1 KiB records: produce LARGE_RECORDS, then consume them
 #   latency  end-to-end latency (produce -> consume, same process) at each rate of LATENCY_RATES
 #            for LATENCY_DURATION s each, one partition, acks=1, linger.ms=0
+#   burst    a shipper fleet's burst (a launch, an attack): end-to-end latency at BURST_BASE
+#            records/s, BURST_RATE records/s from BURST_AFTER s for BURST_FOR s, then BURST_BASE
+#            again until BURST_DURATION s; acks=1, linger.ms=5, 100-byte records; the report
+#            gives p99 per second, delivery errors, and the seconds latency took to recover
+#            (not in the default PHASES)
 #   idle     a fresh broker: VmRSS (/proc/PID/status) before and after creating IDLE_TOPICS
 #            topics x IDLE_PARTITIONS partitions, read IDLE_WAIT s after the last one
 #
@@ -24,6 +29,8 @@
 #                     2000000, about 2 GB of log)
 #   LATENCY_RATES     records/s of the latency runs (default "1000 10000")
 #   LATENCY_DURATION  measured seconds per latency run (default 10; 1 s of warmup precedes it)
+#   BURST_BASE, BURST_RATE, BURST_AFTER, BURST_FOR, BURST_DURATION   (default 1000, 100000,
+#                     10, 60, 90)
 #   IDLE_TOPICS, IDLE_PARTITIONS, IDLE_WAIT   (default 10, 100, 10)
 #   PRODUCE_ARGS      extra kafka-load produce options for the throughput phases (default
 #                     "--linger-ms 5 --batch-size 1000000", librdkafka's own defaults, written out;
@@ -60,6 +67,11 @@ SMALL_RECORDS=${SMALL_RECORDS:-1000000}
 LARGE_RECORDS=${LARGE_RECORDS:-200000}
 LATENCY_RATES=${LATENCY_RATES:-"1000 10000"}
 LATENCY_DURATION=${LATENCY_DURATION:-10}
+BURST_BASE=${BURST_BASE:-1000}
+BURST_RATE=${BURST_RATE:-100000}
+BURST_AFTER=${BURST_AFTER:-10}
+BURST_FOR=${BURST_FOR:-60}
+BURST_DURATION=${BURST_DURATION:-90}
 IDLE_TOPICS=${IDLE_TOPICS:-10}
 IDLE_PARTITIONS=${IDLE_PARTITIONS:-100}
 IDLE_WAIT=${IDLE_WAIT:-10}
@@ -309,6 +321,13 @@ latency_phase() {
     done
 }
 
+burst_phase() {
+    run_load burst latency --bootstrap-server "$BOOTSTRAP" --topic bench-burst \
+        --partitions 1 --acks 1 --linger-ms 5 --record-size 100 --rate "$BURST_BASE" \
+        --duration "$BURST_DURATION" --burst-rate "$BURST_RATE" --burst-after "$BURST_AFTER" \
+        --burst-for "$BURST_FOR" >/dev/null
+}
+
 idle_phase() {
     stop_cluster
     start_cluster idle
@@ -355,8 +374,9 @@ for PEER in $PEERS; do
             small) throughput_phase small 100 "$SMALL_RECORDS" ;;
             large) throughput_phase large 1024 "$LARGE_RECORDS" ;;
             latency) latency_phase ;;
+            burst) burst_phase ;;
             idle) idle_phase ;;
-            *) die "unknown phase $phase (small large latency idle)" ;;
+            *) die "unknown phase $phase (small large latency burst idle)" ;;
         esac
         if [ "$phase" != idle ]; then
             jq -cn --arg name "$PEER/peak-rss-after-$phase" --argjson hwm "$(hwm_kib "$BROKER_PID")" \
@@ -373,6 +393,8 @@ done
         "\(.name) (\(.client // "librdkafka")): \(.records) records of \(.bytes / (if .records > 0 then .records else 1 end) | floor) B in \(.elapsed_s * 1000 | round / 1000) s: \(.records_per_s | round) records/s, \(.mb_per_s * 10 | round / 10) MB/s; errors \(.errors); kafka-load cpu \(.cpu.client_s) s, broker cpu \(.cpu.servers_s | to_entries | map(.value) | add) s (\((.cpu.servers_s | to_entries | map(.value) | add) / (if .records > 0 then .records else 1 end) * 1e6 * 100 | round / 100) s per million records)"' "$RESULTS"
     jq -r 'select(.mode == "latency") |
         "\(.name): \(.sent) records at \(.achieved_rate | round)/s, received \(.received), missing \(.missing): p50 \(.p50_ms) ms, p90 \(.p90_ms) ms, p99 \(.p99_ms) ms, p99.9 \(.p999_ms) ms, max \(.max_ms) ms"' "$RESULTS"
+    jq -r 'select(.mode == "latency" and .burst != null) | .burst |
+        "  burst \(.burst_rate)/s for \(.burst_for_s) s: p99 before \(.before_p99_ms) ms, during \(.during_p99_ms) ms, recovered \(.recovered_after_s // "never") s after; p99 per second: \([.timeline[] | "\(.second):\(.p99_ms)"] | join(" "))"' "$RESULTS"
     jq -r 'select(.mode == "startup") | "\(.name): \(.startup_ms) ms"' "$RESULTS"
     jq -r 'select(.mode == "peak-rss") | "\(.name): broker VmHWM \(.hwm_kib / 1024 * 10 | round / 10) MiB"' "$RESULTS"
     jq -r 'select(.mode == "idle-rss") |

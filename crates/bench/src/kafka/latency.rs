@@ -26,6 +26,7 @@ use serde::Serialize;
 
 use super::consume::{consumer_config, partitions_of};
 use super::options::LatencyArgs;
+use super::options::MAX_SECS;
 use super::produce::{count_error, producer_config, wait_for_room, Counting, FLUSH_LIMIT};
 use super::topic::ensure_topic;
 use super::{emit, human_cpu, CpuWindow, Payloads};
@@ -128,6 +129,126 @@ pub struct Report {
     #[serde(flatten)]
     pub latency: E2eLatency,
     pub cpu: CpuUse,
+    /// With `--burst-rate`: the burst and how latency went through it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub burst: Option<BurstReport>,
+}
+
+/// When the measured records are due: `--rate`, or `--burst-rate` within the burst.
+#[derive(Debug, Clone, Copy)]
+struct Schedule {
+    rate: f64,
+    /// (start s, end s, rate) of the burst within the measured phase.
+    burst: Option<(f64, f64, f64)>,
+}
+
+impl Schedule {
+    /// Seconds from the phase start at which record `i` is due.
+    fn due(&self, i: u64) -> f64 {
+        let i = i as f64;
+        let Some((start, end, rate)) = self.burst else {
+            return i / self.rate;
+        };
+        let before = start * self.rate;
+        let during = (end - start) * rate;
+        if i < before {
+            i / self.rate
+        } else if i < before + during {
+            start + (i - before) / rate
+        } else {
+            end + (i - before - during) / self.rate
+        }
+    }
+}
+
+/// Latency of the records sent in one second of the measured phase.
+#[derive(Debug, Clone, Serialize)]
+pub struct Second {
+    pub second: u32,
+    pub received: u64,
+    pub p50_ms: f64,
+    pub p99_ms: f64,
+    pub max_ms: f64,
+}
+
+/// A burst run's figures.
+#[derive(Debug, Clone, Serialize)]
+pub struct BurstReport {
+    pub burst_rate: f64,
+    pub burst_after_s: f64,
+    pub burst_for_s: f64,
+    /// p99 over the seconds before the burst.
+    pub before_p99_ms: f64,
+    /// p99 over the burst's seconds.
+    pub during_p99_ms: f64,
+    /// Seconds after the burst ended until every later second's p99 was within twice the
+    /// before-burst p99 (plus 1 ms); `None` if it never was.
+    pub recovered_after_s: Option<u32>,
+    pub timeline: Vec<Second>,
+}
+
+impl BurstReport {
+    fn of(args_burst: (f64, f64, f64), seconds: &[Histogram<u64>]) -> BurstReport {
+        let (rate, after, length) = args_burst;
+        let (start, end) = (after as usize, (after + length).ceil() as usize);
+        let merged = |range: std::ops::Range<usize>| {
+            let mut h = stats::new_histogram();
+            for s in seconds.get(range).unwrap_or_default() {
+                h.add(s).expect("same bounds");
+            }
+            E2eLatency::of(&h).p99_ms
+        };
+        let timeline: Vec<Second> = seconds
+            .iter()
+            .enumerate()
+            .map(|(i, h)| {
+                let l = E2eLatency::of(h);
+                Second {
+                    second: i as u32,
+                    received: h.len(),
+                    p50_ms: l.p50_ms,
+                    p99_ms: l.p99_ms,
+                    max_ms: l.max_ms,
+                }
+            })
+            .collect();
+        let before_p99_ms = merged(0..start.min(seconds.len()));
+        let bound = 2.0 * before_p99_ms + 1.0;
+        // The first second after the burst from which no later one exceeds the bound.
+        let recovered_after_s = (end..timeline.len())
+            .find(|&from| timeline[from..].iter().all(|s| s.p99_ms <= bound))
+            .map(|from| (from - end) as u32);
+        BurstReport {
+            burst_rate: rate,
+            burst_after_s: after,
+            burst_for_s: length,
+            before_p99_ms,
+            during_p99_ms: merged(start.min(seconds.len())..end.min(seconds.len())),
+            recovered_after_s,
+            timeline,
+        }
+    }
+
+    fn human(&self) -> String {
+        let line: Vec<String> = self
+            .timeline
+            .iter()
+            .map(|s| format!("{}:{:.1}", s.second, s.p99_ms))
+            .collect();
+        format!(
+            "\n  burst      {} records/s from {} s for {} s: p99 before {:.3} ms, during {:.3} ms, recovered {}\n  p99 per second (s:ms) {}",
+            self.burst_rate,
+            self.burst_after_s,
+            self.burst_for_s,
+            self.before_p99_ms,
+            self.during_p99_ms,
+            match self.recovered_after_s {
+                Some(s) => format!("{s} s after it ended"),
+                None => "never".into(),
+            },
+            line.join(" ")
+        )
+    }
 }
 
 impl Report {
@@ -155,7 +276,7 @@ impl Report {
             human_errors(&self.errors),
             self.latency.human(),
             human_cpu(&self.cpu, self.duration_s + self.warmup_s),
-        )
+        ) + &self.burst.as_ref().map(BurstReport::human).unwrap_or_default()
     }
 
     pub fn clean(&self) -> bool {
@@ -170,11 +291,17 @@ struct Shared {
     /// Set once the producer has flushed: the consumer may stop after `expected` records.
     done: AtomicBool,
     expected: AtomicU64,
+    /// Nanoseconds from `origin` to the start of the measured phase (`u64::MAX` before).
+    measured_start_ns: AtomicU64,
+    /// Keep a histogram per second of send time (burst runs).
+    per_second: bool,
 }
 
 #[derive(Debug)]
 struct Received {
     hist: Histogram<u64>,
+    /// By second of send time within the measured phase (burst runs only).
+    seconds: Vec<Histogram<u64>>,
     measured: u64,
     foreign: u64,
     errors: Errors,
@@ -232,6 +359,7 @@ fn start_consumer(
 fn consume_stamps(consumer: &BaseConsumer, shared: &Shared) -> Result<Received> {
     let mut out = Received {
         hist: stats::new_histogram(),
+        seconds: Vec::new(),
         measured: 0,
         foreign: 0,
         errors: Errors::new(),
@@ -254,8 +382,20 @@ fn consume_stamps(consumer: &BaseConsumer, shared: &Shared) -> Result<Received> 
                 match m.payload().and_then(read_stamp) {
                     Some((sent, true)) => {
                         let sent_at = shared.origin + Duration::from_nanos(sent);
-                        stats::record(&mut out.hist, now.saturating_duration_since(sent_at));
+                        let latency = now.saturating_duration_since(sent_at);
+                        stats::record(&mut out.hist, latency);
                         out.measured += 1;
+                        if shared.per_second {
+                            let from = shared.measured_start_ns.load(Ordering::Acquire);
+                            // At most MAX_SECS seconds: the run is bounded.
+                            let second = (sent.saturating_sub(from) / 1_000_000_000) as usize;
+                            if second <= MAX_SECS as usize {
+                                while out.seconds.len() <= second {
+                                    out.seconds.push(stats::new_histogram());
+                                }
+                                stats::record(&mut out.seconds[second], latency);
+                            }
+                        }
                     }
                     Some((_, false)) => {}
                     None => out.foreign += 1,
@@ -289,7 +429,12 @@ pub fn measure(args: &LatencyArgs) -> Result<Report> {
         origin: Instant::now(),
         done: AtomicBool::new(false),
         expected: AtomicU64::new(0),
+        measured_start_ns: AtomicU64::new(u64::MAX),
+        per_second: args.burst_rate.is_some(),
     });
+    let burst = args
+        .burst_rate
+        .map(|r| (r, args.burst_after, args.burst_for));
     let (partitions, consumer) = start_consumer(args, Arc::clone(&shared))?;
 
     let cpu = CpuWindow::start(&args.cpu_pids);
@@ -299,6 +444,18 @@ pub fn measure(args: &LatencyArgs) -> Result<Report> {
     let mut measured_sent = 0u64;
     for (phase_len, measured) in [(warmup, false), (duration, true)] {
         let phase_start = Instant::now();
+        let schedule = Schedule {
+            rate: args.rate,
+            burst: burst
+                .filter(|_| measured)
+                .map(|(r, after, length)| (after, after + length, r)),
+        };
+        if measured {
+            shared.measured_start_ns.store(
+                (phase_start - shared.origin).as_nanos() as u64,
+                Ordering::Release,
+            );
+        }
         let end = phase_start + phase_len;
         let mut i = 0u64;
         loop {
@@ -306,7 +463,7 @@ pub fn measure(args: &LatencyArgs) -> Result<Report> {
             if now >= end {
                 break;
             }
-            let due = phase_start + Duration::from_secs_f64(i as f64 / args.rate);
+            let due = phase_start + Duration::from_secs_f64(schedule.due(i));
             if due > now {
                 producer.poll(Duration::ZERO);
                 std::thread::sleep((due - now).min(end - now));
@@ -392,12 +549,32 @@ pub fn measure(args: &LatencyArgs) -> Result<Report> {
         errors,
         latency: E2eLatency::of(&received.hist),
         cpu,
+        burst: burst.map(|b| BurstReport::of(b, &received.seconds)),
     })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_burst_schedule_speeds_up_and_slows_down_again() {
+        let s = Schedule {
+            rate: 10.0,
+            burst: Some((2.0, 3.0, 100.0)),
+        };
+        // 20 records in the first 2 s, 100 in the burst second, then 10 per second again.
+        assert_eq!(s.due(10), 1.0);
+        assert_eq!(s.due(20), 2.0);
+        assert!((s.due(70) - 2.5).abs() < 1e-9);
+        assert_eq!(s.due(120), 3.0);
+        assert_eq!(s.due(130), 4.0);
+        let flat = Schedule {
+            rate: 10.0,
+            burst: None,
+        };
+        assert_eq!(flat.due(130), 13.0);
+    }
 
     #[test]
     fn stamps_round_trip() {

@@ -246,6 +246,17 @@ pub struct LatencyArgs {
     /// Seconds of load before measuring starts (connections, first batches).
     #[arg(long, default_value_t = 1.0)]
     pub warmup: f64,
+    /// A burst: this many records per second from --burst-after for --burst-for seconds of the
+    /// measured time, --rate before and after (a launch or an attack). The report then has a
+    /// per-second timeline and the seconds latency took to recover.
+    #[arg(long = "burst-rate")]
+    pub burst_rate: Option<f64>,
+    /// Measured seconds before the burst starts.
+    #[arg(long = "burst-after", default_value_t = 10.0)]
+    pub burst_after: f64,
+    /// Seconds the burst lasts.
+    #[arg(long = "burst-for", default_value_t = 60.0)]
+    pub burst_for: f64,
     #[command(flatten)]
     pub producer: ProducerSettings,
     #[command(flatten)]
@@ -492,6 +503,21 @@ impl LatencyArgs {
             self.rate * (self.duration + self.warmup) <= MAX_RECORDS as f64,
             "--rate times (--duration + --warmup) must be at most {MAX_RECORDS} records"
         );
+        if let Some(b) = self.burst_rate {
+            check_rate(b)?;
+            ensure!(b >= self.rate, "--burst-rate must be at least --rate");
+            secs("--burst-after", self.burst_after)?;
+            secs("--burst-for", self.burst_for)?;
+            ensure!(
+                self.burst_after + self.burst_for < self.duration,
+                "the burst (--burst-after + --burst-for) must end before --duration does, so that the recovery is measured"
+            );
+            ensure!(
+                b * self.burst_for + self.rate * (self.duration + self.warmup)
+                    <= MAX_RECORDS as f64,
+                "the run would produce more than {MAX_RECORDS} records"
+            );
+        }
         Ok((d, w))
     }
 }

@@ -501,3 +501,78 @@ async fn watches_survive_reconnections_to_other_members() {
         .expect("one-shot data watch lost");
     assert_eq!(e.event_type, zk::EventType::NodeDataChanged);
 }
+
+/// A member whose `dataDir` was wiped comes back under its old id. It replicates at once (the
+/// leader's writes go on with it as a follower), but it grants no vote and asks for none until
+/// every member has told it its term: the one it has not heard from may hold a term its lost
+/// self voted in. In a five-node ensemble with one member down, once the leader goes too, the
+/// three left need the wiped member's vote and do not get it: nobody is elected until the
+/// missing member is back; then every member holds every acknowledged write.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_with_a_wiped_data_dir_votes_only_after_hearing_every_member() {
+    let mut cluster = CoordCluster::start(5, "");
+    let c = connect(&cluster.connect_string()).await;
+    c.create("/load", b"", &persistent()).await.unwrap();
+    let (mut acked, _) = write_load(&c, 0, Instant::now() + Duration::from_millis(500)).await;
+    drop(c);
+    let leader = cluster.wait_for_leader(Duration::from_secs(10));
+    let (wiped, missing) = ((leader + 1) % 5, (leader + 2) % 5);
+
+    cluster.nodes[missing].kill();
+    cluster.nodes[wiped].kill();
+    let dir = cluster.nodes[wiped].data_dir.clone();
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.file_name().is_some_and(|n| n != "myid") {
+            if path.is_dir() {
+                std::fs::remove_dir_all(&path).unwrap();
+            } else {
+                std::fs::remove_file(&path).unwrap();
+            }
+        }
+    }
+    cluster.start_node(wiped);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !cluster.nodes[wiped]
+        .log_text()
+        .contains("takes no part in elections")
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the wiped member never said it waits:\n{}",
+            cluster.nodes[wiped].log_text()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // The leader keeps leading with the wiped member among its followers.
+    let c = connect(&cluster.nodes[leader].client.to_string()).await;
+    let (more, _) = write_load_at_least(
+        &c,
+        acked.len() as u64,
+        Instant::now() + Duration::from_millis(500),
+        10,
+    )
+    .await;
+    acked.extend(more);
+    drop(c);
+
+    // Without the leader, three of five are up, the wiped member among them.
+    cluster.nodes[leader].kill();
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    assert_eq!(
+        cluster.leader(),
+        None,
+        "a leader was elected with the vote of a member that lost its data"
+    );
+
+    cluster.start_node(missing);
+    cluster.wait_for_leader(Duration::from_secs(30));
+    assert!(
+        cluster.nodes[wiped]
+            .log_text()
+            .contains("every member answered"),
+        "the wiped member's floor was set"
+    );
+    cluster.start_node(leader);
+    assert_all_present(&cluster, &acked).await;
+}

@@ -56,6 +56,8 @@ pub fn peer_message(data: &[u8]) {
             let _ = pb::ProposeResponse::decode(body);
             let _ = pb::ReadIndexResponse::decode(body);
             let _ = pb::WatchLeaderRequest::decode(body);
+            let _ = pb::TermRequest::decode(body);
+            let _ = pb::TermResponse::decode(body);
         }
     }
 }

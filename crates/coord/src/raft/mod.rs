@@ -29,6 +29,7 @@
 mod codec;
 mod engine;
 mod failover;
+mod floor;
 #[doc(hidden)]
 pub mod fuzzing;
 mod log_store;

@@ -162,6 +162,8 @@ pub(crate) struct NetworkFactory {
     pub(crate) peers: Peers,
     /// How long openraft waits before retrying an unreachable peer.
     pub(crate) backoff: Duration,
+    /// Terms this node may ask for votes in (floor.rs).
+    pub(crate) floor: Arc<super::floor::VoteFloor>,
 }
 
 impl RaftNetworkFactory<TypeConfig> for NetworkFactory {
@@ -173,6 +175,7 @@ impl RaftNetworkFactory<TypeConfig> for NetworkFactory {
             node: node.clone(),
             peers: self.peers.clone(),
             backoff: self.backoff,
+            floor: self.floor.clone(),
         }
     }
 }
@@ -184,6 +187,7 @@ pub(crate) struct PeerNetwork {
     node: PeerAddrs,
     peers: Peers,
     backoff: Duration,
+    floor: Arc<super::floor::VoteFloor>,
 }
 
 impl RaftNetwork<TypeConfig> for PeerNetwork {
@@ -242,6 +246,13 @@ impl RaftNetwork<TypeConfig> for PeerNetwork {
         rpc: VoteRequest<NodeId>,
         _option: RPCOption,
     ) -> Result<VoteResponse<NodeId>, RPCError<NodeId, PeerAddrs, RaftError<NodeId>>> {
+        if !self.floor.allows(rpc.vote.leader_id().term) {
+            // A campaign in a term this node may have voted in before its data was lost.
+            return Err(rpc_error(
+                self.target,
+                Status::failed_precondition("no campaign at or below the vote floor"),
+            ));
+        }
         let mut client = self
             .peers
             .election_client(self.target, &self.node)

@@ -27,6 +27,7 @@ use tonic::Status;
 
 use super::engine::{LogEngine, SledEngine};
 use super::failover;
+use super::floor::{self, VoteFloor};
 use super::log_store::LogStore;
 use super::network::{is_connect_failure, request_to, NetworkFactory, Peers};
 use super::proto as pb;
@@ -331,13 +332,31 @@ impl RaftNode {
         let raft_config =
             openraft_config(&config.timing, &config.log).map_err(StartError::Config)?;
         let peers = Peers::new(config.timing.election_max);
+        let floor = Arc::new(VoteFloor::default());
         let network = NetworkFactory {
             peers: peers.clone(),
             backoff: config.timing.heartbeat * 2,
+            floor: floor.clone(),
         };
         let raft = Raft::new(id, Arc::new(raft_config), network, log_store, sm)
             .await
             .map_err(|e| StartError::Raft(e.to_string()))?;
+        // Nothing on disk: no vote and no log. In an ensemble this may be a member whose data
+        // directory was lost; it votes only above the terms the others hold (floor.rs).
+        let initialized = raft
+            .is_initialized()
+            .await
+            .map_err(|e| StartError::Raft(e.to_string()))?;
+        let others: BTreeMap<NodeId, PeerAddrs> = config
+            .members
+            .iter()
+            .filter(|(m, _)| **m != id)
+            .map(|(m, a)| (*m, a.clone()))
+            .collect();
+        let empty_member = !initialized && config.members.contains_key(&id) && !others.is_empty();
+        if empty_member {
+            floor.hold();
+        }
 
         let (stop_tx, stopping) = watch::channel(false);
         let ctx = Arc::new(ServiceCtx {
@@ -346,6 +365,7 @@ impl RaftNode {
             stopping,
             contact: LeaderContact::default(),
             snapshot_chunks: SnapshotChunks::default(),
+            floor: floor.clone(),
             space: SpaceGuard::new(
                 vec![config.data_dir.clone(), config.log_dir.clone()],
                 config.min_free_bytes,
@@ -385,10 +405,6 @@ impl RaftNode {
 
         // Initialize once: openraft refuses (NotAllowed) when this node already has a vote or a
         // log, and every member proposes the same membership, so concurrent first starts agree.
-        let initialized = raft
-            .is_initialized()
-            .await
-            .map_err(|e| StartError::Raft(e.to_string()))?;
         if !initialized && config.members.contains_key(&id) {
             match raft.initialize(config.members.clone()).await {
                 Ok(()) => {
@@ -400,6 +416,15 @@ impl RaftNode {
         }
 
         let mut background = vec![tokio::spawn(ctx.space.clone().run(ctx.stopping.clone()))];
+        if empty_member {
+            background.push(tokio::spawn(floor::establish(
+                floor,
+                id,
+                others,
+                peers.clone(),
+                ctx.stopping.clone(),
+            )));
+        }
         if !config.is_single_node()
             && config.timing.fast_failover
             && config.members.contains_key(&id)

@@ -84,6 +84,8 @@ pub(crate) struct ServiceCtx {
     pub(crate) stopping: watch::Receiver<bool>,
     pub(crate) contact: LeaderContact,
     pub(crate) snapshot_chunks: SnapshotChunks,
+    /// Terms this node may vote in (a node started with an empty data directory).
+    pub(crate) floor: Arc<super::floor::VoteFloor>,
     /// Refuses new writes when the data directories run out of space.
     pub(crate) space: Arc<super::space::SpaceGuard>,
 }
@@ -287,8 +289,23 @@ impl RaftElection for ElectionService {
     ) -> Result<Response<pb::VoteResponse>, Status> {
         self.0.check_target(&req)?;
         let rpc = codec::vote_req_from_pb(&req.into_inner()).map_err(bad_request)?;
+        if !self.0.floor.allows(rpc.vote.leader_id().term) {
+            // Not granted, and this node's vote stays as it is (floor.rs).
+            let vote = self.0.raft.metrics().borrow().vote;
+            let resp = openraft::raft::VoteResponse::new(vote, None, false);
+            return Ok(Response::new(codec::vote_resp_to_pb(&resp)));
+        }
         let resp = self.0.raft.vote(rpc).await.map_err(stopped)?;
         Ok(Response::new(codec::vote_resp_to_pb(&resp)))
+    }
+
+    async fn term(
+        &self,
+        req: Request<pb::TermRequest>,
+    ) -> Result<Response<pb::TermResponse>, Status> {
+        self.0.check_target(&req)?;
+        let term = self.0.raft.metrics().borrow().current_term;
+        Ok(Response::new(pb::TermResponse { term }))
     }
 }
 

@@ -11,6 +11,10 @@
 #               acknowledgement is the write outage; the broker is started again before the next.
 #               Then STOPS times the same with SIGTERM (controlled shutdown).
 #
+# Every throughput run also reports the servers' CPU time (coord nodes and brokers, or the Kafka
+# nodes) per million records, and the end of each peer's phases their peak resident memory
+# (VmHWM, summed over the processes).
+#
 # With PEERS="sluice kafka" the throughput and latency phases then run the same way against
 # three Apache Kafka 4.x nodes (scripts/kafka-peer.sh start3: KRaft, each node broker and
 # controller, min.insync.replicas=2) on the same machine and disk, after this cluster is stopped.
@@ -62,6 +66,24 @@ if [ -z "${SKIP_BUILD:-}" ]; then
     (cd "$ROOT" && cargo build --quiet --release --bins)
 fi
 load() { "$BIN/kafka-load" "$@" 2>>"$BENCH_DIR/kafka-load.log" | tee -a "$RESULTS"; }
+SERVER_PIDS=""
+server_pids() { # peer -> comma-separated pids of the servers
+    if [ "$1" = sluice ]; then
+        cat "$STATE_DIR"/coord-*.pid "$STATE_DIR"/broker-*.pid | paste -sd, -
+    else
+        printf '%s\n' "${KAFKA_PIDS[@]}" | paste -sd, -
+    fi
+}
+cpu_per_million() { # JSON of a produce run on stdin -> servers' CPU seconds per million records
+    python3 -c "import json,sys; r=json.loads(sys.stdin.read()); print(round(sum(r['cpu']['servers_s'].values())/max(r['records'],1)*1e6, 2))"
+}
+hwm_mib() { # comma-separated pids -> summed VmHWM in MiB
+    local total=0 p
+    for p in ${1//,/ }; do
+        total=$((total + $(awk '/^VmHWM:/ {print $2}' "/proc/$p/status" 2>/dev/null || echo 0)))
+    done
+    python3 -c "print(round($total/1024, 1))"
+}
 field() { python3 -c "import json,sys; print(json.loads(sys.stdin.read())$1)"; }
 
 leader_of() { # topic -> broker id leading partition 0
@@ -79,6 +101,7 @@ wait_isr_full() {
 
 SUMMARY=()
 phases() { # peer
+SERVER_PIDS=$(server_pids "$1")
 for phase in $PHASES; do
     case $phase in
     throughput)
@@ -87,10 +110,12 @@ for phase in $PHASES; do
         for size in 100 1024; do
             n=$RECORDS_SMALL; [ "$size" = 1024 ] && n=$RECORDS_LARGE
             for r in $(seq "$ROUNDS"); do
-                one=$(load produce --bootstrap-server "$BOOT" --topic rf1 --records "$n" --record-size "$size" --acks 1 | field "['records_per_s']")
-                all=$(load produce --bootstrap-server "$BOOT" --topic rf3 --records "$n" --record-size "$size" --acks all | field "['records_per_s']")
+                j1=$(load produce --bootstrap-server "$BOOT" --topic rf1 --records "$n" --record-size "$size" --acks 1 --cpu-pids "$SERVER_PIDS")
+                j3=$(load produce --bootstrap-server "$BOOT" --topic rf3 --records "$n" --record-size "$size" --acks all --cpu-pids "$SERVER_PIDS")
+                one=$(echo "$j1" | field "['records_per_s']")
+                all=$(echo "$j3" | field "['records_per_s']")
                 pct=$(python3 -c "print(round(100*$all/$one))")
-                SUMMARY+=("[$1] throughput ${size} B round $r: acks=1 rf=1 ${one%.*} rec/s, acks=all rf=3 ${all%.*} rec/s (${pct}%)")
+                SUMMARY+=("[$1] throughput ${size} B round $r: acks=1 rf=1 ${one%.*} rec/s ($(echo "$j1" | cpu_per_million) server CPU-s per million), acks=all rf=3 ${all%.*} rec/s ($(echo "$j3" | cpu_per_million) CPU-s per million) (${pct}%)")
                 log "${SUMMARY[-1]}"
             done
         done
@@ -134,6 +159,10 @@ for phase in $PHASES; do
         ;;
     esac
 done
+case " $PHASES " in *" failover "*) ;; *)
+    SUMMARY+=("[$1] servers' peak resident memory (VmHWM, summed over $(echo "$SERVER_PIDS" | tr ',' '\n' | wc -l) processes): $(hwm_mib "$SERVER_PIDS") MiB")
+    log "${SUMMARY[-1]}" ;;
+esac
 }
 
 for peer in $PEERS; do

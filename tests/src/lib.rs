@@ -314,6 +314,7 @@ impl CoordCluster {
         let cluster = CoordCluster { dir, nodes };
         cluster.wait_for_leader(Duration::from_secs(30));
         cluster.wait_until_all_serve(Duration::from_secs(30));
+        cluster.wait_until_all_may_vote(Duration::from_secs(30));
         cluster
     }
 
@@ -373,6 +374,33 @@ impl CoordCluster {
                 panic!("not every node serves: {modes:?}\n{}", logs.join("\n"));
             }
             std::thread::sleep(Duration::from_millis(25));
+        }
+    }
+
+    /// Waits until every node of a new ensemble has heard enough members to take part in
+    /// elections (each starts with an empty data directory and holds its votes until then; see
+    /// coord's raft/floor.rs), so that a test's faults right after the start meet a formed
+    /// ensemble.
+    pub fn wait_until_all_may_vote(&self, timeout: Duration) {
+        if self.nodes.len() < 2 {
+            return;
+        }
+        let deadline = Instant::now() + timeout;
+        for n in &self.nodes {
+            loop {
+                let log = n.log_text();
+                if log.contains("every member answered")
+                    || log.contains("a majority of a new ensemble answered")
+                {
+                    break;
+                }
+                assert!(
+                    Instant::now() < deadline,
+                    "node {} never heard the other members:\n{log}",
+                    n.id
+                );
+                std::thread::sleep(Duration::from_millis(25));
+            }
         }
     }
 

@@ -531,6 +531,13 @@ async fn a_member_with_a_wiped_data_dir_votes_only_after_hearing_every_member() 
             }
         }
     }
+    let answered = |cluster: &CoordCluster| {
+        cluster.nodes[wiped]
+            .log_text()
+            .matches("every member answered")
+            .count()
+    };
+    let answered_before = answered(&cluster);
     cluster.start_node(wiped);
     let deadline = Instant::now() + Duration::from_secs(20);
     while !cluster.nodes[wiped]
@@ -565,14 +572,21 @@ async fn a_member_with_a_wiped_data_dir_votes_only_after_hearing_every_member() 
         "a leader was elected with the vote of a member that lost its data"
     );
 
+    assert_eq!(
+        answered(&cluster),
+        answered_before,
+        "the floor was set too early"
+    );
     cluster.start_node(missing);
     cluster.wait_for_leader(Duration::from_secs(30));
-    assert!(
-        cluster.nodes[wiped]
-            .log_text()
-            .contains("every member answered"),
-        "the wiped member's floor was set"
-    );
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while answered(&cluster) == answered_before {
+        assert!(
+            Instant::now() < deadline,
+            "the wiped member's floor was never set"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     cluster.start_node(leader);
     assert_all_present(&cluster, &acked).await;
 }

@@ -10,7 +10,8 @@
 //!
 //! ```text
 //!  start with empty storage ──► floor = UNKNOWN (no votes at all)
-//!        │ Term RPC to every other member, every 500 ms
+//!        │ Term RPC to every other member, every 500 ms (the leader it follows answers
+//!        │ by its AppendEntries: the term of this node's committed vote for it)
 //!        ├─ all answered                       ──► floor = highest term among them
 //!        └─ a majority (with this node) answered,
 //!           every one of them at term 0        ──► floor = 0 (a new ensemble's first start)
@@ -30,6 +31,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use openraft::RaftMetrics;
 use tokio::sync::watch;
 
 use super::network::{request_to, Peers};
@@ -60,18 +62,32 @@ impl VoteFloor {
 }
 
 /// Asks every member of `others` for its term until the floor can be set (see the module
-/// header), then sets it. Ends early when `stop` turns true.
+/// header), then sets it. A leader this node has accepted (a committed vote for it, from its
+/// AppendEntries) counts as having answered with that term: the leader held it after this node
+/// started, so it bounds the terms the lost self voted for it in. Ends early when `stop` turns
+/// true.
 pub(crate) async fn establish(
     floor: Arc<VoteFloor>,
     me: NodeId,
     others: BTreeMap<NodeId, PeerAddrs>,
     peers: Peers,
+    metrics: watch::Receiver<RaftMetrics<NodeId, PeerAddrs>>,
     mut stop: watch::Receiver<bool>,
 ) {
     let voters = others.len() + 1;
     let mut terms: BTreeMap<NodeId, u64> = BTreeMap::new();
     let mut round = 0u64;
     loop {
+        {
+            let m = metrics.borrow();
+            if let (Some(leader), true) = (m.current_leader, m.vote.is_committed()) {
+                if others.contains_key(&leader) && m.vote.leader_id().voted_for() == Some(leader) {
+                    let term = m.vote.leader_id().term;
+                    let known = terms.entry(leader).or_insert(term);
+                    *known = (*known).max(term);
+                }
+            }
+        }
         for (&id, addrs) in &others {
             if terms.contains_key(&id) {
                 continue;

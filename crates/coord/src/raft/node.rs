@@ -422,6 +422,7 @@ impl RaftNode {
                 id,
                 others,
                 peers.clone(),
+                raft.metrics(),
                 ctx.stopping.clone(),
             )));
         }

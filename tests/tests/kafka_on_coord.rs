@@ -249,6 +249,18 @@ async fn apache_kafka_3_9_in_zookeeper_mode_runs_on_a_coord_ensemble() {
         },
     )
     .await;
+    // The controller is elected a moment after the registrations.
+    wait_until(
+        "a Kafka controller elected",
+        Duration::from_secs(60),
+        || tails(&kafka, &coord),
+        || async {
+            zkc.check_stat("/controller")
+                .await
+                .is_ok_and(|s| s.is_some())
+        },
+    )
+    .await;
     let (controller, _) = zkc.get_data("/controller").await.unwrap();
     let controller: serde_json::Value = serde_json::from_slice(&controller).unwrap();
     assert!(controller["brokerid"].as_i64().is_some(), "{controller}");

@@ -41,6 +41,15 @@ pub(crate) struct SledEngine {
 
 fn io_err(e: sled::Error) -> io::Error {
     match e {
+        // sled reports a database locked by another handle (a process still exiting, or this
+        // process's previous node not yet dropped) as a plain error with the OS error in its
+        // text; it is WouldBlock, which the opener waits out (node.rs, `open_engine`).
+        sled::Error::Io(e)
+            if e.kind() == io::ErrorKind::Other
+                && e.to_string().contains("could not acquire lock") =>
+        {
+            io::Error::new(io::ErrorKind::WouldBlock, e.to_string())
+        }
         sled::Error::Io(e) => e,
         other => io::Error::other(other),
     }
@@ -131,4 +140,19 @@ fn key_index(k: &[u8]) -> io::Result<u64> {
         )
     })?;
     Ok(u64::from_be_bytes(arr))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_database_locked_by_another_handle_reads_as_would_block() {
+        let dir = tempfile::tempdir().unwrap();
+        let _first = SledEngine::open(dir.path(), 1 << 20).unwrap();
+        match SledEngine::open(dir.path(), 1 << 20) {
+            Err(e) => assert_eq!(e.kind(), io::ErrorKind::WouldBlock, "{e}"),
+            Ok(_) => panic!("a second handle opened a locked database"),
+        }
+    }
 }

@@ -149,9 +149,11 @@ rss_kib() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status"; }
 hwm_kib() { awk '/^VmHWM:/ {print $2}' "/proc/$1/status"; }
 mib() { awk -v k="$1" 'BEGIN {printf "%.1f", k / 1024}'; }
 
-# Starts the peer under test with data in $BENCH_DIR/<peer>-$1: a one-node coord and one broker,
-# or Apache Kafka. Records the broker's start-up time.
+# Starts the peer under test with fresh data in $BENCH_DIR/<peer>-$1: a one-node coord and one
+# broker, or Apache Kafka. Records the broker's start-up time.
 start_cluster() {
+    # Fresh data every time, also when PEERS names a peer twice (alternating rounds).
+    rm -rf "${BENCH_DIR:?}/$PEER-$1"
     if [ "$PEER" = kafka ]; then start_kafka "$@"; else start_sluice "$@"; fi
     jq -cn --arg name "$PEER/startup-$1" --argjson ms "$STARTUP_MS" \
         '{name: $name, mode: "startup", startup_ms: $ms}' >>"$RESULTS"

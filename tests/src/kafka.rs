@@ -37,6 +37,32 @@ impl KafkaConn {
         assert!(body.is_empty(), "trailing bytes in the {key:?} response");
         resp
     }
+
+    /// Produce v9 of one uncompressed batch of `values` to partition 0 of `topic` with `acks`
+    /// (timeout 5 s): the partition's (error code, base offset).
+    pub fn produce(&mut self, topic: &str, acks: i16, values: &[&[u8]]) -> (i16, i64) {
+        use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
+        use kafka_protocol::messages::{ProduceRequest, TopicName};
+        let mut pd = PartitionProduceData::default();
+        pd.index = 0;
+        pd.records = Some(idempotent_batch(-1, -1, -1, values));
+        let mut td = TopicProduceData::default();
+        td.name = TopicName(kafka_protocol::protocol::StrBytes::from_string(
+            topic.to_string(),
+        ));
+        td.partition_data = vec![pd];
+        let mut req = ProduceRequest::default();
+        req.acks = acks;
+        req.timeout_ms = 5000;
+        req.topic_data = vec![td];
+        match self.call(ApiKey::Produce, 9, RequestKind::Produce(req)) {
+            ResponseKind::Produce(r) => {
+                let p = &r.responses[0].partition_responses[0];
+                (p.error_code, p.base_offset)
+            }
+            other => panic!("{other:?}"),
+        }
+    }
 }
 
 /// An uncompressed v2 batch of `values` (no keys) from an idempotent producer.

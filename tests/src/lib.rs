@@ -95,6 +95,13 @@ pub fn proc_status_kib(pid: u32, field: &str) -> u64 {
         .unwrap_or_else(|| panic!("no {field} in /proc/{pid}/status"))
 }
 
+/// How many file descriptors process `pid` holds open.
+pub fn open_fds(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .expect("the process's descriptors")
+        .count()
+}
+
 /// `n` different free loopback ports (all bound at once, then released), for a configuration
 /// that names several: separate [`free_port`] calls can be given the same port twice.
 pub fn free_ports(n: usize) -> Vec<u16> {

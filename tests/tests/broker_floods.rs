@@ -10,35 +10,17 @@ use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
-use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
-use kafka_protocol::messages::{
-    ApiKey, MetadataRequest, ProduceRequest, RequestHeader, RequestKind, ResponseKind, TopicName,
-};
-use kafka_protocol::protocol::{Encodable, StrBytes};
-use sluice_e2e::kafka::{idempotent_batch, KafkaConn};
-use sluice_e2e::{proc_status_kib, BrokerNode, CoordCluster};
+use kafka_protocol::messages::{ApiKey, MetadataRequest, RequestHeader};
+use kafka_protocol::protocol::Encodable;
+use sluice_e2e::kafka::KafkaConn;
+use sluice_e2e::{open_fds, proc_status_kib, BrokerNode, CoordCluster};
 
 mod common;
 
 /// acks=1 produce of one small record on `c`; panics on an error.
 fn produce_one(c: &mut KafkaConn, topic: &str, value: &[u8]) {
-    let mut pd = PartitionProduceData::default();
-    pd.index = 0;
-    pd.records = Some(idempotent_batch(-1, -1, -1, &[value]));
-    let mut td = TopicProduceData::default();
-    td.name = TopicName(StrBytes::from_string(topic.to_string()));
-    td.partition_data = vec![pd];
-    let mut req = ProduceRequest::default();
-    req.acks = 1;
-    req.timeout_ms = 5000;
-    req.topic_data = vec![td];
-    match c.call(ApiKey::Produce, 9, RequestKind::Produce(req)) {
-        ResponseKind::Produce(r) => {
-            let e = r.responses[0].partition_responses[0].error_code;
-            assert_eq!(e, 0, "produce error {e}");
-        }
-        other => panic!("{other:?}"),
-    }
+    let (e, _) = c.produce(topic, 1, &[value]);
+    assert_eq!(e, 0, "produce error {e}");
 }
 
 /// Latencies of `n` produce round trips on one connection: (median, p99, max).
@@ -83,12 +65,6 @@ fn closed_within(s: &mut TcpStream, within: Duration) -> bool {
     }
 }
 
-fn fds(pid: u32) -> usize {
-    std::fs::read_dir(format!("/proc/{pid}/fd"))
-        .unwrap()
-        .count()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn floods_leave_the_broker_serving_with_bounded_memory() {
     let coord = CoordCluster::start(1, "");
@@ -115,7 +91,7 @@ async fn floods_leave_the_broker_serving_with_bounded_memory() {
         // Warm up, then the idle figures.
         produce_latency(addr, "steady", 200);
         let idle_kib = proc_status_kib(pid, "VmRSS");
-        let idle_fds = fds(pid);
+        let idle_fds = open_fds(pid);
         let base = produce_latency(addr, "steady", 500);
         println!("idle: {idle_kib} KiB, {idle_fds} fds; produce latency median/p99/max {base:?}");
 
@@ -124,11 +100,11 @@ async fn floods_leave_the_broker_serving_with_bounded_memory() {
             .map(|_| TcpStream::connect(addr).expect("connect"))
             .collect();
         let deadline = Instant::now() + Duration::from_secs(30);
-        while fds(pid) < idle_fds + 9_990 {
+        while open_fds(pid) < idle_fds + 9_990 {
             assert!(
                 Instant::now() < deadline,
                 "the broker did not accept 10,000 connections: {} fds; {}",
-                fds(pid),
+                open_fds(pid),
                 std::fs::read_to_string(format!("/proc/{pid}/limits"))
                     .unwrap()
                     .lines()
@@ -168,21 +144,9 @@ async fn floods_leave_the_broker_serving_with_bounded_memory() {
         let mut c = KafkaConn::connect(addr);
         let mut at_limit = 0;
         for _ in 0..30 {
-            let mut pd = PartitionProduceData::default();
-            pd.index = 0;
-            pd.records = Some(idempotent_batch(-1, -1, -1, &[&big[..]]));
-            let mut td = TopicProduceData::default();
-            td.name = TopicName(StrBytes::from_static_str("steady"));
-            td.partition_data = vec![pd];
-            let mut req = ProduceRequest::default();
-            req.acks = 1;
-            req.timeout_ms = 5000;
-            req.topic_data = vec![td];
-            if let ResponseKind::Produce(r) = c.call(ApiKey::Produce, 9, RequestKind::Produce(req))
-            {
-                assert_eq!(r.responses[0].partition_responses[0].error_code, 0);
-                at_limit += 1;
-            }
+            let (e, _) = c.produce("steady", 1, &[&big[..]]);
+            assert_eq!(e, 0);
+            at_limit += 1;
         }
         assert_eq!(at_limit, 30);
         let during = produce_latency(addr, "steady", 500);
@@ -197,11 +161,11 @@ async fn floods_leave_the_broker_serving_with_bounded_memory() {
         }
         drop(stalled);
         let deadline = Instant::now() + Duration::from_secs(30);
-        while fds(pid) > idle_fds + 5 {
+        while open_fds(pid) > idle_fds + 5 {
             assert!(
                 Instant::now() < deadline,
                 "connections left open: {} fds vs {idle_fds} idle",
-                fds(pid)
+                open_fds(pid)
             );
             std::thread::sleep(Duration::from_millis(100));
         }
@@ -238,12 +202,12 @@ async fn connection_limits_are_honoured() {
     let pid = broker.pid().unwrap();
     tokio::task::spawn_blocking(move || {
         // The start-up probe's connection must be gone first, or it takes one of the 20.
-        let mut last = (fds(pid), Instant::now());
+        let mut last = (open_fds(pid), Instant::now());
         let deadline = Instant::now() + Duration::from_secs(5);
         while last.1.elapsed() < Duration::from_millis(300) && Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(20));
-            if fds(pid) != last.0 {
-                last = (fds(pid), Instant::now());
+            if open_fds(pid) != last.0 {
+                last = (open_fds(pid), Instant::now());
             }
         }
         let log_tail = || {

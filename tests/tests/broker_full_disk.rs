@@ -6,14 +6,11 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
-use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
-use kafka_protocol::messages::{
-    ApiKey, FetchRequest, ProduceRequest, RequestKind, ResponseKind, TopicName,
-};
+use kafka_protocol::messages::{ApiKey, FetchRequest, RequestKind, ResponseKind, TopicName};
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::records::RecordBatchDecoder;
 use sluice_e2e::disk::{fill, Tmpfs};
-use sluice_e2e::kafka::{idempotent_batch, KafkaConn};
+use sluice_e2e::kafka::KafkaConn;
 use sluice_e2e::{BrokerNode, CoordCluster};
 
 mod common;
@@ -21,24 +18,7 @@ mod common;
 /// One batch of `values` to partition 0 of `topic` with acks=1: (error code, base offset).
 fn produce(addr: SocketAddr, topic: &str, values: &[Vec<u8>]) -> (i16, i64) {
     let refs: Vec<&[u8]> = values.iter().map(Vec::as_slice).collect();
-    let mut pd = PartitionProduceData::default();
-    pd.index = 0;
-    pd.records = Some(idempotent_batch(-1, -1, -1, &refs));
-    let mut td = TopicProduceData::default();
-    td.name = TopicName(StrBytes::from_string(topic.to_string()));
-    td.partition_data = vec![pd];
-    let mut req = ProduceRequest::default();
-    req.acks = 1;
-    req.timeout_ms = 5000;
-    req.topic_data = vec![td];
-    let mut c = KafkaConn::connect(addr);
-    match c.call(ApiKey::Produce, 9, RequestKind::Produce(req)) {
-        ResponseKind::Produce(r) => {
-            let p = &r.responses[0].partition_responses[0];
-            (p.error_code, p.base_offset)
-        }
-        other => panic!("{other:?}"),
-    }
+    KafkaConn::connect(addr).produce(topic, 1, &refs)
 }
 
 /// Every record of partition 0 of `topic`, read with Fetch v11 from offset 0: (offset, value),

@@ -138,31 +138,7 @@ async fn acks_all_is_refused_below_min_insync_replicas() {
     let addr = cluster.broker(leader).addr();
     let (all, one, appended) = tokio::task::spawn_blocking(move || {
         let produce = |acks: i16, value: &[u8]| {
-            use kafka_protocol::messages::produce_request::{
-                PartitionProduceData, TopicProduceData,
-            };
-            use kafka_protocol::messages::{
-                ApiKey, ProduceRequest, RequestKind, ResponseKind, TopicName,
-            };
-            use kafka_protocol::protocol::StrBytes;
-            let mut pd = PartitionProduceData::default();
-            pd.index = 0;
-            pd.records = Some(sluice_e2e::kafka::idempotent_batch(-1, -1, -1, &[value]));
-            let mut td = TopicProduceData::default();
-            td.name = TopicName(StrBytes::from_static_str("strict"));
-            td.partition_data = vec![pd];
-            let mut req = ProduceRequest::default();
-            req.acks = acks;
-            req.timeout_ms = 5000;
-            req.topic_data = vec![td];
-            let mut c = sluice_e2e::kafka::KafkaConn::connect(addr);
-            match c.call(ApiKey::Produce, 9, RequestKind::Produce(req)) {
-                ResponseKind::Produce(r) => {
-                    let p = &r.responses[0].partition_responses[0];
-                    (p.error_code, p.base_offset)
-                }
-                other => panic!("{other:?}"),
-            }
+            sluice_e2e::kafka::KafkaConn::connect(addr).produce("strict", acks, &[value])
         };
         // The ISR read above comes from coord; the leader applies the shrink a moment later.
         // Until it has, acks=all is appended and then answered NOT_ENOUGH_REPLICAS_AFTER_APPEND

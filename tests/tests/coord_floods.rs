@@ -10,7 +10,7 @@ use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
-use sluice_e2e::{proc_status_kib, CoordCluster};
+use sluice_e2e::{open_fds, proc_status_kib, CoordCluster};
 use sluice_jute::{ConnectRequest, ConnectResponse, GetDataRequest, Record, Request};
 use zookeeper_client as zk;
 
@@ -41,12 +41,6 @@ fn session(addr: SocketAddr) -> TcpStream {
     let r = ConnectResponse::from_slice(&body).unwrap();
     assert!(r.session_id != 0, "no session");
     s
-}
-
-fn fds(pid: u32) -> usize {
-    std::fs::read_dir(format!("/proc/{pid}/fd"))
-        .unwrap()
-        .count()
 }
 
 /// Latencies of `n` setData round trips: (median, p99, max).
@@ -86,7 +80,7 @@ async fn floods_leave_coord_serving_with_bounded_memory() {
     .unwrap();
     set_latency(&c, 200).await;
     let idle_kib = proc_status_kib(pid, "VmRSS");
-    let idle_fds = fds(pid);
+    let idle_fds = open_fds(pid);
     let base = set_latency(&c, 300).await;
     println!("idle: {idle_kib} KiB, {idle_fds} fds; setData latency median/p99/max {base:?}");
 
@@ -96,11 +90,11 @@ async fn floods_leave_coord_serving_with_bounded_memory() {
             .map(|_| TcpStream::connect(addr).expect("connect"))
             .collect();
         let deadline = Instant::now() + Duration::from_secs(30);
-        while fds(pid) < idle_fds + 9_990 {
+        while open_fds(pid) < idle_fds + 9_990 {
             assert!(
                 Instant::now() < deadline,
                 "coord did not accept 10,000 connections: {} fds",
-                fds(pid)
+                open_fds(pid)
             );
             std::thread::sleep(Duration::from_millis(50));
         }
@@ -168,11 +162,11 @@ async fn floods_leave_coord_serving_with_bounded_memory() {
     .unwrap();
     drop(stalled);
     let deadline = Instant::now() + Duration::from_secs(30);
-    while fds(pid) > idle_fds + 5 {
+    while open_fds(pid) > idle_fds + 5 {
         assert!(
             Instant::now() < deadline,
             "connections left open: {} fds vs {idle_fds} idle",
-            fds(pid)
+            open_fds(pid)
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }

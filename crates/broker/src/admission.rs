@@ -13,14 +13,12 @@
 
 use std::collections::HashMap;
 use std::net::IpAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use sluice_config::BrokerConfig;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
-/// At most one warning per this many milliseconds for refused connections.
-const WARN_EVERY_MS: u64 = 10_000;
+use crate::warn_every::WarnEvery;
 
 /// The broker's connection limits and counts, shared by its listeners.
 #[derive(Debug)]
@@ -29,8 +27,8 @@ pub struct Admission {
     per_ip: i32,
     overrides: HashMap<IpAddr, i32>,
     open: Mutex<HashMap<IpAddr, i32>>,
-    last_warning_ms: AtomicU64,
-    refused_since_warning: AtomicU64,
+    /// Refused connections: one warning per 10 s.
+    refusals: WarnEvery,
 }
 
 /// A connection counted against the limits until dropped.
@@ -78,8 +76,7 @@ impl Admission {
             per_ip: config.max_connections_per_ip,
             overrides,
             open: Mutex::new(HashMap::new()),
-            last_warning_ms: AtomicU64::new(0),
-            refused_since_warning: AtomicU64::new(0),
+            refusals: WarnEvery::new(10_000),
         })
     }
 
@@ -118,19 +115,10 @@ impl Admission {
     }
 
     fn warn_refused(&self, ip: IpAddr, limit: i32) {
-        let now = sluice_log::now_ms();
-        let last = self.last_warning_ms.load(Ordering::Relaxed);
-        if now.saturating_sub(last) >= WARN_EVERY_MS
-            && self
-                .last_warning_ms
-                .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
-                .is_ok()
-        {
-            let refused = self.refused_since_warning.swap(0, Ordering::Relaxed) + 1;
+        if let Some(held_back) = self.refusals.due() {
+            let refused = held_back + 1;
             tracing::warn!(%ip, limit, refused,
                 "rejected connection from {ip}: it already has the configured maximum of {limit} connections (max.connections.per.ip)");
-        } else {
-            self.refused_since_warning.fetch_add(1, Ordering::Relaxed);
         }
     }
 }

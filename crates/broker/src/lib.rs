@@ -23,6 +23,7 @@ pub mod replica;
 pub mod server;
 pub mod topic_config;
 pub mod topics;
+pub mod warn_every;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;

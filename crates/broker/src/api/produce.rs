@@ -279,25 +279,14 @@ pub async fn init_producer_id(
 /// once every 10 s with the count of those not logged, so that a full disk does not also fill
 /// the broker's own log.
 fn storage_error_warning(topic: &str, partition: i32, msg: Option<&str>) {
-    use std::sync::atomic::{AtomicU64, Ordering};
-    static LAST_MS: AtomicU64 = AtomicU64::new(0);
-    static UNLOGGED: AtomicU64 = AtomicU64::new(0);
-    let now = sluice_log::now_ms();
-    let last = LAST_MS.load(Ordering::Relaxed);
-    if now.saturating_sub(last) < 10_000
-        || LAST_MS
-            .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
-            .is_err()
-    {
-        UNLOGGED.fetch_add(1, Ordering::Relaxed);
-        return;
+    static WARNINGS: crate::warn_every::WarnEvery = crate::warn_every::WarnEvery::new(10_000);
+    if let Some(unlogged) = WARNINGS.due() {
+        tracing::warn!(
+            topic,
+            partition,
+            error = msg.unwrap_or("storage error"),
+            unlogged,
+            "produce refused with KAFKA_STORAGE_ERROR (refusals since the last warning: {unlogged})"
+        );
     }
-    let unlogged = UNLOGGED.swap(0, Ordering::Relaxed);
-    tracing::warn!(
-        topic,
-        partition,
-        error = msg.unwrap_or("storage error"),
-        unlogged,
-        "produce refused with KAFKA_STORAGE_ERROR (refusals since the last warning: {unlogged})"
-    );
 }

@@ -82,6 +82,15 @@ impl LogEngine for SledEngine {
     }
 
     fn append(&self, records: &[(u64, Vec<u8>)]) -> io::Result<()> {
+        // One record (the usual case: one entry per round) is a plain insert. sled's atomic
+        // batch seals and hands its current write buffer to a pool thread every time, which
+        // cost more than the insert itself.
+        if let [(index, value)] = records {
+            self.log
+                .insert(index.to_be_bytes(), value.as_slice())
+                .map_err(io_err)?;
+            return Ok(());
+        }
         let mut batch = sled::Batch::default();
         for (index, value) in records {
             batch.insert(&index.to_be_bytes(), value.as_slice());

@@ -2,9 +2,12 @@
 //! id and the committed log id.
 //!
 //! Data flow: openraft's core task calls `append` / `save_vote` / `truncate` / `purge`; each
-//! writes through the engine and then fsyncs (`LogEngine::sync` on a blocking thread) *before*
-//! it reports completion, which is what Raft's safety needs (a vote or an acknowledged entry must
-//! survive a crash). Replication tasks read entries through clones of the same store.
+//! writes through the engine. `append` returns at once and reports its entries flushed through
+//! openraft's callback once the [`GroupCommit`] thread's next fsync covered them; the others
+//! wait for that fsync before they return. Nothing is reported durable before it is, which is
+//! what Raft's safety needs (a vote or an acknowledged entry must survive a crash). Replication
+//! tasks read entries through clones of the same store (also entries not yet fsynced: a leader
+//! may send them before its own disk is done; it counts itself towards the commit only after).
 //!
 //! Records: log entries as protobuf `Entry` keyed by index; metadata `vote`, `last_purged`
 //! (protobuf `LogId`, written before the entries are removed so a crash in between leaves a
@@ -20,6 +23,7 @@ use openraft::{RaftLogId, StorageIOError};
 
 use super::codec;
 use super::engine::LogEngine;
+use super::group_commit::GroupCommit;
 use super::types::{Entry, LogId, StorageResult, TypeConfig, Vote};
 
 const META_VOTE: &str = "vote";
@@ -30,6 +34,7 @@ const META_COMMITTED: &str = "committed";
 #[derive(Clone)]
 pub(crate) struct LogStore {
     engine: Arc<dyn LogEngine>,
+    syncer: GroupCommit,
 }
 
 impl fmt::Debug for LogStore {
@@ -43,16 +48,15 @@ fn invalid(e: codec::CodecError) -> io::Error {
 }
 
 impl LogStore {
-    pub(crate) fn new(engine: Arc<dyn LogEngine>) -> Self {
-        LogStore { engine }
+    /// Starts the store's sync thread.
+    pub(crate) fn new(engine: Arc<dyn LogEngine>) -> io::Result<Self> {
+        let syncer = GroupCommit::start(engine.clone())?;
+        Ok(LogStore { engine, syncer })
     }
 
-    /// fsyncs everything written so far, off the async threads.
+    /// Returns once everything written so far is on disk (off the async threads).
     async fn sync(&self) -> io::Result<()> {
-        let engine = self.engine.clone();
-        tokio::task::spawn_blocking(move || engine.sync())
-            .await
-            .map_err(io::Error::other)?
+        self.syncer.barrier().await
     }
 
     fn read_log_id_meta(&self, key: &str) -> io::Result<Option<LogId>> {
@@ -179,22 +183,18 @@ impl RaftLogStorage<TypeConfig> for LogStore {
             callback.log_io_completed(Err(e));
             return Err(err.into());
         }
-        // Report "flushed" only after the fsync. Awaiting it here (rather than in a detached
-        // task) keeps every write in order, as openraft requires.
-        match self.sync().await {
-            Ok(()) => {
-                callback.log_io_completed(Ok(()));
-                Ok(())
-            }
-            Err(e) => {
-                let err = StorageIOError::write_logs(&e);
-                callback.log_io_completed(Err(e));
-                Err(err.into())
-            }
-        }
+        // "Flushed" is reported by the sync thread once an fsync that began after this write
+        // succeeded; its jobs complete in submission order, as openraft requires.
+        self.syncer.submit(callback);
+        Ok(())
     }
 
     async fn truncate(&mut self, log_id: LogId) -> StorageResult<()> {
+        // Appends still waiting for their fsync are reported first, while their entries are
+        // still there: no entry is called flushed after it was removed.
+        self.sync()
+            .await
+            .map_err(|e| StorageIOError::write_logs(&e))?;
         self.engine
             .remove_from(log_id.index)
             .map_err(|e| StorageIOError::write_logs(&e))?;

@@ -12,7 +12,7 @@
 //!  RaftNode::propose(bytes) ──(follower: Propose RPC to the leader)──┐
 //!        │ leader                                                   │
 //!        ▼                                                          ▼
-//!  openraft core ── append ──► LogStore ──► LogEngine (sled, fsync before "done")
+//!  openraft core ── append ──► LogStore ──► LogEngine (sled; "done" after group_commit's fsync)
 //!        │ AppendEntries / InstallSnapshot (peer port), Vote (election port): network.rs → server.rs
 //!        ▼ committed
 //!  StateMachine ── apply ──► Application::apply ──► response bytes back to the proposer
@@ -21,6 +21,7 @@
 //!
 //! Modules: [`types`] (openraft type config, `Application`), `codec` (protobuf ⇄ openraft),
 //! `engine` (the narrow key-value interface and its sled implementation), `log_store`,
+//! `group_commit` (the thread that fsyncs the log for every waiting append),
 //! `state_machine` (snapshot files), `network` (client side), `server` (the two gRPC services),
 //! `failover` (fast dead-leader detection), [`timing`] (ZooKeeper ticks → Raft timers), and
 //! `node` ([`RaftNode`], the API the rest of coord uses). Decisions are recorded in
@@ -32,6 +33,7 @@ mod failover;
 mod floor;
 #[doc(hidden)]
 pub mod fuzzing;
+mod group_commit;
 mod log_store;
 mod network;
 mod node;
@@ -46,8 +48,8 @@ pub mod types;
 mod tests;
 
 pub use node::{
-    Listeners, ProposeError, ProposeOutcome, RaftNode, RaftNodeConfig, RaftStatus,
-    ReadBarrierError, Role, StartError, LOG_SUBDIR, SNAPSHOT_SUBDIR,
+    ForwardedProposal, Listeners, ProposeError, ProposeOutcome, RaftNode, RaftNodeConfig,
+    RaftStatus, ReadBarrierError, Role, StartError, LOG_SUBDIR, SNAPSHOT_SUBDIR,
 };
 pub use timing::{LogOptions, RaftTiming};
 pub use types::{Application, NodeId, PeerAddrs};

@@ -38,8 +38,11 @@ use super::types::{NodeId, PeerAddrs, TypeConfig};
 pub(crate) const TARGET_HEADER: &str = "sluice-raft-to";
 /// Largest peer message accepted or sent (a batch of entries, a snapshot chunk).
 pub(crate) const MAX_MESSAGE_BYTES: usize = 64 * 1024 * 1024;
-/// AppendEntries requests above this are split (openraft retries with fewer entries).
-const SPLIT_APPEND_ABOVE: usize = 8 * 1024 * 1024;
+/// AppendEntries requests above this are split (openraft retries with fewer entries), so that a
+/// follower catching up is sent requests it can take within openraft's RPC timeout (the
+/// heartbeat interval): with 8 MiB requests a follower that fell behind on a busy machine timed
+/// out on every resend, each larger than the last, until an election.
+const SPLIT_APPEND_ABOVE: usize = 1024 * 1024;
 
 /// Wraps `msg` in a request addressed to `target`.
 pub(crate) fn request_to<T>(target: NodeId, msg: T) -> tonic::Request<T> {

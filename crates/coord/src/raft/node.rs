@@ -155,6 +155,24 @@ pub struct ProposeOutcome {
     pub response: Bytes,
 }
 
+/// A payload another node forwarded to this one's `Propose` RPC (it believed this node leads),
+/// handed to the application once it asked for them with
+/// [`RaftNode::forwarded_proposals`]. The application proposes it, typically merged with its
+/// own, and answers with [`answer`](Self::answer); the forwarding node's `propose` returns
+/// that answer. An error that says the payload was appended nowhere (`NoQuorum`, `Shutdown`)
+/// lets the forwarding node try again.
+#[derive(Debug)]
+pub struct ForwardedProposal {
+    pub payload: Bytes,
+    pub(crate) reply: tokio::sync::oneshot::Sender<Result<ProposeOutcome, ProposeError>>,
+}
+
+impl ForwardedProposal {
+    pub fn answer(self, outcome: Result<ProposeOutcome, ProposeError>) {
+        let _ = self.reply.send(outcome);
+    }
+}
+
 /// Why a proposal did not complete.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum ProposeError {
@@ -258,6 +276,12 @@ impl std::fmt::Debug for RaftNode {
     }
 }
 
+/// A number that differs between nodes and between starts.
+fn random_seed(id: NodeId) -> u64 {
+    use std::hash::BuildHasher;
+    std::collections::hash_map::RandomState::new().hash_one(id)
+}
+
 fn io_err(what: &'static str, path: &Path) -> impl FnOnce(io::Error) -> StartError {
     let path = path.to_path_buf();
     move |source| StartError::Io { what, path, source }
@@ -326,11 +350,14 @@ impl RaftNode {
                 .map_err(|e| StartError::Raft(e.to_string()))?
                 .map_err(|e| StartError::Snapshot(e.to_string()))?
         };
-        let log_store = LogStore::new(engine.clone() as Arc<dyn LogEngine>);
+        let log_store = LogStore::new(engine.clone() as Arc<dyn LogEngine>).map_err(io_err(
+            "starting the raft log's sync thread",
+            &config.log_dir,
+        ))?;
 
         // Raft.
-        let raft_config =
-            openraft_config(&config.timing, &config.log).map_err(StartError::Config)?;
+        let raft_config = openraft_config(&config.timing, &config.log, random_seed(id))
+            .map_err(StartError::Config)?;
         let peers = Peers::new(config.timing.election_max);
         let floor = Arc::new(VoteFloor::default());
         let network = NetworkFactory {
@@ -370,6 +397,7 @@ impl RaftNode {
                 vec![config.data_dir.clone(), config.log_dir.clone()],
                 config.min_free_bytes,
             ),
+            inbox: std::sync::OnceLock::new(),
         });
 
         // Ports: only a multi-node ensemble needs them.
@@ -526,6 +554,17 @@ impl RaftNode {
             m.wait_for(|m| m.current_leader != Some(old)),
         )
         .await;
+    }
+
+    /// From now on, payloads other nodes forward to this one arrive here instead of each being
+    /// written as an entry of its own, so that the caller can merge them into its next proposal
+    /// (one entry per round of the ensemble, whichever node the clients write through). `None`
+    /// if they were asked for already.
+    pub fn forwarded_proposals(
+        &self,
+    ) -> Option<tokio::sync::mpsc::UnboundedReceiver<ForwardedProposal>> {
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        self.inner.ctx.inbox.set(tx).ok().map(|()| rx)
     }
 
     /// Replicates `payload` and returns what the application answered once it is committed and

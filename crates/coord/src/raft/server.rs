@@ -16,7 +16,7 @@ use bytes::Bytes;
 use openraft::error::{CheckIsLeaderError, ClientWriteError, RaftError};
 use openraft::ServerState;
 use tokio::net::TcpListener;
-use tokio::sync::watch;
+use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tonic::transport::server::TcpIncoming;
@@ -24,6 +24,7 @@ use tonic::{Request, Response, Status};
 
 use super::codec;
 use super::network::{MAX_MESSAGE_BYTES, TARGET_HEADER};
+use super::node::{ForwardedProposal, ProposeError};
 use super::proto as pb;
 use super::proto::raft_election_server::{RaftElection, RaftElectionServer};
 use super::proto::raft_peer_server::{RaftPeer, RaftPeerServer};
@@ -88,6 +89,10 @@ pub(crate) struct ServiceCtx {
     pub(crate) floor: Arc<super::floor::VoteFloor>,
     /// Refuses new writes when the data directories run out of space.
     pub(crate) space: Arc<super::space::SpaceGuard>,
+    /// Where forwarded proposals go once the application asked for them
+    /// ([`RaftNode::forwarded_proposals`](super::RaftNode::forwarded_proposals)); until then
+    /// each one is written as an entry of its own.
+    pub(crate) inbox: std::sync::OnceLock<mpsc::UnboundedSender<ForwardedProposal>>,
 }
 
 impl std::fmt::Debug for ServiceCtx {
@@ -209,6 +214,34 @@ impl RaftPeer for PeerService {
         let payload: Bytes = req.into_inner().payload;
         if let Err(why) = self.0.space.check() {
             return Err(Status::resource_exhausted(why));
+        }
+        if let Some(inbox) = self.0.inbox.get() {
+            // The application merges it into its own next entry (one entry per round instead
+            // of one per proposing node) and answers with this payload's share of the response.
+            let (reply, answer) = oneshot::channel();
+            if inbox.send(ForwardedProposal { payload, reply }).is_err() {
+                return Ok(Response::new(pb::ProposeResponse {
+                    result: Some(R::NotLeader(not_leader(None))),
+                }));
+            }
+            let result = match answer.await {
+                Ok(Ok(c)) => R::Committed(pb::Committed {
+                    term: c.term,
+                    index: c.index,
+                    response: c.response,
+                }),
+                // Appended nowhere: the proposer may try again, here or at a new leader.
+                Ok(Err(ProposeError::NoQuorum(_) | ProposeError::Shutdown)) | Err(_) => {
+                    R::NotLeader(not_leader(None))
+                }
+                Ok(Err(ProposeError::Refused(why))) => return Err(Status::resource_exhausted(why)),
+                Ok(Err(e @ (ProposeError::Indeterminate(_) | ProposeError::Fatal(_)))) => {
+                    return Err(Status::aborted(e.to_string()))
+                }
+            };
+            return Ok(Response::new(pb::ProposeResponse {
+                result: Some(result),
+            }));
         }
         let result = match self.0.raft.client_write(payload).await {
             Ok(resp) => R::Committed(pb::Committed {

@@ -154,6 +154,19 @@ fn read_snapshot_file(path: &Path) -> Result<(SnapshotMeta, Vec<u8>), SnapshotFi
     Ok((meta, data))
 }
 
+/// The application's state, serialized on this thread. On a multi-threaded runtime the other
+/// tasks of this worker move elsewhere meanwhile (`block_in_place`): serializing a large tree
+/// takes a second or more, and the Raft core and heartbeats must not wait for it (a leader
+/// whose heartbeats stopped while it snapshotted lost its leadership).
+fn capture(app: &dyn Application) -> Vec<u8> {
+    match tokio::runtime::Handle::try_current().map(|h| h.runtime_flavor()) {
+        Ok(tokio::runtime::RuntimeFlavor::MultiThread) => {
+            tokio::task::block_in_place(|| app.snapshot())
+        }
+        _ => app.snapshot(),
+    }
+}
+
 fn new_snapshot_id(last: Option<&LogId>) -> String {
     let nanos = SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -299,7 +312,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                 last_membership: self.last_membership.clone(),
                 snapshot_id: new_snapshot_id(self.last_applied.as_ref()),
             },
-            data: self.app.snapshot(),
+            data: capture(self.app.as_ref()),
         }
     }
 

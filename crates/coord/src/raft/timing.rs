@@ -113,10 +113,25 @@ pub(crate) fn ms(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX).max(1)
 }
 
-/// openraft's configuration for these settings.
+/// The number of entries after which this node snapshots: a number drawn from
+/// `[snapshot_every / 2, snapshot_every]` by `seed`, as ZooKeeper draws its `snapCount` roll, so
+/// that the members of an ensemble do not all stop to write a snapshot of the same state at the
+/// same moment (three nodes serializing a large tree at once on a busy machine stalled writes
+/// for more than a second and cost a leader).
+pub(crate) fn staggered(snapshot_every: u64, seed: u64) -> u64 {
+    if snapshot_every < 2 {
+        return snapshot_every.max(1);
+    }
+    let half = snapshot_every / 2;
+    half + seed % (snapshot_every - half + 1)
+}
+
+/// openraft's configuration for these settings; `seed` staggers the snapshot point
+/// ([`staggered`]).
 pub(crate) fn openraft_config(
     timing: &RaftTiming,
     log: &LogOptions,
+    seed: u64,
 ) -> Result<openraft::Config, String> {
     let config = openraft::Config {
         cluster_name: "sluice-coord".into(),
@@ -124,14 +139,20 @@ pub(crate) fn openraft_config(
         election_timeout_min: ms(timing.election_min),
         election_timeout_max: ms(timing.election_max),
         install_snapshot_timeout: ms(timing.install_snapshot_timeout),
-        snapshot_policy: openraft::SnapshotPolicy::LogsSinceLast(log.snapshot_every.max(1)),
+        snapshot_policy: openraft::SnapshotPolicy::LogsSinceLast(staggered(
+            log.snapshot_every,
+            seed,
+        )),
         max_in_snapshot_log_to_keep: log.logs_kept_after_snapshot,
         // Followers further behind than this are "lagging" for blocking membership changes;
         // keep it above what compaction keeps, as openraft asks.
         replication_lag_threshold: log.snapshot_every + log.logs_kept_after_snapshot,
         // Big enough for one large write per chunk, small enough to bound RPC size.
         snapshot_max_chunk_size: 4 * 1024 * 1024,
-        max_payload_entries: 256,
+        // Small enough that a follower that fell behind catches up in AppendEntries it can
+        // take within the RPC timeout (openraft's heartbeat interval); see also
+        // `network::SPLIT_APPEND_ABOVE`.
+        max_payload_entries: 64,
         // Purge in batches: each purge is an fsync.
         purge_batch_size: 64,
         ..Default::default()
@@ -144,13 +165,25 @@ mod tests {
     use super::*;
 
     #[test]
+    fn snapshot_points_are_spread_over_the_upper_half() {
+        let points: std::collections::BTreeSet<u64> = (0..1000)
+            .map(|seed| staggered(10_000, seed * 7919))
+            .collect();
+        assert!(points.iter().all(|p| (5_000..=10_000).contains(p)));
+        assert!(points.len() > 900, "only {} distinct points", points.len());
+        assert_eq!(staggered(1, 5), 1);
+        assert_eq!(staggered(0, 5), 1);
+        assert!((1..=2).contains(&staggered(2, 5)));
+    }
+
+    #[test]
     fn zookeeper_limits_map_to_waiting_bounds() {
         let t = RaftTiming::from_zookeeper(2000, 10, 5);
         assert_eq!(t.install_snapshot_timeout, Duration::from_secs(20));
         assert_eq!(t.propose_timeout, Duration::from_secs(10));
         assert_eq!(t.heartbeat, DEFAULT_HEARTBEAT);
         t.validate().unwrap();
-        openraft_config(&t, &LogOptions::default()).unwrap();
+        openraft_config(&t, &LogOptions::default(), 7).unwrap();
     }
 
     #[test]

@@ -315,27 +315,43 @@ impl Conn {
                     Some(ConnEvent::Close) | None => return End::Expired,
                 },
                 done = front_write => {
-                    let Some(Slot::Write { xid, req, .. }) = self.queue.pop_front() else { continue };
-                    match done {
-                        Some(Ok(Ok(applied))) => {
-                            let zxid = applied.zxid;
-                            let (err, body) = handlers::write_response(&req, applied.result);
-                            self.drain_events();
-                            self.push_reply(xid, zxid, err, &body);
-                            if matches!(req, Request::CloseSession) {
-                                // Reply first, then close: the client reads its answer
-                                // before the connection ends, as with ZooKeeper.
-                                if let Err(e) = wr.write_all(&self.out).await {
-                                    return End::Io(e);
-                                }
-                                self.out.clear();
-                                return End::SessionClosed;
-                            }
-                        }
+                    let mut outcome = match done {
+                        Some(Ok(Ok(applied))) => Some(applied),
+                        _ => None,
+                    };
+                    // This answer and every one behind it that is already in (a log entry
+                    // answers many at once) leave in one write.
+                    loop {
+                        let Some(Slot::Write { xid, req, .. }) = self.queue.pop_front() else {
+                            break;
+                        };
                         // The write could not reach a quorum in time: like a ZooKeeper server
                         // that lost its quorum, drop the connection; the client sees a
                         // connection loss and retries elsewhere.
-                        _ => return End::NotServing,
+                        let Some(applied) = outcome.take() else {
+                            return End::NotServing;
+                        };
+                        let zxid = applied.zxid;
+                        let (err, body) = handlers::write_response(&req, applied.result);
+                        self.drain_events();
+                        self.push_reply(xid, zxid, err, &body);
+                        if matches!(req, Request::CloseSession) {
+                            // Reply first, then close: the client reads its answer
+                            // before the connection ends, as with ZooKeeper.
+                            if let Err(e) = wr.write_all(&self.out).await {
+                                return End::Io(e);
+                            }
+                            self.out.clear();
+                            return End::SessionClosed;
+                        }
+                        outcome = match self.queue.front_mut() {
+                            Some(Slot::Write { rx, .. }) => match rx.try_recv() {
+                                Ok(Ok(applied)) => Some(applied),
+                                Err(oneshot::error::TryRecvError::Empty) => break,
+                                Ok(Err(ProposeFailed)) | Err(_) => None,
+                            },
+                            _ => break,
+                        };
                     }
                 }
                 n = rd.read_buf(&mut rbuf), if ending.is_none() => match n {

@@ -4,7 +4,8 @@
 //!  client port ──► conn.rs (one task per connection) ──reads──► Machine (local, RwLock)
 //!                        │ writes, session create/close, sync
 //!                        ▼
-//!                 proposer task: batches commands + session touches into one log entry
+//!                 proposer task (proposer.rs): batches commands + session touches into one
+//!                        │ log entry; on the leader, batches other nodes forwarded join it
 //!                        │ RaftNode::propose (forwarded to the leader when this is a follower)
 //!                        ▼
 //!   every node:   App::apply ─► Machine::apply per command ─► watch triggers ─► local connections
@@ -27,6 +28,7 @@ pub(crate) mod expiry;
 #[doc(hidden)]
 pub mod fuzzing;
 mod handlers;
+mod proposer;
 
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
@@ -48,10 +50,6 @@ use crate::sessions::Session;
 use crate::watches::{Notification, WatchManager};
 use expiry::ExpiryTracker;
 
-/// Most commands in one log entry; more wait for the next entry.
-const MAX_BATCH_COMMANDS: usize = 4096;
-/// Rough byte budget of one log entry.
-const MAX_BATCH_BYTES: usize = 8 << 20;
 /// How often the leader looks for expired sessions and empty containers.
 const HOUSEKEEPING_EVERY: Duration = Duration::from_millis(100);
 /// ZooKeeper's `znode.container.checkIntervalMs` default.
@@ -643,6 +641,9 @@ impl CoordServer {
             RaftNode::start_with_listeners(raft_cfg, Arc::new(App(core.clone())), raft_listeners)
                 .await?;
         let _ = core.raft.set(raft.clone());
+        let forwarded = raft
+            .forwarded_proposals()
+            .expect("a new raft node has handed out no forwarded proposals");
 
         client
             .set_nonblocking(true)
@@ -660,10 +661,11 @@ impl CoordServer {
         })?;
         let (stop, stop_rx) = watch::channel(false);
         let tasks = vec![
-            tokio::spawn(proposer(
+            tokio::spawn(proposer::run(
                 core.clone(),
                 raft.clone(),
                 proposals_rx,
+                forwarded,
                 stop_rx.clone(),
             )),
             tokio::spawn(housekeeping(core.clone(), raft.clone(), stop_rx.clone())),
@@ -742,111 +744,6 @@ async fn accept_loop(core: Arc<Core>, listener: TcpListener, mut stop: watch::Re
                 }
             }
         });
-    }
-}
-
-/// Gathers queued commands (and session touches) into log entries, one entry in flight at a
-/// time: while one entry commits, the next fills up, so a busy node writes large entries.
-async fn proposer(
-    core: Arc<Core>,
-    raft: RaftNode,
-    mut rx: mpsc::UnboundedReceiver<Proposal>,
-    mut stop: watch::Receiver<bool>,
-) {
-    let touch_every =
-        Duration::from_millis((core.settings.min_session_timeout_ms.max(200) / 4) as u64);
-    let mut touch_tick = tokio::time::interval(touch_every);
-    touch_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut pending: Vec<Proposal> = Vec::new();
-    loop {
-        if pending.is_empty() {
-            tokio::select! {
-                _ = stop.changed() => return,
-                p = rx.recv() => match p {
-                    Some(p) => pending.push(p),
-                    None => return,
-                },
-                _ = touch_tick.tick() => {
-                    if lock(&core.touched).is_empty() {
-                        continue;
-                    }
-                }
-            }
-        }
-        let mut bytes = pending.iter().map(|p| approx_size(&p.cmd)).sum::<usize>();
-        while pending.len() < MAX_BATCH_COMMANDS && bytes < MAX_BATCH_BYTES {
-            match rx.try_recv() {
-                Ok(p) => {
-                    bytes += approx_size(&p.cmd);
-                    pending.push(p);
-                }
-                Err(_) => break,
-            }
-        }
-        let touches: Vec<i64> = lock(&core.touched).drain().collect();
-        let batch = Batch::new(
-            now_ms(),
-            pending.iter().map(|p| p.cmd.clone()).collect(),
-            touches,
-        );
-        let payload = match batch.encode() {
-            Ok(p) => p,
-            Err(e) => {
-                tracing::error!(error = %e, "cannot encode a log entry");
-                pending.clear();
-                continue;
-            }
-        };
-        let outcome = raft.propose(payload).await;
-        let replies: Vec<Proposal> = std::mem::take(&mut pending);
-        match outcome {
-            Ok(out) => {
-                // A forwarded write returns once the leader applied it; answer only after this
-                // node applied it too, so the client's next read here sees its write.
-                let mut applied = core.applied.subscribe();
-                let _ = tokio::time::timeout(
-                    Duration::from_secs(30),
-                    applied.wait_for(|i| *i >= out.index),
-                )
-                .await;
-                let results: Vec<(i64, CommandResult)> =
-                    postcard::from_bytes(&out.response).unwrap_or_default();
-                let mut results = results.into_iter();
-                for p in replies {
-                    let r = results
-                        .next()
-                        .map(|(zxid, result)| Applied { zxid, result })
-                        .ok_or(ProposeFailed);
-                    let _ = p.reply.send(r);
-                }
-            }
-            Err(e) => {
-                if matches!(e, crate::raft::ProposeError::Refused(_)) {
-                    // The space check warns itself, at most once every 10 s.
-                    tracing::debug!(error = %e, commands = replies.len(), "log entry refused");
-                } else {
-                    tracing::warn!(error = %e, commands = replies.len(), "log entry not committed");
-                }
-                for p in replies {
-                    let _ = p.reply.send(Err(ProposeFailed));
-                }
-            }
-        }
-    }
-}
-
-fn approx_size(cmd: &Command) -> usize {
-    use crate::machine::WriteOp;
-    match cmd {
-        Command::Write { op, .. } => match op {
-            WriteOp::Create(c) => 64 + c.path.len() + c.data.as_ref().map_or(0, Vec::len),
-            WriteOp::SetData { path, data, .. } => {
-                64 + path.len() + data.as_ref().map_or(0, Vec::len)
-            }
-            WriteOp::Multi(ops) => 64 + ops.len() * 128,
-            _ => 96,
-        },
-        _ => 64,
     }
 }
 

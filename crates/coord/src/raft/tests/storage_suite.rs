@@ -32,7 +32,7 @@ impl StoreBuilder<TypeConfig, LogStore, StateMachine, tempfile::TempDir> for Bui
     async fn build(&self) -> StorageResult<(tempfile::TempDir, LogStore, StateMachine)> {
         let dir = tempfile::tempdir().expect("temp dir");
         let engine = SledEngine::open(&dir.path().join("log"), 4 * 1024 * 1024).expect("sled");
-        let log = LogStore::new(Arc::new(engine) as Arc<dyn LogEngine>);
+        let log = LogStore::new(Arc::new(engine) as Arc<dyn LogEngine>).expect("sync thread");
         let sm = StateMachine::open(&dir.path().join("snapshots"), Arc::new(NullApp))
             .expect("state machine");
         Ok((dir, log, sm))

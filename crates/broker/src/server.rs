@@ -15,6 +15,10 @@
 //!  socket ◄─ write ◄──────────── answers, oldest first ◄────────────────────────┘
 //! ```
 //!
+//! Client quotas are applied here, after a request is handled ([`crate::quotas`]): over a
+//! quota, the answer carries `throttle_time_ms` and the connection reads nothing more until that
+//! time has passed (KIP-219); the answers already queued are still written meanwhile.
+//!
 //! Bad input (an unknown API key, an unsupported version, a body that does not decode, an
 //! oversized frame) closes that connection with a logged reason; an unsupported ApiVersions version gets Kafka's UNSUPPORTED_VERSION
 //! answer in the v0 layout so clients retry with a lower version.

@@ -104,10 +104,13 @@ impl ClientQuotas {
         if self.kinds.load(Ordering::Acquire) & bit(kind) == 0 {
             return 0;
         }
+        self.record_at(kind, client_id, value, self.now_ms())
+    }
+
+    fn record_at(&self, kind: QuotaKey, client_id: &str, value: f64, now: u64) -> u64 {
         let Some((tags, bound)) = self.table().resolve(kind, ANONYMOUS, client_id) else {
             return 0;
         };
-        let now = self.now_ms();
         let mut s = self.sensors.lock().unwrap_or_else(|e| e.into_inner());
         let span = self.span_ms();
         if now.saturating_sub(s.last_sweep_ms) >= span {
@@ -201,5 +204,22 @@ mod tests {
             q.max_value_in_window(QuotaKey::ProducerByteRate, "noisy"),
             Some(10_000.0)
         );
+    }
+
+    #[test]
+    fn rates_of_clients_gone_quiet_for_a_span_are_dropped() {
+        let q = quotas_with(
+            Entity::client(Name::Default),
+            QuotaKey::ProducerByteRate,
+            1e6,
+        );
+        for i in 0..1000 {
+            q.record_at(QuotaKey::ProducerByteRate, &format!("c{i}"), 1.0, 0);
+        }
+        assert_eq!(q.sensor_count(), 1000);
+        // One client still active 11 s later (one span of 11 windows of 1 s): the others go.
+        q.record_at(QuotaKey::ProducerByteRate, "c0", 1.0, 5_000);
+        q.record_at(QuotaKey::ProducerByteRate, "c0", 1.0, 11_000);
+        assert_eq!(q.sensor_count(), 1);
     }
 }

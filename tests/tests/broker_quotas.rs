@@ -77,6 +77,18 @@ fn produce(
     size: usize,
     count: usize,
 ) -> (i16, i32) {
+    produce_v(conn, 9, topic, partition, size, count)
+}
+
+/// [`produce`] as Produce v`version`.
+fn produce_v(
+    conn: &mut KafkaConn,
+    version: i16,
+    topic: &str,
+    partition: i32,
+    size: usize,
+    count: usize,
+) -> (i16, i32) {
     use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
     use kafka_protocol::messages::ProduceRequest;
     let value = vec![b'q'; size];
@@ -91,7 +103,7 @@ fn produce(
     req.acks = 1;
     req.timeout_ms = 10_000;
     req.topic_data = vec![td];
-    match conn.call(ApiKey::Produce, 9, RequestKind::Produce(req)) {
+    match conn.call(ApiKey::Produce, version, RequestKind::Produce(req)) {
         ResponseKind::Produce(r) => (
             r.responses[0].partition_responses[0].error_code,
             r.throttle_time_ms,
@@ -649,6 +661,68 @@ fn quotas_set_through_one_broker_apply_on_every_broker_until_deleted() {
             }
         })
     });
+}
+
+/// KIP-219: a client of Produce v6+ is answered at once with the throttle time and its
+/// connection then reads nothing for that long; an older client (v5), which would not wait by
+/// itself, gets its answer that much later instead. Either way, the next request waits.
+#[test]
+fn throttled_answers_come_at_once_to_new_clients_and_late_to_old_ones() {
+    let cluster = KafkaCluster::start(1, 1, "");
+    let b = cluster.brokers[0].bootstrap();
+    let addr = cluster.brokers[0].addr();
+    let mut admin = KafkaConn::connect(addr);
+    create_topic(&mut admin, "paced", 1);
+    for client in ["newclient", "oldclient"] {
+        let (ok, out) = kafka_configs(
+            &b,
+            &[
+                "--alter",
+                "--add-config",
+                "producer_byte_rate=32768",
+                "--entity-type",
+                "clients",
+                "--entity-name",
+                client,
+            ],
+        );
+        assert!(ok, "{out}");
+    }
+    // 64 KiB batches until one is throttled for 500 ms or more: (answer latency,
+    // throttle_time_ms), and the round trip of the request after it.
+    let run = |client: &str, version: i16| {
+        let mut conn = KafkaConn::connect_as(addr, client);
+        for _ in 0..50 {
+            let t = Instant::now();
+            let (err, throttle) = produce_v(&mut conn, version, "paced", 0, 4096, 16);
+            let answered = t.elapsed();
+            assert_eq!(err, 0);
+            // The first throttles can be a few ms (just over the quota); each batch after adds
+            // about 2 s (64 KiB at 32 KiB/s).
+            if throttle >= 500 {
+                let t = Instant::now();
+                produce_v(&mut conn, version, "paced", 0, 16, 1);
+                return (answered, throttle, t.elapsed());
+            }
+        }
+        panic!("{client} was never throttled");
+    };
+    let (new_answer, new_throttle, new_next) = run("newclient", 9);
+    let (old_answer, old_throttle, old_next) = run("oldclient", 5);
+    println!(
+        "v9: throttle_time_ms {new_throttle}, answered in {new_answer:?}, next request {new_next:?}; \
+         v5: throttle_time_ms {old_throttle}, answered in {old_answer:?}, next request {old_next:?}"
+    );
+    let ms = |t: i32| Duration::from_millis(t as u64);
+    assert!(new_answer < ms(new_throttle) / 2, "v9 answer held back");
+    assert!(
+        new_next >= ms(new_throttle) * 9 / 10,
+        "v9 connection not muted"
+    );
+    assert!(
+        old_answer >= ms(old_throttle) * 9 / 10,
+        "v5 answer not held back"
+    );
 }
 
 fn alter_one(

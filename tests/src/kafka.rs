@@ -20,7 +20,12 @@ pub struct KafkaConn {
 
 impl KafkaConn {
     pub fn connect(addr: SocketAddr) -> KafkaConn {
-        let mut conn = sluice_kafka::Conn::connect(addr, "sluice-e2e").expect("connect to broker");
+        KafkaConn::connect_as(addr, "sluice-e2e")
+    }
+
+    /// A connection whose requests carry `client_id`.
+    pub fn connect_as(addr: SocketAddr, client_id: &str) -> KafkaConn {
+        let mut conn = sluice_kafka::Conn::connect(addr, client_id).expect("connect to broker");
         conn.stream()
             .set_read_timeout(Some(Duration::from_secs(30)))
             .unwrap();

@@ -19,6 +19,7 @@ pub mod fuzzing;
 pub mod groups;
 pub mod ids;
 pub mod producers;
+pub mod quotas;
 pub mod replica;
 pub mod server;
 pub mod topic_config;
@@ -46,6 +47,8 @@ pub struct Broker {
     pub groups: Arc<groups::GroupCoordinator>,
     /// Producer ids for idempotent producers (InitProducerId).
     pub producer_ids: producers::ProducerIds,
+    /// Client quotas in force and the rates measured against them.
+    pub quotas: Arc<quotas::ClientQuotas>,
     /// Answers that wait for something (acks=all produces waiting for replication), over all
     /// connections: a stopping broker gives them the time to be written.
     pub(crate) answers_waiting: std::sync::atomic::AtomicUsize,
@@ -226,6 +229,7 @@ impl BrokerServer {
                 groups::log_persist(parts.clone(), config.min_insync_replicas.max(1) as usize),
             )),
             producer_ids: producers::ProducerIds::default(),
+            quotas: Arc::new(quotas::ClientQuotas::new(&config)),
             answers_waiting: Default::default(),
         });
         parts.apply(&cluster.metadata());
@@ -271,6 +275,10 @@ impl BrokerServer {
             tasks.push(tokio::spawn(replica::isr::run(broker.clone())));
         }
         tasks.push(tokio::spawn(groups::loader::run(broker.clone())));
+        tasks.push(tokio::spawn(cluster::client_quotas::follow_client_quotas(
+            cluster.clone(),
+            broker.quotas.clone(),
+        )));
         // Serve clients once a controller is known, so the first Metadata answer already names
         // it (librdkafka's admin client waits minutes before asking again). Connections made
         // meanwhile wait in the listen backlog.

@@ -15,6 +15,10 @@
 //!  socket ◄─ write ◄──────────── answers, oldest first ◄────────────────────────┘
 //! ```
 //!
+//! Client quotas are applied here, after a request is handled ([`crate::quotas`]): over a
+//! quota, the answer carries `throttle_time_ms` and the connection reads nothing more until that
+//! time has passed (KIP-219); the answers already queued are still written meanwhile.
+//!
 //! Bad input (an unknown API key, an unsupported version, a body that does not decode, an
 //! oversized frame) closes that connection with a logged reason; an unsupported ApiVersions version gets Kafka's UNSUPPORTED_VERSION
 //! answer in the v0 layout so clients retry with a lower version.
@@ -169,17 +173,35 @@ async fn run(
     tokio::pin!(idle_timer);
     // Answers not yet written, oldest first; only the oldest is polled (the others are
     // produce appends waiting for their high watermark, which they check when polled).
-    let mut queue: std::collections::VecDeque<(Later<'_>, Option<Waiting<'_>>)> =
+    let mut queue: std::collections::VecDeque<(Later<'_>, Option<Waiting<'_>>, Throttle)> =
         std::collections::VecDeque::new();
+    // Client quotas: a throttled request's answer is awaited, then nothing more is read until
+    // the throttle time has passed (KIP-219: the connection is muted after the answer).
+    let mut held = false;
+    let mut muted_until: Option<tokio::time::Instant> = None;
     loop {
-        if queue.len() < MAX_AHEAD {
+        if let Some(until) = muted_until {
+            if tokio::time::Instant::now() >= until {
+                muted_until = None;
+                last_active = tokio::time::Instant::now();
+            }
+        }
+        let reading = queue.len() < MAX_AHEAD && !held && muted_until.is_none();
+        if reading {
             if let Some(body) = reader.next_frame()? {
                 // Boxed: the handlers' state is large and only needed while one runs, so an
                 // idle connection's task stays small.
-                match Box::pin(handle(broker, listener, peer, body)).await? {
-                    Step::Ready(o) if queue.is_empty() => write(&mut wr, &mut out, o).await?,
-                    Step::Ready(o) => queue.push_back((Box::pin(std::future::ready(o)), None)),
-                    Step::Later(f) => queue.push_back((f, Some(Waiting::new(broker)))),
+                let (step, throttle) = Box::pin(handle(broker, listener, peer, body)).await?;
+                held = throttle.ms > 0;
+                match step {
+                    Step::Ready(o) if queue.is_empty() => {
+                        write_throttled(&mut wr, &mut out, o, throttle, &mut muted_until).await?;
+                        held = false;
+                    }
+                    Step::Ready(o) => {
+                        queue.push_back((Box::pin(std::future::ready(o)), None, throttle))
+                    }
+                    Step::Later(f) => queue.push_back((f, Some(Waiting::new(broker)), throttle)),
                 }
                 continue;
             }
@@ -187,19 +209,28 @@ async fn run(
         tokio::select! {
             biased;
             o = async { queue.front_mut().expect("not empty").0.as_mut().await }, if !queue.is_empty() => {
-                let (_, waiting) = queue.pop_front().expect("not empty");
-                write(&mut wr, &mut out, o).await?;
+                let (_, waiting, throttle) = queue.pop_front().expect("not empty");
+                write_throttled(&mut wr, &mut out, o, throttle, &mut muted_until).await?;
+                if throttle.ms > 0 && queue.iter().all(|q| q.2.ms == 0) {
+                    held = false;
+                }
                 drop(waiting);
                 last_active = tokio::time::Instant::now();
             }
-            _ = &mut idle_timer, if queue.is_empty() => {
+            _ = async {
+                match muted_until {
+                    Some(at) => tokio::time::sleep_until(at).await,
+                    None => std::future::pending().await,
+                }
+            }, if muted_until.is_some() => {}
+            _ = &mut idle_timer, if queue.is_empty() && muted_until.is_none() => {
                 if last_active.elapsed() >= max_idle {
                     tracing::debug!(%peer, "closing a connection idle for connections.max.idle.ms");
                     return Ok(());
                 }
                 idle_timer.as_mut().reset(last_active + max_idle);
             }
-            n = reader.fill(&mut rd), if queue.len() < MAX_AHEAD => {
+            n = reader.fill(&mut rd), if reading => {
                 last_active = tokio::time::Instant::now();
                 if n? == 0 {
                     return if reader.buf.is_empty() {
@@ -240,14 +271,201 @@ enum Step<'a> {
     Later(Later<'a>),
 }
 
-/// Decodes and handles one request frame. Everything up to the answer's wait (a Produce's
-/// appends included) happens here, in request order.
+/// A client quota's verdict on a request: for how long its connection reads nothing more
+/// (0: within its quotas), and whether the client waits that long itself (KIP-219: the answer
+/// goes out at once) or, an older client, has its answer held back instead.
+#[derive(Debug, Clone, Copy, Default)]
+struct Throttle {
+    ms: u64,
+    client_waits: bool,
+}
+
+/// Writes an answer with its throttle time: set in the response, then the connection muted
+/// for that long after it is written (or, for an older client, the answer written that late).
+async fn write_throttled(
+    wr: &mut tokio::net::tcp::WriteHalf<'_>,
+    out: &mut BytesMut,
+    mut o: Outgoing,
+    throttle: Throttle,
+    muted_until: &mut Option<tokio::time::Instant>,
+) -> Result<(), ConnError> {
+    if throttle.ms == 0 {
+        return write(wr, out, o).await;
+    }
+    let d = std::time::Duration::from_millis(throttle.ms);
+    set_throttle_time(&mut o, throttle.ms.min(i32::MAX as u64) as i32);
+    if !throttle.client_waits {
+        tokio::time::sleep(d).await;
+        return write(wr, out, o).await;
+    }
+    write(wr, out, o).await?;
+    *muted_until = Some(tokio::time::Instant::now() + d);
+    Ok(())
+}
+
+/// Sets `throttle_time_ms` in answers that have it (the mute applies to the others too).
+fn set_throttle_time(o: &mut Outgoing, ms: i32) {
+    macro_rules! set {
+        ($r:expr, $($v:ident),*) => {
+            match $r {
+                $(ResponseKind::$v(x) => x.throttle_time_ms = ms,)*
+                _ => {}
+            }
+        };
+    }
+    match o {
+        Outgoing::Nothing => {}
+        Outgoing::Fetch { answer, .. } => answer.response.throttle_time_ms = ms,
+        Outgoing::Response { response, .. } => set!(
+            response,
+            Produce,
+            ListOffsets,
+            Metadata,
+            OffsetCommit,
+            OffsetFetch,
+            FindCoordinator,
+            JoinGroup,
+            Heartbeat,
+            LeaveGroup,
+            SyncGroup,
+            DescribeGroups,
+            ListGroups,
+            ApiVersions,
+            CreateTopics,
+            DeleteTopics,
+            DeleteRecords,
+            InitProducerId,
+            OffsetForLeaderEpoch,
+            DescribeConfigs,
+            AlterConfigs,
+            CreatePartitions,
+            DeleteGroups,
+            ElectLeaders,
+            IncrementalAlterConfigs,
+            AlterPartitionReassignments,
+            ListPartitionReassignments,
+            DescribeCluster,
+            DescribeClientQuotas,
+            AlterClientQuotas,
+            DescribeUserScramCredentials
+        ),
+    }
+}
+
+/// Time spent inside a future's polls: the handler time `request_percentage` measures
+/// (waits for appends by others, or a Fetch's long poll, do not count, as Kafka's request
+/// handler threads do not spend them either).
+struct Timed<F> {
+    inner: F,
+    spent: std::time::Duration,
+}
+
+impl<F: std::future::Future + Unpin> std::future::Future for Timed<F> {
+    type Output = (F::Output, std::time::Duration);
+
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Self::Output> {
+        let start = std::time::Instant::now();
+        let r = std::pin::Pin::new(&mut self.inner).poll(cx);
+        self.spent += start.elapsed();
+        r.map(|o| (o, self.spent))
+    }
+}
+
+/// Decodes and handles one request frame, and applies the client's quotas to it.
 async fn handle<'a>(
     broker: &'a Broker,
     listener: &'a str,
     peer: SocketAddr,
     body: bytes::Bytes,
-) -> Result<Step<'a>, ConnError> {
+) -> Result<(Step<'a>, Throttle), ConnError> {
+    use crate::quotas::entity::QuotaKey;
+    let size = body.len();
+    let handled = Timed {
+        inner: Box::pin(serve_request(broker, listener, peer, body)),
+        spent: std::time::Duration::ZERO,
+    };
+    let (served, spent) = handled.await;
+    let Served {
+        mut step,
+        client_id,
+        key,
+        version,
+        exempt,
+        mut throttle_ms,
+        fetched,
+    } = served?;
+    let Some(client_id) = client_id else {
+        // Not decoded (an ApiVersions version we do not serve): nothing to measure.
+        return Ok((step, Throttle::default()));
+    };
+    if key == ApiKey::Produce {
+        throttle_ms = throttle_ms.max(broker.quotas.record(
+            QuotaKey::ProducerByteRate,
+            &client_id,
+            size as f64,
+        ));
+    }
+    if !exempt {
+        throttle_ms = throttle_ms.max(broker.quotas.record(
+            QuotaKey::RequestPercentage,
+            &client_id,
+            crate::quotas::percent_seconds(spent),
+        ));
+    }
+    if throttle_ms > 0 {
+        if let (Some(bytes), Step::Ready(Outgoing::Fetch { answer, .. })) = (fetched, &mut step) {
+            // Kafka answers a throttled fetch empty, and its bytes do not count.
+            broker
+                .quotas
+                .unrecord(QuotaKey::ConsumerByteRate, &client_id, bytes);
+            answer.response.responses.clear();
+            answer.response.node_endpoints.clear();
+            answer.spliced.clear();
+        }
+    }
+    // Clients wait out the throttle themselves from these versions on (KIP-219).
+    let client_waits = match key {
+        ApiKey::Produce => version >= 6,
+        ApiKey::Fetch => version >= 8,
+        _ => true,
+    };
+    Ok((
+        step,
+        Throttle {
+            ms: throttle_ms,
+            client_waits,
+        },
+    ))
+}
+
+/// A request served, with what its quotas need.
+struct Served<'a> {
+    step: Step<'a>,
+    /// `None` when the request was not decoded.
+    client_id: Option<String>,
+    key: ApiKey,
+    version: i16,
+    /// Not counted against `request_percentage`: a follower's fetch, an acks=0 produce,
+    /// controlled shutdown (Kafka exempts inter-broker requests and acks=0 produces).
+    exempt: bool,
+    /// Throttle time decided while serving (a consumer's fetch over `consumer_byte_rate`).
+    throttle_ms: u64,
+    /// A consumer fetch's recorded bytes.
+    fetched: Option<f64>,
+}
+
+/// Decodes and handles one request frame. Everything up to the answer's wait (a Produce's
+/// appends included) happens here, in request order.
+async fn serve_request<'a>(
+    broker: &'a Broker,
+    listener: &'a str,
+    peer: SocketAddr,
+    body: bytes::Bytes,
+) -> Result<Served<'a>, ConnError> {
+    use crate::quotas::entity::QuotaKey;
     let request = match decode(body) {
         Ok(r) => r,
         Err(RequestError::UnsupportedVersion {
@@ -257,12 +475,20 @@ async fn handle<'a>(
         }) => {
             // Kafka answers in the v0 layout so the client retries with a version we serve.
             let resp = api::api_versions::response(ResponseError::UnsupportedVersion.code());
-            return Ok(Step::Ready(Outgoing::Response {
-                correlation_id,
+            return Ok(Served {
+                step: Step::Ready(Outgoing::Response {
+                    correlation_id,
+                    key: ApiKey::ApiVersions,
+                    version: 0,
+                    response: ResponseKind::ApiVersions(resp),
+                }),
+                client_id: None,
                 key: ApiKey::ApiVersions,
                 version: 0,
-                response: ResponseKind::ApiVersions(resp),
-            }));
+                exempt: true,
+                throttle_ms: 0,
+                fetched: None,
+            });
         }
         Err(e) => return Err(e.into()),
     };
@@ -282,13 +508,55 @@ async fn handle<'a>(
         },
         None => Outgoing::Nothing,
     };
-    Ok(match body {
-        RequestKind::Fetch(r) => Step::Ready(Outgoing::Fetch {
-            correlation_id,
-            version,
-            answer: api::fetch::handle(broker, listener, version, r).await,
-        }),
+    let client_id = header
+        .client_id
+        .as_ref()
+        .map(|c| c.to_string())
+        .unwrap_or_default();
+    let mut exempt = key == ApiKey::ControlledShutdown;
+    let mut throttle_ms = 0;
+    let mut fetched = None;
+    let step = match body {
+        RequestKind::Fetch(mut r) => {
+            let follower = if version >= 15 {
+                r.replica_state.replica_id.0
+            } else {
+                r.replica_id.0
+            } >= 0;
+            exempt = follower;
+            let quota_max = (!follower)
+                .then(|| {
+                    broker
+                        .quotas
+                        .max_value_in_window(QuotaKey::ConsumerByteRate, &client_id)
+                })
+                .flatten();
+            if let Some(max) = quota_max {
+                // As Kafka: a consumer never asks for more than its quota allows in one span.
+                let max = max.clamp(1.0, i32::MAX as f64) as i32;
+                r.max_bytes = if r.max_bytes > 0 {
+                    r.max_bytes.min(max)
+                } else {
+                    max
+                };
+                r.min_bytes = r.min_bytes.min(r.max_bytes);
+            }
+            let answer = api::fetch::handle(broker, listener, version, r).await;
+            if !follower {
+                let bytes = answer.record_bytes() as f64;
+                throttle_ms = broker
+                    .quotas
+                    .record(QuotaKey::ConsumerByteRate, &client_id, bytes);
+                fetched = Some(bytes);
+            }
+            Step::Ready(Outgoing::Fetch {
+                correlation_id,
+                version,
+                answer,
+            })
+        }
         RequestKind::Produce(r) => {
+            exempt = r.acks == 0;
             let appended = api::produce::append(broker, version, r).await;
             if appended.is_done() {
                 let r = appended.finish(broker, listener).await;
@@ -303,6 +571,15 @@ async fn handle<'a>(
         other => Step::Ready(respond(
             dispatch(broker, listener, peer, &header, version, other).await,
         )),
+    };
+    Ok(Served {
+        step,
+        client_id: Some(client_id),
+        key,
+        version,
+        exempt,
+        throttle_ms,
+        fetched,
     })
 }
 
@@ -524,6 +801,15 @@ async fn dispatch(
         }
         RequestKind::DeleteGroups(r) => {
             ResponseKind::DeleteGroups(api::groups::delete_groups(broker, r))
+        }
+        RequestKind::DescribeClientQuotas(r) => {
+            ResponseKind::DescribeClientQuotas(api::client_quotas::describe(broker, r).await)
+        }
+        RequestKind::AlterClientQuotas(r) => {
+            ResponseKind::AlterClientQuotas(api::client_quotas::alter(broker, r).await)
+        }
+        RequestKind::DescribeUserScramCredentials(r) => {
+            ResponseKind::DescribeUserScramCredentials(api::scram_credentials::describe(r))
         }
         other => {
             // Unreachable while SUPPORTED and this match agree; answer nothing and let the

@@ -12,6 +12,7 @@ const TOPICS: &str = env!("CARGO_BIN_EXE_kafka-topics");
 const PRODUCER: &str = env!("CARGO_BIN_EXE_kafka-console-producer");
 const CONSUMER: &str = env!("CARGO_BIN_EXE_kafka-console-consumer");
 const GROUPS: &str = env!("CARGO_BIN_EXE_kafka-consumer-groups");
+const CONFIGS: &str = env!("CARGO_BIN_EXE_kafka-configs");
 
 /// What one run of a tool printed, and its exit status.
 #[derive(Debug)]
@@ -605,4 +606,137 @@ fn consumer_groups_describe_lag_reset_offsets_list_and_delete() {
         "{}",
         run.stdout
     );
+}
+
+/// `kafka-configs` sets, describes and deletes client and user quotas, printing what Apache
+/// Kafka 4.x's tool prints (the lines compared with it against Apache Kafka 4.1.1), and
+/// refuses what Kafka refuses.
+#[test]
+fn configs_alter_describe_and_delete_client_quotas() {
+    let (_coord, broker) = start();
+    let b = broker.bootstrap();
+    let run = ok(
+        CONFIGS,
+        &b,
+        &[
+            "--alter",
+            "--add-config",
+            "producer_byte_rate=1024,consumer_byte_rate=2048",
+            "--entity-type",
+            "clients",
+            "--entity-name",
+            "noisy",
+        ],
+        "",
+    );
+    assert_eq!(run.stdout, "Completed updating config for client noisy.\n");
+    ok(
+        CONFIGS,
+        &b,
+        &[
+            "--alter",
+            "--add-config",
+            "request_percentage=12.5",
+            "--entity-type",
+            "users",
+            "--entity-default",
+            "--entity-type",
+            "clients",
+            "--entity-name",
+            "noisy",
+        ],
+        "",
+    );
+    ok(
+        CONFIGS,
+        &b,
+        &[
+            "--alter",
+            "--add-config",
+            "producer_byte_rate=104857600",
+            "--entity-type",
+            "clients",
+            "--entity-default",
+        ],
+        "",
+    );
+    let run = ok(CONFIGS, &b, &["--describe", "--entity-type", "clients"], "");
+    let mut lines: Vec<&str> = run.stdout.lines().collect();
+    lines.sort();
+    assert_eq!(
+        lines,
+        [
+            "Quota configs for client-id 'noisy' are consumer_byte_rate=2048.0, producer_byte_rate=1024.0",
+            "Quota configs for the default client-id are producer_byte_rate=1.048576E8",
+        ]
+    );
+    let run = ok(
+        CONFIGS,
+        &b,
+        &[
+            "--describe",
+            "--entity-type",
+            "users",
+            "--entity-type",
+            "clients",
+        ],
+        "",
+    );
+    assert_eq!(
+        run.stdout,
+        "Quota configs for the default user-principal, client-id 'noisy' are request_percentage=12.5\n"
+    );
+    ok(
+        CONFIGS,
+        &b,
+        &[
+            "--alter",
+            "--delete-config",
+            "consumer_byte_rate",
+            "--entity-type",
+            "clients",
+            "--entity-name",
+            "noisy",
+        ],
+        "",
+    );
+    let run = ok(
+        CONFIGS,
+        &b,
+        &[
+            "--describe",
+            "--entity-type",
+            "clients",
+            "--entity-name",
+            "noisy",
+        ],
+        "",
+    );
+    assert_eq!(
+        run.stdout,
+        "Quota configs for client-id 'noisy' are producer_byte_rate=1024.0\n"
+    );
+    // Refused as Kafka refuses: by the broker, and by the tool itself.
+    for (args, message) in [
+        (
+            &["--alter", "--add-config", "producer_byte_rate=-5", "--entity-type", "clients", "--entity-name", "noisy"][..],
+            "org.apache.kafka.common.errors.InvalidRequestException: Quota producer_byte_rate must be greater than 0",
+        ),
+        (
+            &["--alter", "--add-config", "producer_byte_rate=1.5", "--entity-type", "clients", "--entity-name", "noisy"][..],
+            "org.apache.kafka.common.errors.InvalidRequestException: producer_byte_rate cannot be a fractional value.",
+        ),
+        (
+            &["--alter", "--add-config", "producer_byte_rate=abc", "--entity-type", "clients", "--entity-name", "noisy"][..],
+            "Cannot parse quota configuration value for producer_byte_rate: abc",
+        ),
+        (
+            &["--alter", "--delete-config", "consumer_byte_rate", "--entity-type", "clients", "--entity-name", "noisy"][..],
+            "Invalid config(s): consumer_byte_rate",
+        ),
+    ] {
+        let run = tool(CONFIGS, &b, args, "");
+        assert_eq!(run.status, 1, "{args:?}: {run:?}");
+        assert!(run.stderr.contains(message), "{args:?}: {run:?}");
+    }
 }

@@ -84,6 +84,10 @@ pub struct BrokerConfig {
     /// `connections.max.idle.ms`: a connection with nothing to read or write for this long
     /// is closed.
     pub connections_max_idle_ms: i64,
+    /// `quota.window.num`: client quota rates are measured over this many samples...
+    pub quota_window_num: u32,
+    /// ...of `quota.window.size.seconds` each (Kafka's 11 of 1 s by default).
+    pub quota_window_size_seconds: u32,
     pub log_dirs: Vec<PathBuf>,
     pub num_partitions: i32,
     pub num_recovery_threads_per_data_dir: u32,
@@ -241,6 +245,8 @@ impl BrokerConfig {
             }
         }
         let connections_max_idle_ms = r.number("connections.max.idle.ms", 600_000i64, 1, i64::MAX);
+        let quota_window_num = r.number("quota.window.num", 11u32, 1, 3600);
+        let quota_window_size_seconds = r.number("quota.window.size.seconds", 1u32, 1, 3600);
 
         let log_dirs = match r.string("log.dirs").or_else(|| r.string("log.dir")) {
             Some(list) => list
@@ -443,6 +449,8 @@ impl BrokerConfig {
             max_connections_per_ip,
             max_connections_per_ip_overrides,
             connections_max_idle_ms,
+            quota_window_num,
+            quota_window_size_seconds,
             log_dirs,
             num_partitions,
             num_recovery_threads_per_data_dir,
@@ -550,6 +558,11 @@ impl BrokerConfig {
             (
                 "connections.max.idle.ms",
                 self.connections_max_idle_ms.to_string(),
+            ),
+            ("quota.window.num", self.quota_window_num.to_string()),
+            (
+                "quota.window.size.seconds",
+                self.quota_window_size_seconds.to_string(),
             ),
             ("log.dirs", dirs.join(",")),
             ("num.partitions", self.num_partitions.to_string()),

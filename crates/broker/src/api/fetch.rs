@@ -36,6 +36,21 @@ pub struct Answer {
     pub seed: u64,
 }
 
+impl Answer {
+    /// The record bytes the answer carries (what `consumer_byte_rate` counts).
+    pub fn record_bytes(&self) -> u64 {
+        let in_response: u64 = self
+            .response
+            .responses
+            .iter()
+            .flat_map(|t| &t.partitions)
+            .map(|p| p.records.as_ref().map_or(0, |r| r.len() as u64))
+            .sum();
+        let markers = 16 * self.spliced.len() as u64;
+        in_response.saturating_sub(markers) + self.spliced.iter().map(|s| s.len).sum::<u64>()
+    }
+}
+
 /// The 16-byte placeholder for the `k`-th spliced slice of a response.
 pub fn marker(seed: u64, k: usize) -> [u8; 16] {
     let mut m = [0u8; 16];

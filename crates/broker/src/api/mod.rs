@@ -3,6 +3,7 @@
 
 pub mod admin;
 pub mod api_versions;
+pub mod client_quotas;
 pub mod configs;
 pub mod controlled_shutdown;
 pub mod elect_leaders;
@@ -12,6 +13,7 @@ pub mod list_offsets;
 pub mod metadata;
 pub mod produce;
 pub mod reassignments;
+pub mod scram_credentials;
 
 use std::sync::Arc;
 
@@ -65,6 +67,9 @@ pub const SUPPORTED: &[Supported] = &[
     api(ApiKey::ElectLeaders, 0, 2),
     api(ApiKey::AlterPartitionReassignments, 0, 0),
     api(ApiKey::ListPartitionReassignments, 0, 0),
+    api(ApiKey::DescribeClientQuotas, 0, 1),
+    api(ApiKey::AlterClientQuotas, 0, 1),
+    api(ApiKey::DescribeUserScramCredentials, 0, 0),
     // Between brokers.
     api(ApiKey::ControlledShutdown, 1, 3),
 ];

@@ -17,6 +17,7 @@
 //! [`znodes`]); the controller is the only writer of partition state. This replaces Kafka 1.x's
 //! controller-to-broker UpdateMetadata/LeaderAndIsr requests with watches (decision 0006).
 
+pub mod client_quotas;
 pub mod controller;
 pub mod liveness;
 pub mod znodes;

@@ -6,14 +6,16 @@
 //! - [`consumer`]: `kafka-console-consumer` (records to stdout lines);
 //! - [`groups`]: `kafka-consumer-groups` (list, describe, reset offsets, delete groups);
 //! - [`leader_election`]: `kafka-leader-election` (preferred or unclean elections);
-//! - [`reassign`]: `kafka-reassign-partitions` (generate, execute, verify, cancel, list).
+//! - [`reassign`]: `kafka-reassign-partitions` (generate, execute, verify, cancel, list);
+//! - [`configs`]: `kafka-configs` for client and user quotas (alter, describe).
 //!
-//! The last two send their requests to the controller through the project's own Kafka client
-//! module ([`controller`]); librdkafka has no call for them.
+//! The last three send their requests through the project's own Kafka client module (the
+//! first two to the controller, [`controller`]); librdkafka has no call for them.
 //!
 //! Each tool exposes a clap `Args` struct and a `run` function that returns the process exit
 //! status; [`props`] holds what they share (`k=v` properties, properties files, client config).
 
+pub mod configs;
 pub mod consumer;
 pub mod controller;
 pub mod groups;

@@ -15,7 +15,14 @@
 #   restart                 a follower holding those znodes: from its start until it answers a
 #                           read (coord-load --probe: connect + getData)
 #
-# Knobs (environment): DURATION (s per throughput run, 15), WARMUP (s, 5; the JVM needs it),
+# Warm-up: before each measured throughput run the same load runs in rounds of WARMUP s until a
+# round is no more than WARMUP_RISE % faster than the one before (at least 2, at most
+# WARMUP_ROUNDS rounds), so that each system is measured at its best: ZooKeeper's JVMs need a
+# minute or more of load before the JIT has compiled their hot paths (with a fixed 5 s warm-up
+# ZooKeeper measured a quarter of its warm rate). Every round's rate is in the summary.
+#
+# Knobs (environment): DURATION (s per throughput run, 15), WARMUP (s per warm-up round, 10),
+# WARMUP_ROUNDS (most warm-up rounds per operation, 12), WARMUP_RISE (%, 3),
 # REPS (failover repetitions, 5), FO_DURATION (s per failover run, 8), FO_KILL_AT (s after
 # coord-load starts writing, 3), FO_SESSIONS (4), FO_IN_FLIGHT (16), ZNODES (100000), RESTARTS (3),
 # ZK_JVMFLAGS (extra JVM flags, default none: Debian's zkServer.sh passes no heap size either),
@@ -32,7 +39,9 @@ BIN="${CARGO_TARGET_DIR:-$ROOT/target}/release"
 SYSTEMS=${SYSTEMS:-"coord zk"}
 PHASES=${PHASES:-"throughput failover memory_restart"}
 DURATION=${DURATION:-15}
-WARMUP=${WARMUP:-5}
+WARMUP=${WARMUP:-10}
+WARMUP_ROUNDS=${WARMUP_ROUNDS:-12}
+WARMUP_RISE=${WARMUP_RISE:-3}
 REPS=${REPS:-5}
 FO_DURATION=${FO_DURATION:-8}
 FO_KILL_AT=${FO_KILL_AT:-3}
@@ -277,8 +286,9 @@ throughput_phase() { # system
     hosts=$(hosts_leader_first "$sys")
     pids="$(pid_of "$sys" 1),$(pid_of "$sys" 2),$(pid_of "$sys" 3)"
     for op in create set get; do
+        warm_up "$sys" "$op" "$hosts"
         cmd=("$LOAD" --hosts "$hosts" --op "$op" --sessions 4 --in-flight 64 --size 100
-            --duration "$DURATION" --warmup "$WARMUP" --path /bench --cpu-pids "$pids")
+            --duration "$DURATION" --warmup 0 --path /bench --cpu-pids "$pids")
         echo "-- $(conditions)"
         run_json "${cmd[@]}" || die "$sys $op run failed"
         record "$sys" "${op}_ops_per_s" "$(jfield ops_per_s)" "${cmd[*]}"
@@ -291,6 +301,25 @@ throughput_phase() { # system
         record "$sys" "${op}_client_cpu_ms_per_1k_ops" "$(jcpu client)" "${cmd[*]}"
     done
     stop_ensemble "$sys"
+}
+
+# Runs the load of a throughput measurement in rounds of WARMUP s until the rate stops rising.
+warm_up() { # system op hosts
+    local sys=$1 op=$2 hosts=$3 round rate prev="" rates=""
+    for round in $(seq "$WARMUP_ROUNDS"); do
+        run_json "$LOAD" --hosts "$hosts" --op "$op" --sessions 4 --in-flight 64 --size 100 \
+            --duration "$WARMUP" --warmup 0 --path /bench >/dev/null || die "$sys $op warm-up failed"
+        rate=$(jfield ops_per_s)
+        rates+="${rates:+ }$rate"
+        printf '  warm-up %s %s round %s: %s ops/s\n' "$sys" "$op" "$round" "$rate"
+        if [ -n "$prev" ] && [ "$round" -ge 2 ] &&
+            python3 -c 'import sys; sys.exit(0 if float(sys.argv[1]) <= float(sys.argv[2]) * (1 + float(sys.argv[3]) / 100) else 1)' \
+                "$rate" "$prev" "$WARMUP_RISE"; then
+            break
+        fi
+        prev=$rate
+    done
+    record "$sys" "${op}_warmup_rounds_ops_per_s" "$rates" "$WARMUP s rounds until one rose less than $WARMUP_RISE %"
 }
 
 failover_phase() { # system

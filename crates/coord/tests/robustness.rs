@@ -116,8 +116,13 @@ async fn data_up_to_the_jute_limit_is_stored_and_larger_requests_drop_the_connec
     assert_eq!(c.get_data("/big").await.unwrap().0.len(), big.len());
     let too_big = vec![7u8; 1_100_000];
     let err = c.set_data("/big", &too_big, None).await.unwrap_err();
+    // The server closes as soon as it has read the length prefix; a client still writing the
+    // rest of the frame then meets a broken pipe or a reset instead of a clean connection loss.
+    let dropped = format!("{err:?}");
     assert!(
-        matches!(err, zk::Error::ConnectionLoss | zk::Error::Timeout),
+        matches!(err, zk::Error::ConnectionLoss | zk::Error::Timeout)
+            || dropped.contains("BrokenPipe")
+            || dropped.contains("ConnectionReset"),
         "{err:?}"
     );
     // The node serves on; the client reconnects and its session survives.

@@ -153,6 +153,55 @@ async fn max_client_cnxns_limits_connections_per_ip() {
     b.create("/ok", b"", &persistent()).await.unwrap();
 }
 
+/// `mntr`'s latency and packet counters follow the requests served, and `srst` starts them
+/// again (they answered 0 whatever was served).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mntr_reports_request_latency_and_srst_resets_it() {
+    let node = standalone("4lw.commands.whitelist=*\n").await;
+    let addr = node.server.client_addr();
+    let ask = move |w: &'static str| {
+        tokio::task::spawn_blocking(move || {
+            let (_, reply) = send_raw(addr, w.as_bytes());
+            String::from_utf8(reply).unwrap()
+        })
+    };
+    let value = |mntr: &str, key: &str| -> f64 {
+        mntr.lines()
+            .find_map(|l| l.strip_prefix(key)?.strip_prefix('\t'))
+            .unwrap_or_else(|| panic!("no {key} in {mntr}"))
+            .parse()
+            .unwrap()
+    };
+    let idle = ask("mntr").await.unwrap();
+    assert_eq!(value(&idle, "zk_max_latency"), 0.0, "{idle}");
+
+    // 2,000 pipelined writes: the last ones wait for the first, so some take a millisecond or
+    // more even on a fast machine.
+    let c = connect(&node.connect_string()).await;
+    c.create("/lat", b"", &persistent()).await.unwrap();
+    let sets: Vec<_> = (0..2000)
+        .map(|i| c.set_data("/lat", &[i as u8], None))
+        .collect();
+    for s in sets {
+        s.await.unwrap();
+    }
+    let busy = ask("mntr").await.unwrap();
+    assert!(value(&busy, "zk_max_latency") >= 1.0, "{busy}");
+    assert!(value(&busy, "zk_avg_latency") > 0.0, "{busy}");
+    assert!(value(&busy, "zk_packets_received") >= 2000.0, "{busy}");
+    let stat = ask("stat").await.unwrap();
+    assert!(
+        stat.lines()
+            .any(|l| l.starts_with("Latency min/avg/max: ") && !l.ends_with("/0")),
+        "{stat}"
+    );
+
+    assert_eq!(ask("srst").await.unwrap(), "Server stats reset.\n");
+    let reset = ask("mntr").await.unwrap();
+    assert_eq!(value(&reset, "zk_max_latency"), 0.0, "{reset}");
+    assert_eq!(value(&reset, "zk_packets_received"), 0.0, "{reset}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn four_letter_words_answer_and_respect_the_whitelist() {
     let node = standalone("").await;

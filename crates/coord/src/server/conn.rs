@@ -21,7 +21,7 @@ use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
 use sluice_jute::{
@@ -45,15 +45,18 @@ enum Slot {
         xid: i32,
         req: Request,
         rx: oneshot::Receiver<Result<Applied, ProposeFailed>>,
+        /// When the request was read (for the latency the four-letter words report).
+        at: Instant,
     },
     /// Served locally once everything before it is answered.
-    Local { xid: i32, req: Request },
+    Local { xid: i32, req: Request, at: Instant },
     /// Already decided.
     Ready {
         xid: i32,
         err: ErrorCode,
         body: Response,
         close: bool,
+        at: Instant,
     },
 }
 
@@ -81,6 +84,9 @@ pub(crate) async fn serve(core: Arc<Core>, mut stream: TcpStream, peer: SocketAd
     let first: [u8; 4] = [buf[0], buf[1], buf[2], buf[3]];
     if let Some(word) = fourlw::detect(&first) {
         let text = fourlw::respond(word, &core.settings.four_letter_words, &core.server_info());
+        if word == "srst" && text.starts_with("Server stats reset") {
+            core.stats.reset();
+        }
         let _ = stream.write_all(text.as_bytes()).await;
         let _ = stream.shutdown().await;
         return;
@@ -322,7 +328,7 @@ impl Conn {
                     // This answer and every one behind it that is already in (a log entry
                     // answers many at once) leave in one write.
                     loop {
-                        let Some(Slot::Write { xid, req, .. }) = self.queue.pop_front() else {
+                        let Some(Slot::Write { xid, req, at, .. }) = self.queue.pop_front() else {
                             break;
                         };
                         // The write could not reach a quorum in time: like a ZooKeeper server
@@ -334,7 +340,7 @@ impl Conn {
                         let zxid = applied.zxid;
                         let (err, body) = handlers::write_response(&req, applied.result);
                         self.drain_events();
-                        self.push_reply(xid, zxid, err, &body);
+                        self.push_reply(xid, zxid, err, &body, at);
                         if matches!(req, Request::CloseSession) {
                             // Reply first, then close: the client reads its answer
                             // before the connection ends, as with ZooKeeper.
@@ -394,6 +400,7 @@ impl Conn {
                         err: e.reply_code(),
                         body: Response::Empty,
                         close: true,
+                        at: Instant::now(),
                     });
                     return Err(End::Protocol(format!(
                         "cannot process request (xid {}, op {}): {e}",
@@ -401,11 +408,11 @@ impl Conn {
                     )));
                 }
             };
-            self.enqueue(header.xid, req);
+            self.enqueue(header.xid, req, Instant::now());
         }
     }
 
-    fn enqueue(&mut self, xid: i32, req: Request) {
+    fn enqueue(&mut self, xid: i32, req: Request, at: Instant) {
         let slot = match handlers::classify(&req, self.core.settings.ttl_enabled) {
             Kind::Write(op) => {
                 let rx = self.core.submit(Command::Write {
@@ -413,25 +420,26 @@ impl Conn {
                     auth: self.auth.clone(),
                     op,
                 });
-                Slot::Write { xid, req, rx }
+                Slot::Write { xid, req, rx, at }
             }
             Kind::Sync(path) => {
                 let rx = self.core.submit(Command::Sync { path });
-                Slot::Write { xid, req, rx }
+                Slot::Write { xid, req, rx, at }
             }
             Kind::Close => {
                 self.closing = true;
                 let rx = self.core.submit(Command::CloseSession {
                     session_id: self.session.id,
                 });
-                Slot::Write { xid, req, rx }
+                Slot::Write { xid, req, rx, at }
             }
-            Kind::Local => Slot::Local { xid, req },
+            Kind::Local => Slot::Local { xid, req, at },
             Kind::Ping => Slot::Ready {
                 xid,
                 err: ErrorCode::Ok,
                 body: Response::Empty,
                 close: false,
+                at,
             },
             Kind::Auth => {
                 let Request::Auth(a) = &req else {
@@ -448,6 +456,7 @@ impl Conn {
                             err: ErrorCode::Ok,
                             body: Response::Empty,
                             close: false,
+                            at,
                         }
                     }
                     None => {
@@ -458,6 +467,7 @@ impl Conn {
                             err: ErrorCode::AuthFailed,
                             body: Response::Empty,
                             close: true,
+                            at,
                         }
                     }
                 }
@@ -467,12 +477,14 @@ impl Conn {
                 err,
                 body: Response::Empty,
                 close: false,
+                at,
             },
             Kind::Refuse(err) => Slot::Ready {
                 xid,
                 err,
                 body: Response::Empty,
                 close: true,
+                at,
             },
         };
         self.queue.push_back(slot);
@@ -484,12 +496,15 @@ impl Conn {
             match self.queue.front() {
                 Some(Slot::Ready { close, .. }) => {
                     let close = *close;
-                    let Some(Slot::Ready { xid, err, body, .. }) = self.queue.pop_front() else {
+                    let Some(Slot::Ready {
+                        xid, err, body, at, ..
+                    }) = self.queue.pop_front()
+                    else {
                         unreachable!()
                     };
                     self.drain_events();
                     let zxid = self.core.last_zxid();
-                    self.push_reply(xid, zxid, err, &body);
+                    self.push_reply(xid, zxid, err, &body, at);
                     if close {
                         // Leave a marker so the loop ends after flushing the reply.
                         self.queue.push_front(Slot::Ready {
@@ -497,12 +512,13 @@ impl Conn {
                             err,
                             body: Response::Empty,
                             close: true,
+                            at,
                         });
                         return Ok(());
                     }
                 }
                 Some(Slot::Local { .. }) => {
-                    let Some(Slot::Local { xid, req }) = self.queue.pop_front() else {
+                    let Some(Slot::Local { xid, req, at }) = self.queue.pop_front() else {
                         unreachable!()
                     };
                     let (zxid, err, body, missed) =
@@ -515,7 +531,7 @@ impl Conn {
                             path,
                         });
                     }
-                    self.push_reply(xid, zxid, err, &body);
+                    self.push_reply(xid, zxid, err, &body, at);
                 }
                 _ => return Ok(()),
             }
@@ -536,6 +552,7 @@ impl Conn {
                         err: ErrorCode::SessionExpired,
                         body: Response::Empty,
                         close: true,
+                        at: Instant::now(),
                     });
                     return;
                 }
@@ -548,10 +565,13 @@ impl Conn {
         self.core.stats.packets_sent.fetch_add(1, Ordering::Relaxed);
     }
 
-    fn push_reply(&mut self, xid: i32, zxid: i64, err: ErrorCode, body: &Response) {
+    /// Queues the reply to a request read at `at`, counting its latency as ZooKeeper does
+    /// (from reading the request to answering it, in ms).
+    fn push_reply(&mut self, xid: i32, zxid: i64, err: ErrorCode, body: &Response, at: Instant) {
         let header = ReplyHeader::new(xid, zxid, err);
         let _ = write_framed(&mut self.out, |b| encode_reply(b, &header, body));
         self.core.stats.packets_sent.fetch_add(1, Ordering::Relaxed);
+        self.core.stats.record_latency(at.elapsed());
     }
 }
 

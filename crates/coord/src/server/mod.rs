@@ -234,10 +234,63 @@ struct Attached {
     events: mpsc::UnboundedSender<ConnEvent>,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct Stats {
     pub packets_received: AtomicU64,
     pub packets_sent: AtomicU64,
+    /// Request latency in ms (min, max, sum, count), as ZooKeeper's ServerStats keeps it for
+    /// `stat`, `srvr` and `mntr`; `srst` resets it with the packet counts.
+    latency_min_ms: AtomicU64,
+    latency_max_ms: AtomicU64,
+    latency_sum_ms: AtomicU64,
+    latency_count: AtomicU64,
+}
+
+impl Default for Stats {
+    fn default() -> Self {
+        Stats {
+            packets_received: AtomicU64::new(0),
+            packets_sent: AtomicU64::new(0),
+            latency_min_ms: AtomicU64::new(u64::MAX),
+            latency_max_ms: AtomicU64::new(0),
+            latency_sum_ms: AtomicU64::new(0),
+            latency_count: AtomicU64::new(0),
+        }
+    }
+}
+
+impl Stats {
+    pub(crate) fn record_latency(&self, took: Duration) {
+        let ms = u64::try_from(took.as_millis()).unwrap_or(u64::MAX);
+        self.latency_min_ms.fetch_min(ms, Ordering::Relaxed);
+        self.latency_max_ms.fetch_max(ms, Ordering::Relaxed);
+        self.latency_sum_ms.fetch_add(ms, Ordering::Relaxed);
+        self.latency_count.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// (min, avg, max) in ms; zeros before the first request, as ZooKeeper reports them.
+    fn latency(&self) -> (u64, f64, u64) {
+        let count = self.latency_count.load(Ordering::Relaxed);
+        if count == 0 {
+            return (0, 0.0, 0);
+        }
+        let sum = self.latency_sum_ms.load(Ordering::Relaxed);
+        (
+            self.latency_min_ms.load(Ordering::Relaxed),
+            sum as f64 / count as f64,
+            self.latency_max_ms.load(Ordering::Relaxed),
+        )
+    }
+
+    /// `srst`: latency and packet counts start again.
+    pub(crate) fn reset(&self) {
+        self.packets_received.store(0, Ordering::Relaxed);
+        self.packets_sent.store(0, Ordering::Relaxed);
+        self.latency_min_ms.store(u64::MAX, Ordering::Relaxed);
+        self.latency_max_ms.store(0, Ordering::Relaxed);
+        self.latency_sum_ms.store(0, Ordering::Relaxed);
+        self.latency_count.store(0, Ordering::Relaxed);
+    }
 }
 
 /// State shared by the connections, the proposer, housekeeping and the Raft application.
@@ -431,12 +484,13 @@ impl Core {
             })
             .collect();
         let watching = lock(&self.attached).len() as u64;
+        let (latency_min_ms, latency_avg_ms, latency_max_ms) = self.stats.latency();
         ServerInfo {
             mode,
             server_id: Some(self.settings.node_id),
-            latency_min_ms: 0,
-            latency_avg_ms: 0.0,
-            latency_max_ms: 0,
+            latency_min_ms,
+            latency_avg_ms,
+            latency_max_ms,
             packets_received: self.stats.packets_received.load(Ordering::Relaxed),
             packets_sent: self.stats.packets_sent.load(Ordering::Relaxed),
             connections,

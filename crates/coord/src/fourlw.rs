@@ -196,11 +196,20 @@ fn connection_brief(c: &ConnectionInfo) -> String {
     )
 }
 
+/// ZooKeeper 3.8 rounds the average latency half-up to four places and prints it as a Java
+/// double: `0.0`, `7.75`, `1.0469` (read from a live 3.8 server).
+fn avg_latency(ms: f64) -> String {
+    let rounded = (ms * 10_000.0).round() / 10_000.0;
+    format!("{rounded:?}")
+}
+
 fn server_summary(out: &mut String, info: &ServerInfo) {
     writeln!(
         out,
-        "Latency min/avg/max: {}/{:.1}/{}",
-        info.latency_min_ms, info.latency_avg_ms, info.latency_max_ms
+        "Latency min/avg/max: {}/{}/{}",
+        info.latency_min_ms,
+        avg_latency(info.latency_avg_ms),
+        info.latency_max_ms
     )
     .ok();
     writeln!(out, "Received: {}", info.packets_received).ok();
@@ -223,7 +232,7 @@ fn mntr(out: &mut String, info: &ServerInfo) {
         Mode::Follower => kv("peer_state", "following - broadcast".into()),
         _ => {}
     }
-    kv("avg_latency", format!("{:.1}", info.latency_avg_ms));
+    kv("avg_latency", avg_latency(info.latency_avg_ms));
     kv("max_latency", info.latency_max_ms.to_string());
     kv("min_latency", info.latency_min_ms.to_string());
     kv("packets_received", info.packets_received.to_string());
@@ -316,7 +325,7 @@ mod tests {
         assert_eq!(
             &lines[1..],
             &[
-                "Latency min/avg/max: 0/0.2/3",
+                "Latency min/avg/max: 0/0.25/3",
                 "Received: 10",
                 "Sent: 9",
                 "Connections: 1",
@@ -425,5 +434,14 @@ mod tests {
         assert_eq!(respond("ruok", &all, &looking), "imok");
         assert_eq!(respond("isro", &all, &looking), "null");
         assert!(respond("envi", &all, &looking).starts_with("Environment:\n"));
+    }
+
+    #[test]
+    fn average_latency_prints_as_zookeeper_3_8_prints_it() {
+        // Values read from a live ZooKeeper 3.8 (`mntr` and `stat`).
+        assert_eq!(avg_latency(0.0), "0.0");
+        assert_eq!(avg_latency(7.75), "7.75");
+        assert_eq!(avg_latency(1.046_875), "1.0469");
+        assert_eq!(avg_latency(2.0), "2.0");
     }
 }

@@ -154,7 +154,8 @@ async fn max_client_cnxns_limits_connections_per_ip() {
 }
 
 /// `mntr`'s latency and packet counters follow the requests served, and `srst` starts them
-/// again (they answered 0 whatever was served).
+/// again (they answered 0 whatever was served); `zk_approximate_data_size` counts paths and
+/// data as ZooKeeper 3.8 does (it answered 0).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mntr_reports_request_latency_and_srst_resets_it() {
     let node = standalone("4lw.commands.whitelist=*\n").await;
@@ -174,6 +175,8 @@ async fn mntr_reports_request_latency_and_srst_resets_it() {
     };
     let idle = ask("mntr").await.unwrap();
     assert_eq!(value(&idle, "zk_max_latency"), 0.0, "{idle}");
+    // Paths plus data: a fresh ZooKeeper 3.8 answers 44 too.
+    assert_eq!(value(&idle, "zk_approximate_data_size"), 44.0, "{idle}");
 
     // 2,000 pipelined writes: the last ones wait for the first, so some take a millisecond or
     // more even on a fast machine.
@@ -187,6 +190,8 @@ async fn mntr_reports_request_latency_and_srst_resets_it() {
     }
     let busy = ask("mntr").await.unwrap();
     assert!(value(&busy, "zk_max_latency") >= 1.0, "{busy}");
+    // "/lat" and its one byte.
+    assert_eq!(value(&busy, "zk_approximate_data_size"), 49.0, "{busy}");
     assert!(value(&busy, "zk_avg_latency") > 0.0, "{busy}");
     assert!(value(&busy, "zk_packets_received") >= 2000.0, "{busy}");
     let stat = ask("stat").await.unwrap();

@@ -501,7 +501,7 @@ impl Core {
             watched_paths: watch_count,
             watching_connections: if watch_count > 0 { watching } else { 0 },
             ephemerals_count: tree.ephemeral_owners().count() as u64,
-            approximate_data_size: 0,
+            approximate_data_size: tree.approximate_data_size(),
             global_sessions: machine.sessions().len() as u64,
             uptime_ms: self.started.elapsed().as_millis() as u64,
             followers,

@@ -512,6 +512,16 @@ impl Tree {
         self.nodes.len()
     }
 
+    /// ZooKeeper's `approximateDataSize`: the length of every path plus its data (a fresh tree
+    /// counts 44, as a fresh ZooKeeper 3.8 does). Walks every node: for `mntr` and `stat`, not
+    /// for hot paths.
+    pub fn approximate_data_size(&self) -> u64 {
+        self.nodes
+            .iter()
+            .map(|(path, node)| (path.len() + node.data.as_deref().map_or(0, <[u8]>::len)) as u64)
+            .sum()
+    }
+
     /// ZooKeeper keeps `""` as an alias of the root in its node map.
     fn lookup(&self, path: &str) -> Option<&Node> {
         self.nodes.get(if path.is_empty() { ROOT } else { path })

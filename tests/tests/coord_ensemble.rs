@@ -1,6 +1,7 @@
 //! A three-node coord ensemble as real processes, started from `zookeeper.properties` files,
 //! under the faults of ZooKeeper's own operations guide: leader SIGKILL under load, losing the
-//! quorum, SIGKILL of every node, a hung (SIGSTOP) leader, a node catching up by snapshot.
+//! quorum, SIGKILL of every node, a hung (SIGSTOP) leader, a node catching up by snapshot, and a
+//! loop of SIGKILLs under load (200 by hand, 20 in the test run).
 
 use std::time::{Duration, Instant};
 
@@ -589,4 +590,110 @@ async fn a_member_with_a_wiped_data_dir_votes_only_after_hearing_every_member() 
     }
     cluster.start_node(leader);
     assert_all_present(&cluster, &acked).await;
+}
+
+/// The storage under SIGKILL, again and again: a writer keeps creating znodes through every
+/// member while one member at a time (now the leader, now a follower; every tenth time all
+/// three at once) is killed at an arbitrary moment and started again. Every write acknowledged
+/// before a check must be on every member at that check, and every member must come back each
+/// time. `SLUICE_COORD_KILLS` sets the number of kills (20 in the test run; 200 by hand:
+/// `SLUICE_COORD_KILLS=200 cargo nextest run -p sluice-e2e --test coord_ensemble kill_loop`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_loop_loses_no_acknowledged_write() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::{Arc, Mutex};
+
+    let kills: u64 = std::env::var("SLUICE_COORD_KILLS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(20);
+    // Frequent snapshots and purges, so kills also land in the middle of those.
+    let mut cluster = CoordCluster::start(3, "snapCount=40\n");
+    {
+        let c = connect(&cluster.connect_string()).await;
+        c.create("/load", b"", &persistent()).await.unwrap();
+    }
+    let acked = Arc::new(Mutex::new(Vec::<u64>::new()));
+    let stop = Arc::new(AtomicBool::new(false));
+    let writer = {
+        let (hosts, acked, stop) = (cluster.connect_string(), acked.clone(), stop.clone());
+        tokio::spawn(async move {
+            let mut i = 0u64;
+            while !stop.load(Ordering::Relaxed) {
+                // A new session whenever the old one is gone (expired while all three were down).
+                let Ok(Ok(c)) = tokio::time::timeout(
+                    Duration::from_secs(10),
+                    zk::Client::connector()
+                        .with_session_timeout(Duration::from_secs(6))
+                        .connect(&hosts),
+                )
+                .await
+                else {
+                    continue;
+                };
+                while !stop.load(Ordering::Relaxed) {
+                    let path = format!("/load/k{i}");
+                    match tokio::time::timeout(
+                        Duration::from_secs(5),
+                        c.create(&path, b"v", &persistent()),
+                    )
+                    .await
+                    {
+                        // NodeExists: an earlier attempt committed but its answer was lost.
+                        Ok(Ok(_)) | Ok(Err(zk::Error::NodeExists)) => {
+                            acked.lock().unwrap().push(i);
+                            i += 1;
+                        }
+                        Ok(Err(zk::Error::SessionExpired | zk::Error::ClientClosed)) => break,
+                        Ok(Err(_)) | Err(_) => tokio::time::sleep(Duration::from_millis(5)).await,
+                    }
+                }
+            }
+        })
+    };
+
+    let started = Instant::now();
+    let mut slowest_recovery = Duration::ZERO;
+    for k in 0..kills {
+        // An arbitrary moment: 150-650 ms into the load, spread by a simple hash of k.
+        let pause = 150 + (k.wrapping_mul(2_654_435_761) % 500);
+        tokio::time::sleep(Duration::from_millis(pause)).await;
+        let leader = cluster.wait_for_leader(Duration::from_secs(60));
+        let victims: Vec<usize> = if k % 10 == 9 {
+            vec![0, 1, 2]
+        } else if k % 2 == 0 {
+            vec![leader]
+        } else {
+            vec![(leader + 1 + (k as usize / 2) % 2) % 3]
+        };
+        for &v in &victims {
+            cluster.nodes[v].kill();
+        }
+        let down = Instant::now();
+        for &v in &victims {
+            cluster.start_node(v);
+        }
+        cluster.wait_for_leader(Duration::from_secs(60));
+        slowest_recovery = slowest_recovery.max(down.elapsed());
+        if k % 10 == 9 || k + 1 == kills {
+            let so_far = acked.lock().unwrap().clone();
+            assert_all_present(&cluster, &so_far).await;
+        }
+    }
+    stop.store(true, Ordering::Relaxed);
+    writer.await.unwrap();
+    let acked = acked.lock().unwrap().clone();
+    assert_all_present(&cluster, &acked).await;
+    println!(
+        "{kills} kills in {:.1} s: {} acknowledged writes, all present on all three members; \
+         slowest return to a leader {:?}",
+        started.elapsed().as_secs_f64(),
+        acked.len(),
+        slowest_recovery
+    );
+    assert!(
+        acked.len() as u64 > 5 * kills,
+        "too little load to mean anything: {} writes over {kills} kills",
+        acked.len()
+    );
 }

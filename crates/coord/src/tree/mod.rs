@@ -438,6 +438,14 @@ pub struct Tree {
     ephemerals: BTreeMap<i64, BTreeSet<Box<str>>>,
     containers: BTreeSet<Box<str>>,
     ttls: BTreeSet<Box<str>>,
+    /// ZooKeeper's `approximateDataSize`, kept as nodes come, go and change: the length of
+    /// every path plus its data.
+    data_size: u64,
+}
+
+/// What one node adds to [`Tree::approximate_data_size`].
+fn node_size(path: &str, data: &Data) -> u64 {
+    (path.len() + data.as_deref().map_or(0, <[u8]>::len)) as u64
 }
 
 impl std::fmt::Debug for Tree {
@@ -493,17 +501,19 @@ impl Tree {
         let mut proc_node = Node::special(open.clone());
         proc_node.children.insert("quota");
         proc_node.children.insert("config");
-        let mut nodes = HashMap::new();
+        let mut nodes: HashMap<Box<str>, Node> = HashMap::new();
         nodes.insert(ROOT.into(), root);
         nodes.insert(ZOOKEEPER.into(), proc_node);
         nodes.insert(QUOTA.into(), Node::special(open));
         nodes.insert(CONFIG.into(), Node::special(read_only));
+        let data_size = nodes.iter().map(|(p, n)| node_size(p, &n.data)).sum();
         Tree {
             nodes,
             acls,
             ephemerals: BTreeMap::new(),
             containers: BTreeSet::new(),
             ttls: BTreeSet::new(),
+            data_size,
         }
     }
 
@@ -513,13 +523,9 @@ impl Tree {
     }
 
     /// ZooKeeper's `approximateDataSize`: the length of every path plus its data (a fresh tree
-    /// counts 44, as a fresh ZooKeeper 3.8 does). Walks every node: for `mntr` and `stat`, not
-    /// for hot paths.
+    /// counts 44, as a fresh ZooKeeper 3.8 does).
     pub fn approximate_data_size(&self) -> u64 {
-        self.nodes
-            .iter()
-            .map(|(path, node)| (path.len() + node.data.as_deref().map_or(0, <[u8]>::len)) as u64)
-            .sum()
+        self.data_size
     }
 
     /// ZooKeeper keeps `""` as an alias of the root in its node map.
@@ -968,6 +974,7 @@ impl Tree {
         let stat = node.client_stat();
         let node_trigger = trigger(&path, EventType::NodeCreated, &node.acl);
         self.index(&path, ephemeral_owner);
+        self.data_size += node_size(&path, &node.data);
         self.nodes.insert(path.as_str().into(), node);
         Ok(((path, stat), vec![node_trigger, parent_trigger], undo))
     }
@@ -1008,6 +1015,7 @@ impl Tree {
         }
         let parent_trigger = trigger(parent_path, EventType::NodeChildrenChanged, &parent.acl);
         let (key, node) = self.nodes.remove_entry(path).ok_or(ErrorCode::NoNode)?;
+        self.data_size -= node_size(&key, &node.data);
         self.unindex(&key, node.stat.ephemeral_owner);
         let node_trigger = trigger(path, EventType::NodeDeleted, &node.acl);
         Ok((
@@ -1043,9 +1051,11 @@ impl Tree {
         new_version: i32,
     ) -> Applied<Stat> {
         let node = self.nodes.get_mut(path).ok_or(ErrorCode::NoNode)?;
+        let old = std::mem::replace(&mut node.data, data.map(Into::into));
+        self.data_size = self.data_size - node_size(path, &old) + node_size(path, &node.data);
         let undo = Undo::SetData {
             path: path.to_owned(),
-            data: std::mem::replace(&mut node.data, data.map(Into::into)),
+            data: old,
             mtime: node.stat.mtime,
             mzxid: node.stat.mzxid,
             version: node.stat.version,
@@ -1115,6 +1125,7 @@ impl Tree {
                     parent_pzxid,
                 } => {
                     if let Some(node) = self.nodes.remove(path.as_str()) {
+                        self.data_size -= node_size(&path, &node.data);
                         self.unindex(&path, node.stat.ephemeral_owner);
                         self.acls.release(node.acl);
                     }
@@ -1138,6 +1149,7 @@ impl Tree {
                         }
                     }
                     self.index(&path, node.stat.ephemeral_owner);
+                    self.data_size += node_size(&path, &node.data);
                     self.nodes.insert(path, node);
                 }
                 Undo::SetData {
@@ -1148,6 +1160,8 @@ impl Tree {
                     version,
                 } => {
                     if let Some(node) = self.nodes.get_mut(path.as_str()) {
+                        self.data_size =
+                            self.data_size - node_size(&path, &node.data) + node_size(&path, &data);
                         node.data = data;
                         node.stat.mtime = mtime;
                         node.stat.mzxid = mzxid;
@@ -1229,6 +1243,7 @@ impl TreeBuilder {
                 ephemerals: BTreeMap::new(),
                 containers: BTreeSet::new(),
                 ttls: BTreeSet::new(),
+                data_size: 0,
             },
         }
     }
@@ -1262,10 +1277,12 @@ impl TreeBuilder {
         }
         let acl = tree.acls.intern_shared(acl);
         tree.index(path, stat.ephemeral_owner);
+        let data: Data = data.map(Vec::into_boxed_slice);
+        tree.data_size += node_size(path, &data);
         tree.nodes.insert(
             path.into(),
             Node {
-                data: data.map(Vec::into_boxed_slice),
+                data,
                 acl,
                 stat,
                 children: Children::default(),

@@ -45,6 +45,13 @@ fn mk(t: &mut Tree, zxid: i64, path: &str, mode: CreateMode) -> Result<String, E
         .map(|((p, _), _)| p)
 }
 
+/// `approximateDataSize` counted afresh from every node, to check the kept figure against.
+fn recount_data_size(t: &Tree) -> u64 {
+    let mut size = 0;
+    t.for_each_node(|n| size += (n.path.len() + n.data.map_or(0, <[u8]>::len)) as u64);
+    size
+}
+
 type NodeDump = (String, Option<Vec<u8>>, Vec<Acl>, PersistedStat, Stat);
 type IndexDump = (Vec<(i64, Vec<String>)>, Vec<String>, Vec<String>);
 
@@ -75,6 +82,8 @@ fn index_dump(t: &Tree) -> IndexDump {
 
 #[test]
 fn fresh_tree_matches_zookeeper() {
+    // A fresh ZooKeeper 3.8 answers zk_approximate_data_size 44.
+    assert_eq!(Tree::new().approximate_data_size(), 44);
     let t = Tree::new();
     assert_eq!(t.node_count(), 4);
     let root = t.stat("/").unwrap();
@@ -825,6 +834,7 @@ fn builder_round_trip_and_errors() {
     let rebuilt = b.finish().unwrap();
     assert_eq!(dump(&rebuilt), dump(&t));
     assert_eq!(index_dump(&rebuilt), index_dump(&t));
+    assert_eq!(rebuilt.approximate_data_size(), t.approximate_data_size());
 
     let open: AclList = Acl::open_unsafe().into();
     let st = PersistedStat::default();
@@ -918,6 +928,9 @@ proptest! {
         }
         let (results, triggers) = t.multi(&tx(100), &ops);
         prop_assert_eq!(results.len(), ops.len());
+        // Kept through creates, sets, deletes and rollbacks alike.
+        prop_assert_eq!(t.approximate_data_size(), recount_data_size(&t));
+        prop_assert_eq!(one_by_one.approximate_data_size(), recount_data_size(&one_by_one));
         match first_error {
             None => {
                 prop_assert!(results.iter().all(|r| !matches!(r, OpResult::Error(_))));

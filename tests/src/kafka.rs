@@ -46,10 +46,26 @@ impl KafkaConn {
     /// Produce v9 of one uncompressed batch of `values` to partition 0 of `topic` with `acks`
     /// (timeout 5 s): the partition's (error code, base offset).
     pub fn produce(&mut self, topic: &str, acks: i16, values: &[&[u8]]) -> (i16, i64) {
+        let r = self.produce_to(9, topic, 0, acks, 5000, values);
+        let p = &r.responses[0].partition_responses[0];
+        (p.error_code, p.base_offset)
+    }
+
+    /// Produce v`version` of one uncompressed batch of `values` to `topic`/`partition`: the
+    /// whole answer.
+    pub fn produce_to(
+        &mut self,
+        version: i16,
+        topic: &str,
+        partition: i32,
+        acks: i16,
+        timeout_ms: i32,
+        values: &[&[u8]],
+    ) -> kafka_protocol::messages::ProduceResponse {
         use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
         use kafka_protocol::messages::{ProduceRequest, TopicName};
         let mut pd = PartitionProduceData::default();
-        pd.index = 0;
+        pd.index = partition;
         pd.records = Some(idempotent_batch(-1, -1, -1, values));
         let mut td = TopicProduceData::default();
         td.name = TopicName(kafka_protocol::protocol::StrBytes::from_string(
@@ -58,13 +74,35 @@ impl KafkaConn {
         td.partition_data = vec![pd];
         let mut req = ProduceRequest::default();
         req.acks = acks;
-        req.timeout_ms = 5000;
+        req.timeout_ms = timeout_ms;
         req.topic_data = vec![td];
-        match self.call(ApiKey::Produce, 9, RequestKind::Produce(req)) {
-            ResponseKind::Produce(r) => {
-                let p = &r.responses[0].partition_responses[0];
-                (p.error_code, p.base_offset)
-            }
+        match self.call(ApiKey::Produce, version, RequestKind::Produce(req)) {
+            ResponseKind::Produce(r) => r,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    /// CreateTopics v5 of one topic with `partitions` partitions and replication factor 1: the
+    /// whole answer.
+    pub fn create_topic(
+        &mut self,
+        name: &str,
+        partitions: i32,
+        timeout_ms: i32,
+    ) -> kafka_protocol::messages::CreateTopicsResponse {
+        use kafka_protocol::messages::create_topics_request::CreatableTopic;
+        use kafka_protocol::messages::{CreateTopicsRequest, TopicName};
+        let mut t = CreatableTopic::default();
+        t.name = TopicName(kafka_protocol::protocol::StrBytes::from_string(
+            name.to_string(),
+        ));
+        t.num_partitions = partitions;
+        t.replication_factor = 1;
+        let mut req = CreateTopicsRequest::default();
+        req.topics.push(t);
+        req.timeout_ms = timeout_ms;
+        match self.call(ApiKey::CreateTopics, 5, RequestKind::CreateTopics(req)) {
+            ResponseKind::CreateTopics(r) => r,
             other => panic!("{other:?}"),
         }
     }

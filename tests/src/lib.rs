@@ -78,6 +78,19 @@ pub fn clients_dir() -> PathBuf {
     )
 }
 
+/// The classpath of one Java line that `scripts/setup.sh` resolved into `clients_dir()/java`
+/// (`client-3.9.1`, `client-4.4.0`, `tools-4.4.0`, `broker-3.9.1`); a missing line fails the
+/// test with what to run.
+pub fn java_classpath(line: &str) -> String {
+    let dir = clients_dir().join("java").join(line);
+    assert!(
+        dir.join(".complete").exists(),
+        "{} is missing: run scripts/setup.sh",
+        dir.display()
+    );
+    format!("{}/*", dir.display())
+}
+
 /// The sources of the client-family checks: `tests/clients/<family>`.
 pub fn clients_src(family: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))

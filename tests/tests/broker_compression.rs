@@ -7,11 +7,8 @@
 
 use std::collections::BTreeMap;
 
-use kafka_protocol::messages::create_topics_request::CreatableTopic;
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
-use kafka_protocol::messages::{
-    ApiKey, CreateTopicsRequest, ProduceRequest, RequestKind, ResponseKind, TopicName,
-};
+use kafka_protocol::messages::{ApiKey, ProduceRequest, RequestKind, ResponseKind, TopicName};
 use kafka_protocol::protocol::StrBytes;
 use sluice_e2e::kafka::KafkaConn;
 use sluice_e2e::{BrokerNode, CoordCluster};
@@ -138,17 +135,10 @@ async fn a_batch_inflating_past_the_limit_is_refused_not_inflated() {
     assert!(bomb.len() < 64 << 10, "{} bytes", bomb.len());
     drop(plain);
     let before = sluice_e2e::proc_status_kib(pid, "VmHWM");
-    let mut topic = CreatableTopic::default();
-    topic.name = TopicName(StrBytes::from_static_str("bombed"));
-    topic.num_partitions = 1;
-    topic.replication_factor = 1;
-    let mut create = CreateTopicsRequest::default();
-    create.topics.push(topic);
-    create.timeout_ms = 10_000;
-    match conn.call(ApiKey::CreateTopics, 5, RequestKind::CreateTopics(create)) {
-        ResponseKind::CreateTopics(r) => assert_eq!(r.topics[0].error_code, 0),
-        other => panic!("{other:?}"),
-    }
+    assert_eq!(
+        conn.create_topic("bombed", 1, 10_000).topics[0].error_code,
+        0
+    );
     // MESSAGE_TOO_LARGE (10), as many times as sent; nothing stored.
     for _ in 0..5 {
         let code = produce_raw(&mut conn, "bombed", bytes::Bytes::from(bomb.clone()));

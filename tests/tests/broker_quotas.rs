@@ -10,12 +10,12 @@ use std::time::{Duration, Instant};
 
 use kafka_protocol::messages::{
     alter_client_quotas_request, describe_client_quotas_request, fetch_request,
-    AlterClientQuotasRequest, ApiKey, CreateTopicsRequest, DescribeClientQuotasRequest,
-    FetchRequest, RequestKind, ResponseKind, TopicName,
+    AlterClientQuotasRequest, ApiKey, DescribeClientQuotasRequest, FetchRequest, RequestKind,
+    ResponseKind, TopicName,
 };
 use kafka_protocol::protocol::StrBytes;
 use sluice_e2e::kafka::KafkaConn;
-use sluice_e2e::{clients_dir, KafkaCluster};
+use sluice_e2e::{java_classpath, KafkaCluster};
 
 /// The quota the rate tests set: 256 KiB/s.
 const QUOTA: f64 = 262_144.0;
@@ -27,15 +27,9 @@ fn s(v: &str) -> StrBytes {
 /// Apache Kafka's `kafka-configs.sh --bootstrap-server <bootstrap> <args>`: (success, output
 /// without the tool's log lines).
 fn kafka_configs(bootstrap: &str, args: &[&str]) -> (bool, String) {
-    let dir = clients_dir().join("java/tools-4.4.0");
-    assert!(
-        dir.join(".complete").exists(),
-        "{} is missing: run scripts/setup.sh",
-        dir.display()
-    );
     let out = std::process::Command::new("java")
         .arg("-cp")
-        .arg(format!("{}/*", dir.display()))
+        .arg(java_classpath("tools-4.4.0"))
         .arg("org.apache.kafka.tools.ConfigCommand")
         .args(["--bootstrap-server", bootstrap])
         .args(args)
@@ -55,17 +49,8 @@ fn kafka_configs(bootstrap: &str, args: &[&str]) -> (bool, String) {
 }
 
 fn create_topic(conn: &mut KafkaConn, name: &str, partitions: i32) {
-    let mut t = kafka_protocol::messages::create_topics_request::CreatableTopic::default();
-    t.name = TopicName(s(name));
-    t.num_partitions = partitions;
-    t.replication_factor = 1;
-    let mut req = CreateTopicsRequest::default();
-    req.topics.push(t);
-    req.timeout_ms = 10_000;
-    match conn.call(ApiKey::CreateTopics, 5, RequestKind::CreateTopics(req)) {
-        ResponseKind::CreateTopics(r) => assert_eq!(r.topics[0].error_code, 0, "{r:?}"),
-        other => panic!("{other:?}"),
-    }
+    let r = conn.create_topic(name, partitions, 10_000);
+    assert_eq!(r.topics[0].error_code, 0, "{r:?}");
 }
 
 /// Produce v9, acks=1, one batch of `count` values of `size` bytes to `topic`/`partition`:
@@ -89,27 +74,13 @@ fn produce_v(
     size: usize,
     count: usize,
 ) -> (i16, i32) {
-    use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
-    use kafka_protocol::messages::ProduceRequest;
     let value = vec![b'q'; size];
     let values: Vec<&[u8]> = (0..count).map(|_| value.as_slice()).collect();
-    let mut pd = PartitionProduceData::default();
-    pd.index = partition;
-    pd.records = Some(sluice_e2e::kafka::idempotent_batch(-1, -1, -1, &values));
-    let mut td = TopicProduceData::default();
-    td.name = TopicName(s(topic));
-    td.partition_data = vec![pd];
-    let mut req = ProduceRequest::default();
-    req.acks = 1;
-    req.timeout_ms = 10_000;
-    req.topic_data = vec![td];
-    match conn.call(ApiKey::Produce, version, RequestKind::Produce(req)) {
-        ResponseKind::Produce(r) => (
-            r.responses[0].partition_responses[0].error_code,
-            r.throttle_time_ms,
-        ),
-        other => panic!("{other:?}"),
-    }
+    let r = conn.produce_to(version, topic, partition, 1, 10_000, &values);
+    (
+        r.responses[0].partition_responses[0].error_code,
+        r.throttle_time_ms,
+    )
 }
 
 /// One Fetch v11 answer, as far as quotas go.

@@ -16,7 +16,7 @@
 //! program's output and the brokers' log tails. `docs/compatibility.md` is the table these tests
 //! keep true.
 
-use sluice_e2e::{clients_dir, clients_src, KafkaCluster};
+use sluice_e2e::{clients_dir, clients_src, java_classpath, KafkaCluster};
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -91,16 +91,6 @@ fn steps(stdout: &str) -> Vec<&str> {
         .filter_map(|l| l.strip_prefix("ok "))
         .map(|l| l.split(' ').next().unwrap())
         .collect()
-}
-
-fn java_classpath(line: &str) -> String {
-    let dir = clients_dir().join("java").join(line);
-    assert!(
-        dir.join(".complete").exists(),
-        "{} is missing: run scripts/setup.sh",
-        dir.display()
-    );
-    format!("{}/*", dir.display())
 }
 
 /// The Java client of each line: the same program (Java's source launcher) against one cluster.

@@ -24,7 +24,7 @@ use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::{Message, TopicPartitionList};
-use sluice_e2e::{clients_dir, free_port, CoordCluster};
+use sluice_e2e::{free_port, java_classpath, CoordCluster};
 use zookeeper_client as zk;
 
 const TOPIC: &str = "weblogs";
@@ -75,12 +75,7 @@ impl KafkaBroker {
     }
 
     fn spawn(&mut self) {
-        let jars = clients_dir().join("java/broker-3.9.1");
-        assert!(
-            jars.join(".complete").exists(),
-            "{} is missing: run scripts/setup.sh",
-            jars.display()
-        );
+        let classpath = java_classpath("broker-3.9.1");
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -97,7 +92,7 @@ impl KafkaBroker {
                 ])
                 .arg(format!("-Dlog4j.configuration=file:{}", log4j.display()))
                 .arg("-cp")
-                .arg(format!("{}/*", jars.display()))
+                .arg(classpath)
                 .arg("kafka.Kafka")
                 .arg(&self.config)
                 .stdin(Stdio::null())

@@ -787,7 +787,6 @@ async fn malformed_zookeeper_requests_close_the_connection_and_harm_no_one() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn requests_that_would_exhaust_the_broker_are_refused() {
     use kafka_protocol::messages::create_partitions_request::CreatePartitionsTopic;
-    use kafka_protocol::messages::create_topics_request::CreatableTopic;
     use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 
     let coord = CoordCluster::start(1, "");
@@ -797,30 +796,10 @@ async fn requests_that_would_exhaust_the_broker_are_refused() {
     let addr = broker.addr();
     tokio::task::spawn_blocking(move || {
         let mut c = KafkaConn::connect(addr);
-        let mut t = CreatableTopic::default();
-        t.name = TopicName(StrBytes::from_static_str("huge"));
-        t.num_partitions = HUGE;
-        t.replication_factor = 1;
-        let mut req = CreateTopicsRequest::default();
-        req.topics = vec![t];
-        req.timeout_ms = 5000;
-        match c.call(ApiKey::CreateTopics, 5, RequestKind::CreateTopics(req)) {
-            ResponseKind::CreateTopics(r) => {
-                assert_eq!(r.topics[0].error_code, 37, "INVALID_PARTITIONS: {r:?}")
-            }
-            other => panic!("{other:?}"),
-        }
-        let mut t = CreatableTopic::default();
-        t.name = TopicName(StrBytes::from_static_str("small"));
-        t.num_partitions = 1;
-        t.replication_factor = 1;
-        let mut req = CreateTopicsRequest::default();
-        req.topics = vec![t];
-        req.timeout_ms = 5000;
-        match c.call(ApiKey::CreateTopics, 5, RequestKind::CreateTopics(req)) {
-            ResponseKind::CreateTopics(r) => assert_eq!(r.topics[0].error_code, 0, "{r:?}"),
-            other => panic!("{other:?}"),
-        }
+        let r = c.create_topic("huge", HUGE, 5000);
+        assert_eq!(r.topics[0].error_code, 37, "INVALID_PARTITIONS: {r:?}");
+        let r = c.create_topic("small", 1, 5000);
+        assert_eq!(r.topics[0].error_code, 0, "{r:?}");
         let mut t = CreatePartitionsTopic::default();
         t.name = TopicName(StrBytes::from_static_str("small"));
         t.count = HUGE;

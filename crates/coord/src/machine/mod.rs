@@ -21,7 +21,7 @@ use sluice_jute::{Acl, ErrorCode, Id, Stat};
 
 pub use self::snapshot::{SnapshotError, SNAPSHOT_MAGIC, SNAPSHOT_VERSION};
 use crate::sessions::{SessionError, SessionTable};
-use crate::tree::{CreateOp, Op, OpResult, Tree, Trigger, TxnContext};
+use crate::tree::{CreateOp, FrozenTree, Op, OpResult, Tree, Trigger, TxnContext};
 
 /// A replicated command.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -312,12 +312,41 @@ impl Machine {
     /// Serialises the whole replicated state (format: see `snapshot.rs`). Equal states give
     /// equal bytes.
     pub fn snapshot(&self) -> Vec<u8> {
-        snapshot::encode(self)
+        self.freeze().encode()
+    }
+
+    /// The replicated state as it is now, to be serialised later (on another thread, while
+    /// this machine goes on applying): the tree's nodes are shared, not copied (see
+    /// [`Tree::freeze`]); the session table, a few entries per client, is copied.
+    pub fn freeze(&self) -> FrozenMachine {
+        FrozenMachine {
+            tree: self.tree.freeze(),
+            sessions: self.sessions.clone(),
+            last_zxid: self.last_zxid,
+            last_applied_index: self.last_applied_index,
+        }
     }
 
     /// Rebuilds a machine from [`Machine::snapshot`] output, verifying its checksum.
     pub fn restore(bytes: &[u8]) -> Result<Machine, SnapshotError> {
         snapshot::decode(bytes)
+    }
+}
+
+/// A [`Machine`]'s replicated state at one moment, made by [`Machine::freeze`].
+#[derive(Debug, Clone)]
+pub struct FrozenMachine {
+    tree: FrozenTree,
+    sessions: SessionTable,
+    last_zxid: i64,
+    last_applied_index: u64,
+}
+
+impl FrozenMachine {
+    /// The snapshot image: the same bytes [`Machine::snapshot`] gave at the moment of the
+    /// freeze.
+    pub fn encode(&self) -> Vec<u8> {
+        snapshot::encode(self)
     }
 }
 

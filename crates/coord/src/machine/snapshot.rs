@@ -29,7 +29,7 @@ use std::collections::HashMap;
 
 use sluice_jute::{Acl, Id};
 
-use super::Machine;
+use super::{FrozenMachine, Machine};
 use crate::sessions::{Session, SessionError, SessionTable};
 use crate::tree::{AclList, BuildError, PersistedStat, TreeBuilder};
 
@@ -38,9 +38,6 @@ pub const SNAPSHOT_VERSION: u32 = 2;
 
 /// The data length that stands for null data.
 const NULL_DATA: u32 = u32::MAX;
-
-/// Bytes a node takes at least (empty path and data): lengths, ACL index and the stat.
-const MIN_NODE_BYTES: usize = 4 + 4 + 4 + 6 * 8 + 3 * 4;
 
 /// Why a snapshot could not be restored.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -99,7 +96,7 @@ impl Writer {
     }
 }
 
-pub(super) fn encode(m: &Machine) -> Vec<u8> {
+pub(super) fn encode(m: &FrozenMachine) -> Vec<u8> {
     // Nodes go to their own buffer first because the ACL table, which precedes them, is only
     // complete once every node has been seen.
     let mut nodes = Writer {
@@ -292,7 +289,7 @@ pub(super) fn decode(bytes: &[u8]) -> Result<Machine, SnapshotError> {
     }
 
     let node_count = r.u64()?;
-    let mut builder = TreeBuilder::new(r.capacity_hint(node_count, MIN_NODE_BYTES));
+    let mut builder = TreeBuilder::new();
     for _ in 0..node_count {
         let path = r.str()?;
         let data = r.data()?.map(<[u8]>::to_vec);

@@ -517,6 +517,47 @@ proptest! {
     }
 }
 
+proptest! {
+    /// A frozen copy keeps the state of the moment it was taken while the machine goes on
+    /// applying (creates, deletes, sets, failed multis, closed sessions, reaps): its image is
+    /// the one a snapshot at that moment gave, and the machine's own image is unaffected by
+    /// the copy being alive (and by it being dropped before or after more commands).
+    #[test]
+    fn frozen_copy_is_unaffected_by_later_commands(
+        cmds in prop::collection::vec(arb_command(), 0..60),
+        cuts in prop::collection::vec(0usize..60, 1..4),
+    ) {
+        let mut log: Vec<Command> = (0..3)
+            .map(|_| Command::CreateSession { timeout_ms: 1000, password: [1; 16], origin_node: 1 })
+            .collect();
+        log.extend(cmds);
+        let apply = |m: &mut Machine, i: usize| {
+            let i64i = i as i64 + 1;
+            m.apply(i64i, i64i * 37, i as u64 + 1, &log[i]);
+        };
+        let mut m = Machine::new();
+        let mut plain = Machine::new();
+        let mut frozen: Vec<(FrozenMachine, Vec<u8>)> = Vec::new();
+        for i in 0..log.len() {
+            if cuts.contains(&i) {
+                frozen.push((m.freeze(), m.snapshot()));
+            }
+            // Drop the oldest copy part-way, so that changes happen with and without one.
+            if frozen.len() > 1 && i % 7 == 0 {
+                let (f, expected) = frozen.remove(0);
+                prop_assert_eq!(f.encode(), expected);
+            }
+            apply(&mut m, i);
+            apply(&mut plain, i);
+        }
+        for (f, expected) in &frozen {
+            prop_assert_eq!(&f.encode(), expected);
+        }
+        prop_assert_eq!(m.snapshot(), plain.snapshot());
+        prop_assert_eq!(m.tree().approximate_data_size(), plain.tree().approximate_data_size());
+    }
+}
+
 /// Null data (a create or setData whose data is null, single or in a multi) is kept apart from
 /// empty, through a snapshot too; a version-1 image (which had no null) still restores.
 #[test]

@@ -16,7 +16,8 @@
 //!        │ AppendEntries / InstallSnapshot (peer port), Vote (election port): network.rs → server.rs
 //!        ▼ committed
 //!  StateMachine ── apply ──► Application::apply ──► response bytes back to the proposer
-//!        └─ every `snapshot_every` entries: Application::snapshot → snapshot file, log purged
+//!        └─ every `snapshot_every` entries: Application::snapshot (a frozen copy) → serialised
+//!           on a blocking thread → snapshot file, log purged
 //! ```
 //!
 //! Modules: [`types`] (openraft type config, `Application`), `codec` (protobuf ⇄ openraft),
@@ -52,4 +53,4 @@ pub use node::{
     RaftStatus, ReadBarrierError, Role, StartError, LOG_SUBDIR, SNAPSHOT_SUBDIR,
 };
 pub use timing::{LogOptions, RaftTiming};
-pub use types::{Application, NodeId, PeerAddrs};
+pub use types::{Application, NodeId, PeerAddrs, SnapshotWriter};

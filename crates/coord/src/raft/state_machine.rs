@@ -5,7 +5,8 @@
 //! go to `Application::apply`, membership entries are only remembered (they belong in the
 //! snapshot), blank entries only advance the applied log id. When openraft asks for a snapshot,
 //! the application state is captured *right then* (between two applies, so it matches the
-//! applied log id) and a builder writes it to disk in the background. A snapshot received from
+//! applied log id; the application makes that a cheap copy-on-write freeze) and a builder
+//! serialises it and writes it to disk in the background. A snapshot received from
 //! the leader is written to disk first and then handed to `Application::restore`.
 //!
 //! The application state lives in memory only: on start, the newest snapshot file is restored
@@ -31,7 +32,8 @@ use prost::Message;
 use super::codec;
 use super::proto as pb;
 use super::types::{
-    Application, Entry, LogId, SnapshotMeta, StorageResult, StoredMembership, TypeConfig,
+    Application, Entry, LogId, SnapshotMeta, SnapshotWriter, StorageResult, StoredMembership,
+    TypeConfig,
 };
 
 const MAGIC: &[u8; 12] = b"SLUICESNAP1\n";
@@ -154,19 +156,6 @@ fn read_snapshot_file(path: &Path) -> Result<(SnapshotMeta, Vec<u8>), SnapshotFi
     Ok((meta, data))
 }
 
-/// The application's state, serialized on this thread. On a multi-threaded runtime the other
-/// tasks of this worker move elsewhere meanwhile (`block_in_place`): serializing a large tree
-/// takes a second or more, and the Raft core and heartbeats must not wait for it (a leader
-/// whose heartbeats stopped while it snapshotted lost its leadership).
-fn capture(app: &dyn Application) -> Vec<u8> {
-    match tokio::runtime::Handle::try_current().map(|h| h.runtime_flavor()) {
-        Ok(tokio::runtime::RuntimeFlavor::MultiThread) => {
-            tokio::task::block_in_place(|| app.snapshot())
-        }
-        _ => app.snapshot(),
-    }
-}
-
 fn new_snapshot_id(last: Option<&LogId>) -> String {
     let nanos = SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -242,21 +231,31 @@ impl StateMachine {
     }
 }
 
-/// Writes one captured snapshot to disk.
-#[derive(Debug)]
+/// Serialises one captured state and writes it to disk.
 pub(crate) struct SnapshotBuilder {
     snapshots: Arc<SnapshotDir>,
     meta: SnapshotMeta,
-    data: Vec<u8>,
+    writer: Option<SnapshotWriter>,
+}
+
+impl fmt::Debug for SnapshotBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SnapshotBuilder")
+            .field("meta", &self.meta)
+            .finish_non_exhaustive()
+    }
 }
 
 impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
     async fn build_snapshot(&mut self) -> StorageResult<Snapshot<TypeConfig>> {
         let snapshots = self.snapshots.clone();
         let meta = self.meta.clone();
-        let data = std::mem::take(&mut self.data);
+        let writer = self.writer.take();
         let signature = meta.signature();
+        // Serialising a large tree takes a second or more: on a blocking thread, so that the
+        // Raft core, heartbeats and applying go on meanwhile.
         let (meta, data) = tokio::task::spawn_blocking(move || {
+            let data = writer.map(|w| w()).unwrap_or_default();
             snapshots.replace(&meta, &data).map(|_| (meta, data))
         })
         .await
@@ -304,7 +303,8 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
 
     async fn get_snapshot_builder(&mut self) -> Self::SnapshotBuilder {
         // Captured here, not in `build_snapshot`: openraft runs the builder concurrently with
-        // later applies, and the state must match `last_applied` exactly.
+        // later applies, and the state must match `last_applied` exactly. The capture is
+        // cheap (the application freezes its state); the builder serialises it.
         SnapshotBuilder {
             snapshots: self.snapshots.clone(),
             meta: SnapshotMeta {
@@ -312,7 +312,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                 last_membership: self.last_membership.clone(),
                 snapshot_id: new_snapshot_id(self.last_applied.as_ref()),
             },
-            data: capture(self.app.as_ref()),
+            writer: Some(self.app.snapshot()),
         }
     }
 

@@ -57,6 +57,9 @@ pub(crate) type SnapshotMeta = openraft::SnapshotMeta<NodeId, PeerAddrs>;
 pub(crate) type StorageError = openraft::StorageError<NodeId>;
 pub(crate) type StorageResult<T> = Result<T, StorageError>;
 
+/// Serialises a state captured by [`Application::snapshot`]: gives the snapshot's bytes.
+pub type SnapshotWriter = Box<dyn FnOnce() -> Vec<u8> + Send + Sync>;
+
 /// The replicated state machine, as the Raft layer sees it.
 ///
 /// Every node applies the same committed entries in the same order, so `apply` must be
@@ -77,8 +80,10 @@ pub trait Application: Send + Sync + 'static {
     fn apply(&self, term: u64, index: u64, payload: &[u8]) -> Vec<u8>;
 
     /// The full state as of the last applied entry. Called between two `apply` calls, so the
-    /// state cannot move underneath it.
-    fn snapshot(&self) -> Vec<u8>;
+    /// state cannot move underneath it; it should only capture (cheaply: applying waits
+    /// meanwhile) and leave the serialisation to the returned writer, which the layer runs on
+    /// a blocking thread while later entries are applied.
+    fn snapshot(&self) -> SnapshotWriter;
 
     /// Replaces the whole state with a snapshot made by `snapshot` (here or on another node).
     fn restore(&self, data: &[u8]) -> Result<(), String>;

@@ -45,7 +45,9 @@ use tokio::task::JoinHandle;
 
 use crate::fourlw::{self, ConnectionInfo, Mode, ServerInfo};
 use crate::machine::{Command, CommandResult, Machine};
-use crate::raft::{Application, Listeners, RaftNode, RaftNodeConfig, Role, StartError};
+use crate::raft::{
+    Application, Listeners, RaftNode, RaftNodeConfig, Role, SnapshotWriter, StartError,
+};
 use crate::sessions::Session;
 use crate::watches::{Notification, WatchManager};
 use expiry::ExpiryTracker;
@@ -582,12 +584,14 @@ impl Application for App {
         self.0.apply_batch(term, index, payload)
     }
 
-    fn snapshot(&self) -> Vec<u8> {
-        self.0
+    fn snapshot(&self) -> SnapshotWriter {
+        let frozen = self
+            .0
             .machine
             .read()
             .unwrap_or_else(|e| e.into_inner())
-            .snapshot()
+            .freeze();
+        Box::new(move || frozen.encode())
     }
 
     fn restore(&self, data: &[u8]) -> Result<(), String> {

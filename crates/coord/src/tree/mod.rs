@@ -11,10 +11,11 @@
 //! replica's tree directly. Nothing here reads a clock or does I/O: the same calls on the same
 //! tree give the same result on every replica.
 //!
-//! Storage is kept lean for large trees: one hash map from full path to node; a node holds its
-//! data as a boxed slice, its ACL as a shared, interned list (most nodes share a handful of
-//! ACLs), its persisted stat, and the names of its children in a set that is only allocated once
-//! the node has children.
+//! Storage is kept lean for large trees: one hash map from full path to node (in copy-on-write
+//! shards, so that a snapshot is a cheap frozen copy: [`Tree::freeze`], `nodes.rs`); a node
+//! holds its data as a shared slice, its ACL as a shared, interned list (most nodes share a
+//! handful of ACLs), its persisted stat, and the names of its children in a set that is only
+//! allocated once the node has children.
 //!
 //! Stats follow ZooKeeper's persisted/client split: the tree stores `StatPersisted` (cversion
 //! counts child creations, the ephemeral owner holds the container/TTL encodings), and
@@ -22,17 +23,19 @@
 //! children, ephemeralOwner 0 for containers and TTL nodes).
 
 pub mod acl;
+mod nodes;
 pub mod path;
 #[cfg(test)]
 mod tests;
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 use sluice_jute::{perms, Acl, CreateMode, ErrorCode, EventType, Id, Stat};
 
 use self::acl::check_acl;
+use self::nodes::Nodes;
 use self::path::{split_parent, validate_path};
 
 /// An interned, shared ACL list. Triggers carry one so that watch delivery can apply the
@@ -133,11 +136,11 @@ impl PersistedStat {
     }
 }
 
-/// Names of a node's children; no allocation for leaves, which are most nodes.
-// Boxed so that a leaf pays one null pointer instead of an empty 48-byte set.
-#[allow(clippy::box_collection)]
+/// Names of a node's children; no allocation for leaves, which are most nodes. The set is
+/// shared with snapshots being written ([`FrozenTree`]) and copied on the first change after
+/// one was taken, so a snapshot costs a parent's set once, not every create under it.
 #[derive(Debug, Clone, Default)]
-struct Children(Option<Box<HashSet<Box<str>>>>);
+struct Children(Option<Arc<HashSet<Arc<str>>>>);
 
 impl Children {
     fn len(&self) -> usize {
@@ -149,16 +152,18 @@ impl Children {
     }
 
     fn insert(&mut self, name: &str) {
-        self.0
-            .get_or_insert_with(Default::default)
-            .insert(name.into());
+        Arc::make_mut(self.0.get_or_insert_with(Default::default)).insert(name.into());
     }
 
     fn remove(&mut self, name: &str) {
         if let Some(set) = &mut self.0 {
-            set.remove(name);
-            if set.is_empty() {
+            if !set.contains(name) {
+                return;
+            }
+            if set.len() == 1 {
                 self.0 = None;
+            } else {
+                Arc::make_mut(set).remove(name);
             }
         }
     }
@@ -177,8 +182,9 @@ impl Children {
 
 /// A znode's payload. `None` is ZooKeeper's null data (a create or setData whose data field is
 /// null, as Kafka writes its top-level paths), kept apart from empty as ZooKeeper keeps it:
-/// getData answers null, `dataLength` is 0.
-pub type Data = Option<Box<[u8]>>;
+/// getData answers null, `dataLength` is 0. Shared, so that copying a node (see `nodes.rs`)
+/// does not copy its payload.
+pub type Data = Option<Arc<[u8]>>;
 
 /// The payload of a replicated create or setData: `None` is null data.
 ///
@@ -431,7 +437,7 @@ pub enum BuildError {
 /// The znode tree. See the module documentation.
 #[derive(Clone)]
 pub struct Tree {
-    nodes: HashMap<Box<str>, Node>,
+    nodes: Nodes,
     acls: AclInterner,
     /// Ephemeral paths by owning session (`DataTree.ephemerals`), ordered so that closing a
     /// session deletes in the same order everywhere.
@@ -501,7 +507,7 @@ impl Tree {
         let mut proc_node = Node::special(open.clone());
         proc_node.children.insert("quota");
         proc_node.children.insert("config");
-        let mut nodes: HashMap<Box<str>, Node> = HashMap::new();
+        let mut nodes = Nodes::default();
         nodes.insert(ROOT.into(), root);
         nodes.insert(ZOOKEEPER.into(), proc_node);
         nodes.insert(QUOTA.into(), Node::special(open));
@@ -1177,30 +1183,68 @@ impl Tree {
     /// Visits every node parent-first, children in byte order of their names, so that equal
     /// trees are visited identically (the snapshot writer relies on this). Iterative, so deep
     /// trees cannot overflow the stack.
-    pub fn for_each_node<'t>(&'t self, mut visit: impl FnMut(NodeRecord<'t>)) {
-        let Some((root_key, root)) = self.nodes.get_key_value(ROOT) else {
-            return;
-        };
-        let mut stack: Vec<(&'t str, &'t Node)> = vec![(root_key, root)];
-        let mut child_path = String::new();
-        while let Some((path, node)) = stack.pop() {
-            visit(NodeRecord {
-                path,
-                data: node.data.as_deref(),
-                acl: &node.acl,
-                stat: node.stat,
-            });
-            // Pushed in reverse so that the smallest name is visited first.
-            for name in node.children.sorted().into_iter().rev() {
-                child_path.clear();
-                child_path.push_str(path);
-                if path != ROOT {
-                    child_path.push('/');
-                }
-                child_path.push_str(name);
-                if let Some((k, n)) = self.nodes.get_key_value(child_path.as_str()) {
-                    stack.push((k, n));
-                }
+    pub fn for_each_node<'t>(&'t self, visit: impl FnMut(NodeRecord<'t>)) {
+        for_each_node(&self.nodes, visit);
+    }
+
+    /// The nodes as they are now, for a snapshot written while the tree goes on changing:
+    /// copies one pointer (see `nodes.rs`), whatever the size of the tree.
+    pub fn freeze(&self) -> FrozenTree {
+        FrozenTree {
+            nodes: self.nodes.clone(),
+        }
+    }
+}
+
+/// The nodes of a [`Tree`] at the moment [`Tree::freeze`] was called; later changes to the
+/// tree do not show here. What a snapshot is written from.
+#[derive(Clone)]
+pub struct FrozenTree {
+    nodes: Nodes,
+}
+
+impl FrozenTree {
+    pub fn node_count(&self) -> usize {
+        self.nodes.len()
+    }
+
+    /// As [`Tree::for_each_node`].
+    pub fn for_each_node<'t>(&'t self, visit: impl FnMut(NodeRecord<'t>)) {
+        for_each_node(&self.nodes, visit);
+    }
+}
+
+impl std::fmt::Debug for FrozenTree {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FrozenTree")
+            .field("nodes", &self.nodes.len())
+            .finish()
+    }
+}
+
+fn for_each_node<'t>(nodes: &'t Nodes, mut visit: impl FnMut(NodeRecord<'t>)) {
+    let Some((root_key, root)) = nodes.get_key_value(ROOT) else {
+        return;
+    };
+    let mut stack: Vec<(&'t str, &'t Node)> = vec![(root_key, root)];
+    let mut child_path = String::new();
+    while let Some((path, node)) = stack.pop() {
+        visit(NodeRecord {
+            path,
+            data: node.data.as_deref(),
+            acl: &node.acl,
+            stat: node.stat,
+        });
+        // Pushed in reverse so that the smallest name is visited first.
+        for name in node.children.sorted().into_iter().rev() {
+            child_path.clear();
+            child_path.push_str(path);
+            if path != ROOT {
+                child_path.push('/');
+            }
+            child_path.push_str(name);
+            if let Some((k, n)) = nodes.get_key_value(child_path.as_str()) {
+                stack.push((k, n));
             }
         }
     }
@@ -1233,12 +1277,18 @@ pub struct TreeBuilder {
     tree: Tree,
 }
 
+impl Default for TreeBuilder {
+    fn default() -> Self {
+        TreeBuilder::new()
+    }
+}
+
 impl TreeBuilder {
-    /// `capacity` is a hint for the number of nodes.
-    pub fn new(capacity: usize) -> TreeBuilder {
+    /// A builder holding no nodes yet (not even the root).
+    pub fn new() -> TreeBuilder {
         TreeBuilder {
             tree: Tree {
-                nodes: HashMap::with_capacity(capacity),
+                nodes: Nodes::default(),
                 acls: AclInterner::default(),
                 ephemerals: BTreeMap::new(),
                 containers: BTreeSet::new(),
@@ -1277,7 +1327,7 @@ impl TreeBuilder {
         }
         let acl = tree.acls.intern_shared(acl);
         tree.index(path, stat.ephemeral_owner);
-        let data: Data = data.map(Vec::into_boxed_slice);
+        let data: Data = data.map(Arc::from);
         tree.data_size += node_size(path, &data);
         tree.nodes.insert(
             path.into(),

@@ -826,7 +826,7 @@ fn builder_round_trip_and_errors() {
     mk(&mut t, 1, "/a", CreateMode::Persistent).unwrap();
     mk(&mut t, 2, "/a/e", CreateMode::Ephemeral).unwrap();
     mk(&mut t, 3, "/c", CreateMode::Container).unwrap();
-    let mut b = TreeBuilder::new(0);
+    let mut b = TreeBuilder::new();
     t.for_each_node(|n| {
         b.push(n.path, n.data.map(<[u8]>::to_vec), n.acl.clone(), n.stat)
             .unwrap()
@@ -838,7 +838,7 @@ fn builder_round_trip_and_errors() {
 
     let open: AclList = Acl::open_unsafe().into();
     let st = PersistedStat::default();
-    let mut b = TreeBuilder::new(0);
+    let mut b = TreeBuilder::new();
     assert_eq!(
         b.push("/a", None, open.clone(), st),
         Err(BuildError::RootFirst("/a".into()))
@@ -857,7 +857,7 @@ fn builder_round_trip_and_errors() {
         Err(BuildError::MissingParent("/x/".into()))
     );
     assert_eq!(
-        TreeBuilder::new(0).finish().map(|_| ()),
+        TreeBuilder::new().finish().map(|_| ()),
         Err(BuildError::NoRoot)
     );
 }

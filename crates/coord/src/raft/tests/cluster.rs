@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use crate::raft::{
     Application, Listeners, LogOptions, NodeId, PeerAddrs, ProposeError, RaftNode, RaftNodeConfig,
-    RaftTiming, Role,
+    RaftTiming, Role, SnapshotWriter,
 };
 
 /// `key=value` payloads; the response is the previous value. Snapshot: `key=value` lines.
@@ -38,12 +38,14 @@ impl Application for Kv {
         let prev = self.map.lock().unwrap().insert(k.into(), v.into());
         prev.unwrap_or_default().into_bytes()
     }
-    fn snapshot(&self) -> Vec<u8> {
-        let map = self.map.lock().unwrap();
-        map.iter()
-            .map(|(k, v)| format!("{k}={v}\n"))
-            .collect::<String>()
-            .into_bytes()
+    fn snapshot(&self) -> SnapshotWriter {
+        let map = self.map.lock().unwrap().clone();
+        Box::new(move || {
+            map.iter()
+                .map(|(k, v)| format!("{k}={v}\n"))
+                .collect::<String>()
+                .into_bytes()
+        })
     }
     fn restore(&self, data: &[u8]) -> Result<(), String> {
         let text = std::str::from_utf8(data).map_err(|e| e.to_string())?;
@@ -324,7 +326,7 @@ async fn a_restarted_node_keeps_its_state() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_that_missed_compacted_entries_catches_up_by_snapshot() {
-    bounded(30, async {
+    bounded(90, async {
         let log = LogOptions {
             snapshot_every: 40,
             logs_kept_after_snapshot: 5,
@@ -352,7 +354,7 @@ async fn a_node_that_missed_compacted_entries_catches_up_by_snapshot() {
         }
         eventually(
             "log purged past the lagger",
-            Duration::from_secs(10),
+            Duration::from_secs(30),
             || {
                 leader_node
                     .status()
@@ -365,7 +367,7 @@ async fn a_node_that_missed_compacted_entries_catches_up_by_snapshot() {
         c.start_node(lagger, None).await;
         let app = c.apps[&lagger].clone();
         let expected = c.apps[&leader].dump();
-        eventually("catch-up", Duration::from_secs(15), || {
+        eventually("catch-up", Duration::from_secs(30), || {
             app.dump() == expected
         })
         .await;

@@ -8,7 +8,7 @@ use openraft::testing::{StoreBuilder, Suite};
 use crate::raft::engine::{LogEngine, SledEngine};
 use crate::raft::log_store::LogStore;
 use crate::raft::state_machine::StateMachine;
-use crate::raft::types::{Application, StorageResult, TypeConfig};
+use crate::raft::types::{Application, SnapshotWriter, StorageResult, TypeConfig};
 
 /// Keeps nothing: the suite only checks the Raft bookkeeping around the application.
 #[derive(Debug)]
@@ -18,8 +18,8 @@ impl Application for NullApp {
     fn apply(&self, _term: u64, _index: u64, _payload: &[u8]) -> Vec<u8> {
         Vec::new()
     }
-    fn snapshot(&self) -> Vec<u8> {
-        b"null".to_vec()
+    fn snapshot(&self) -> SnapshotWriter {
+        Box::new(|| b"null".to_vec())
     }
     fn restore(&self, _data: &[u8]) -> Result<(), String> {
         Ok(())

@@ -29,6 +29,7 @@ pub(crate) mod expiry;
 pub mod fuzzing;
 mod handlers;
 mod proposer;
+mod reconfig;
 
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
@@ -52,6 +53,9 @@ use expiry::ExpiryTracker;
 
 /// How often the leader looks for expired sessions and empty containers.
 const HOUSEKEEPING_EVERY: Duration = Duration::from_millis(100);
+/// How long the leader lets the membership and `/zookeeper/config` differ before it writes the
+/// membership into the node (a `reconfig` does so itself right after its change).
+const CONFIG_SETTLE: Duration = Duration::from_secs(2);
 /// ZooKeeper's `znode.container.checkIntervalMs` default.
 const REAP_EVERY: Duration = Duration::from_secs(60);
 /// ZooKeeper's `znode.container.maxNeverUsedIntervalMs` default (0: never-used containers stay).
@@ -77,6 +81,14 @@ pub struct ServerSettings {
     pub conf: Vec<(String, String)>,
     /// Close client connections when no leader has been known for this long.
     pub leaderless_grace: Duration,
+    /// `reconfigEnabled`.
+    pub reconfig_enabled: bool,
+    /// `skipACL=yes`: `reconfig` needs no WRITE permission on `/zookeeper/config`.
+    pub skip_acl: bool,
+    /// `DigestAuthenticationProvider.superDigest` (`user:hash`).
+    pub super_digest: Option<String>,
+    /// How long new members of a `reconfig` may take to catch up (`initLimit × tickTime`).
+    pub reconfig_sync_timeout: Duration,
 }
 
 impl ServerSettings {
@@ -126,6 +138,12 @@ impl ServerSettings {
             conf,
             leaderless_grace: Duration::from_millis(
                 u64::from(cfg.tick_time_ms) * u64::from(cfg.sync_limit.max(1)),
+            ),
+            reconfig_enabled: cfg.reconfig_enabled,
+            skip_acl: cfg.skip_acl,
+            super_digest: cfg.super_digest.clone(),
+            reconfig_sync_timeout: Duration::from_millis(
+                u64::from(cfg.tick_time_ms) * u64::from(cfg.init_limit.max(1)),
             ),
         }
     }
@@ -348,7 +366,10 @@ impl Core {
 
     pub fn is_serving(&self) -> bool {
         !self.stopping.load(Ordering::Relaxed)
-            && (self.settings.standalone || self.raft().is_some_and(|r| r.leader_id().is_some()))
+            && (self.settings.standalone
+                || self
+                    .raft()
+                    .is_some_and(|r| r.leader_id().is_some() && r.is_member()))
     }
 
     pub fn last_zxid(&self) -> i64 {
@@ -457,6 +478,8 @@ impl Core {
     pub fn server_info(&self) -> ServerInfo {
         let (mode, followers) = match self.raft().map(RaftNode::status) {
             _ if self.settings.standalone => (Mode::Standalone, None),
+            // Removed by reconfig, or waiting to be added: not serving.
+            Some(_) if !self.raft().is_some_and(RaftNode::is_member) => (Mode::Looking, None),
             Some(s) => match s.role {
                 Role::Leader => {
                     let n = s.voters.len().saturating_sub(1) as u64 + s.observers.len() as u64;
@@ -809,6 +832,12 @@ async fn housekeeping(core: Arc<Core>, raft: RaftNode, mut stop: watch::Receiver
     let mut was_leader = false;
     let mut last_reap = Instant::now();
     let mut leaderless_since: Option<Instant> = None;
+    // A write of /zookeeper/config this leader is waiting for, and since when the membership
+    // and the node have differed (a reconfig writes the node itself right after its change;
+    // only a difference that lasts is this loop's to fix).
+    let mut reconciling: Option<oneshot::Receiver<Result<Applied, ProposeFailed>>> = None;
+    let mut config_differs_since: Option<Instant> = None;
+    let mut was_member = true;
     loop {
         tokio::select! {
             _ = stop.changed() => return,
@@ -845,6 +874,34 @@ async fn housekeeping(core: Arc<Core>, raft: RaftNode, mut stop: watch::Receiver
                     }
                 });
             }
+            if reconciling.as_mut().is_some_and(|rx| {
+                !matches!(rx.try_recv(), Err(oneshot::error::TryRecvError::Empty))
+            }) {
+                reconciling = None;
+            }
+            if raft.change_in_progress() {
+                // Learners being added show up as observers until the change ends.
+                config_differs_since = None;
+            } else if !core.settings.standalone && reconciling.is_none() {
+                let differs = reconfig::membership_lines(&raft)
+                    .is_some_and(|lines| lines != reconfig_tree_lines(&core));
+                if !differs {
+                    config_differs_since = None;
+                } else {
+                    let since = *config_differs_since.get_or_insert(now);
+                    let fresh = core
+                        .machine
+                        .read()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .tree()
+                        .config_data()
+                        .is_empty();
+                    if fresh || now.duration_since(since) >= CONFIG_SETTLE {
+                        reconciling = reconfig::reconcile(&core, &raft);
+                        config_differs_since = None;
+                    }
+                }
+            }
             if now.duration_since(last_reap) >= REAP_EVERY {
                 last_reap = now;
                 let paths = core
@@ -858,7 +915,24 @@ async fn housekeeping(core: Arc<Core>, raft: RaftNode, mut stop: watch::Receiver
                 }
             }
         }
-        if core.settings.standalone || raft.leader_id().is_some() {
+        let member = core.settings.standalone || raft.is_member();
+        if member != was_member {
+            if member {
+                tracing::info!(
+                    node = core.settings.node_id,
+                    "part of the ensemble's membership: serving clients"
+                );
+            } else {
+                tracing::warn!(node = core.settings.node_id, "not part of the ensemble's membership (removed by reconfig, or not added yet): not serving clients");
+            }
+            was_member = member;
+        }
+        if !member {
+            let sessions: Vec<i64> = lock(&core.attached).keys().copied().collect();
+            for s in sessions {
+                core.close_attached(s);
+            }
+        } else if core.settings.standalone || raft.leader_id().is_some() {
             leaderless_since = None;
         } else {
             let since = *leaderless_since.get_or_insert(now);
@@ -876,6 +950,16 @@ async fn housekeeping(core: Arc<Core>, raft: RaftNode, mut stop: watch::Receiver
             }
         }
     }
+}
+
+/// The `server.N` lines `/zookeeper/config` holds now.
+fn reconfig_tree_lines(core: &Core) -> String {
+    let machine = core.machine.read().unwrap_or_else(|e| e.into_inner());
+    String::from_utf8_lossy(machine.tree().config_data())
+        .lines()
+        .filter(|l| !l.starts_with("version="))
+        .map(|l| format!("{l}\n"))
+        .collect()
 }
 
 /// Formats the four-letter-word answer for `word` on a running server (used by tests).

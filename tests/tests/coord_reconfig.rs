@@ -1,0 +1,440 @@
+//! ZooKeeper 3.5+ dynamic reconfiguration on a coord ensemble of real processes: servers added
+//! and removed (the leader among them) with `reconfig` while a client writes, `/zookeeper/config`
+//! as ZooKeeper 3.8 writes it, the new membership across a restart of every member, ZooKeeper's
+//! error codes for refused changes, and the real zkCli (from ZooKeeper 3.8's jar) driving it.
+
+use std::collections::BTreeMap;
+use std::process::Command;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use sluice_e2e::{CoordCluster, CoordNode};
+use zookeeper_client as zk;
+
+fn persistent() -> zk::CreateOptions<'static> {
+    zk::CreateMode::Persistent.with_acls(zk::Acls::anyone_all())
+}
+
+async fn connect(hosts: &str) -> zk::Client {
+    zk::Client::connector()
+        .with_session_timeout(Duration::from_secs(6))
+        .connect(hosts)
+        .await
+        .unwrap_or_else(|e| panic!("connect {hosts}: {e}"))
+}
+
+fn serving(n: &CoordNode) -> bool {
+    matches!(
+        sluice_e2e::mode(n.client).as_deref(),
+        Some("leader" | "follower")
+    )
+}
+
+fn wait_until(what: &str, timeout: Duration, mut ok: impl FnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
+    while !ok() {
+        assert!(Instant::now() < deadline, "{what}: not within {timeout:?}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// `reconfig` through `via`, retried while the ensemble is between leaders (a connection
+/// loss answers a change whose outcome is not known: the config node tells).
+async fn reconfig(
+    via: &str,
+    joining: &[&str],
+    leaving: &[&str],
+) -> Result<(String, zk::Stat), zk::Error> {
+    let c = connect(via).await;
+    let update = zk::EnsembleUpdate::Incremental {
+        joinings: joining.iter().copied(),
+        leavings: leaving.iter().copied(),
+    };
+    c.update_ensemble(update, None)
+        .await
+        .map(|(data, stat)| (String::from_utf8(data).unwrap(), stat))
+}
+
+/// The `server.N` lines of a configuration text, by id.
+fn lines(config: &str) -> BTreeMap<u64, String> {
+    config
+        .lines()
+        .filter_map(|l| {
+            let id = l.strip_prefix("server.")?.split('=').next()?.parse().ok()?;
+            Some((id, l.to_string()))
+        })
+        .collect()
+}
+
+fn version(config: &str) -> i64 {
+    let v = config
+        .lines()
+        .find_map(|l| l.strip_prefix("version="))
+        .unwrap_or_else(|| panic!("no version line in {config:?}"));
+    i64::from_str_radix(v, 16).unwrap()
+}
+
+/// The configuration `node` serves, after a sync; waits for the leader of a new ensemble to
+/// have written the first one.
+async fn config_at(node: &CoordNode) -> (String, zk::Stat) {
+    let c = connect(&node.client.to_string()).await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        c.sync("/zookeeper/config").await.unwrap();
+        let (data, stat) = c.get_config().await.unwrap();
+        if !data.is_empty() || Instant::now() > deadline {
+            return (String::from_utf8(data).unwrap(), stat);
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+fn static_line(n: &CoordNode) -> String {
+    format!(
+        "server.{}=127.0.0.1:{}:{}:participant",
+        n.id, n.peer_port, n.election_port
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn servers_added_and_removed_under_writes_keep_every_acknowledged_write_and_survive_a_restart(
+) {
+    let mut cluster = CoordCluster::start(3, "reconfigEnabled=true\nskipACL=yes\n");
+    let started = Instant::now();
+
+    // A static ensemble's configuration, as ZooKeeper 3.8 shows it with reconfigEnabled: the
+    // server lines without client addresses (clientPort is a separate key) and a version.
+    let (text, stat) = config_at(&cluster.nodes[0]).await;
+    let expect: Vec<String> = cluster.nodes.iter().map(static_line).collect();
+    assert_eq!(
+        lines(&text).into_values().collect::<Vec<_>>(),
+        expect,
+        "{text}"
+    );
+    let v0 = version(&text);
+    assert!(v0 > 0, "{text}");
+    assert_eq!((stat.mzxid, stat.version), (v0, -1), "{stat:?}");
+
+    // A client writes all along, through every node it knows.
+    let hosts = cluster.connect_string();
+    let acked = Arc::new(Mutex::new(Vec::<u64>::new()));
+    let stop = Arc::new(AtomicBool::new(false));
+    let writer = {
+        let (acked, stop) = (acked.clone(), stop.clone());
+        tokio::spawn(async move {
+            let c = connect(&hosts).await;
+            let _ = c.create("/load", b"", &persistent()).await;
+            let mut i = 0u64;
+            while !stop.load(Ordering::Relaxed) {
+                let path = format!("/load/k{i}");
+                match tokio::time::timeout(
+                    Duration::from_secs(5),
+                    c.create(&path, b"v", &persistent()),
+                )
+                .await
+                {
+                    Ok(Ok(_)) | Ok(Err(zk::Error::NodeExists)) => {
+                        acked.lock().unwrap().push(i);
+                        i += 1;
+                    }
+                    _ => tokio::time::sleep(Duration::from_millis(10)).await,
+                }
+            }
+        })
+    };
+
+    // Servers 4 and 5 start as ZooKeeper's guide says: their files list the ensemble and
+    // themselves. They do not form an ensemble of their own and serve nobody until added.
+    let four = cluster.add_node("reconfigEnabled=true\nskipACL=yes\n");
+    let five = cluster.add_node("reconfigEnabled=true\nskipACL=yes\n");
+    std::thread::sleep(Duration::from_secs(2));
+    for i in [four, five] {
+        assert!(
+            !serving(&cluster.nodes[i]),
+            "node {} serves before it was added:\n{}",
+            cluster.nodes[i].id,
+            cluster.nodes[i].log_text()
+        );
+    }
+
+    let via = cluster.nodes[1].client.to_string();
+    let spec4 = cluster.nodes[four].server_spec();
+    let (after4, stat4) = reconfig(&via, &[&spec4], &[]).await.expect("add server 4");
+    assert_eq!(lines(&after4).get(&4), Some(&spec4), "{after4}");
+    assert!(version(&after4) > v0, "{after4}");
+    assert_eq!(stat4.mzxid, version(&after4));
+    let spec5 = cluster.nodes[five].server_spec();
+    let (after5, _) = reconfig(&via, &[&spec5], &[]).await.expect("add server 5");
+    assert_eq!(lines(&after5).len(), 5, "{after5}");
+    assert!(version(&after5) > version(&after4));
+    wait_until("servers 4 and 5 serve", Duration::from_secs(30), || {
+        serving(&cluster.nodes[four]) && serving(&cluster.nodes[five])
+    });
+
+    // Remove the leader, through a member that stays.
+    let leader = cluster.wait_for_leader(Duration::from_secs(10));
+    let leader_id = cluster.nodes[leader].id;
+    let via = cluster.nodes[four].client.to_string();
+    let removed_leader = reconfig(&via, &[], &[&leader_id.to_string()]).await;
+    // The reply may be lost with the leader; the configuration node says what happened.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let after_leader = loop {
+        if let Ok((text, _)) = &removed_leader {
+            break text.clone();
+        }
+        let (text, _) = config_at(&cluster.nodes[four]).await;
+        if !lines(&text).contains_key(&leader_id) {
+            break text;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "leader {leader_id} never removed: {text}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert!(
+        !lines(&after_leader).contains_key(&leader_id),
+        "{after_leader}"
+    );
+    assert_eq!(lines(&after_leader).len(), 4);
+
+    // Then one more of the original three, so that 4 and 5 are the majority.
+    let other = cluster
+        .nodes
+        .iter()
+        .find(|n| n.id <= 3 && n.id != leader_id)
+        .map(|n| n.id)
+        .unwrap();
+    let (final_text, _) = reconfig(&via, &[], &[&other.to_string()])
+        .await
+        .expect("remove a follower");
+    let members: Vec<u64> = lines(&final_text).into_keys().collect();
+    assert_eq!(members.len(), 3, "{final_text}");
+    assert!(members.contains(&4) && members.contains(&5), "{final_text}");
+
+    // Writes go on through the change; then every acknowledged one is on every member.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    stop.store(true, Ordering::Relaxed);
+    writer.await.unwrap();
+    let acked = acked.lock().unwrap().clone();
+    assert!(acked.len() > 20, "only {} writes acknowledged", acked.len());
+    let remaining: Vec<usize> = members.iter().map(|id| cluster.index_of(*id)).collect();
+    let check_all = |cluster: &CoordCluster| {
+        let cluster_nodes: Vec<(u64, String)> = remaining
+            .iter()
+            .map(|i| (cluster.nodes[*i].id, cluster.nodes[*i].client.to_string()))
+            .collect();
+        let acked = acked.clone();
+        let final_text = final_text.clone();
+        async move {
+            for (id, addr) in cluster_nodes {
+                let c = connect(&addr).await;
+                c.sync("/load").await.unwrap();
+                let (children, _) = c.get_children("/load").await.unwrap();
+                let have: std::collections::HashSet<String> = children.into_iter().collect();
+                let missing: Vec<u64> = acked
+                    .iter()
+                    .filter(|k| !have.contains(&format!("k{k}")))
+                    .copied()
+                    .collect();
+                assert!(
+                    missing.is_empty(),
+                    "node {id} lacks acknowledged writes {missing:?}"
+                );
+                let (data, _) = c.get_config().await.unwrap();
+                assert_eq!(String::from_utf8(data).unwrap(), final_text, "node {id}");
+            }
+        }
+    };
+    check_all(&cluster).await;
+
+    // The removed members serve nobody.
+    for id in [leader_id, other] {
+        let i = cluster.index_of(id);
+        wait_until(
+            &format!("removed node {id} stops serving"),
+            Duration::from_secs(20),
+            || !serving(&cluster.nodes[i]),
+        );
+    }
+
+    // Every process stops; the new membership comes back from the members' own storage
+    // (their files still list servers 1-3 or 1-5).
+    for n in cluster.nodes.iter_mut() {
+        n.kill();
+    }
+    for i in remaining
+        .iter()
+        .copied()
+        .chain([cluster.index_of(leader_id)])
+    {
+        cluster.start_node(i);
+    }
+    wait_until(
+        "the new ensemble serves again",
+        Duration::from_secs(30),
+        || remaining.iter().all(|i| serving(&cluster.nodes[*i])),
+    );
+    check_all(&cluster).await;
+    // A removed member restarted from its storage still serves nobody.
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(!serving(&cluster.nodes[cluster.index_of(leader_id)]));
+    eprintln!(
+        "{} acknowledged writes, all present; took {:?}",
+        acked.len(),
+        started.elapsed()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refused_changes_get_zookeepers_error_codes() {
+    let cluster = CoordCluster::start(3, "reconfigEnabled=true\nskipACL=yes\ninitLimit=4\n");
+    let via = cluster.nodes[0].client.to_string();
+    let c = connect(&via).await;
+    let (before, _) = config_at(&cluster.nodes[0]).await;
+
+    // A stale fromConfig version.
+    let update = zk::EnsembleUpdate::Incremental {
+        joinings: Vec::<&str>::new().into_iter(),
+        leavings: vec!["3"].into_iter(),
+    };
+    let stale = version(&before) - 1;
+    assert!(matches!(
+        c.update_ensemble(update, Some(stale)).await,
+        Err(zk::Error::BadVersion)
+    ));
+    // One participant left, a malformed line, both modes at once.
+    for (joining, leaving) in [
+        (vec![], vec!["2,3"]),
+        (vec!["server.4=127.0.0.1:notaport:1"], vec![]),
+    ] {
+        let r = reconfig(&via, &joining, &leaving).await;
+        assert!(
+            matches!(r, Err(zk::Error::BadArguments(_))),
+            "{joining:?} {leaving:?}: {r:?}"
+        );
+    }
+    // New members that never start: no quorum of the new configuration.
+    let ports = sluice_e2e::free_ports(4);
+    let members = format!(
+        "server.1=127.0.0.1:{}:{}:participant,server.6=127.0.0.1:{}:{}:participant,server.7=127.0.0.1:{}:{}:participant",
+        cluster.nodes[0].peer_port, cluster.nodes[0].election_port, ports[0], ports[1], ports[2], ports[3]
+    );
+    let r = c
+        .update_ensemble(
+            zk::EnsembleUpdate::New {
+                ensemble: members.split(','),
+            },
+            None,
+        )
+        .await;
+    assert!(
+        matches!(r, Err(zk::Error::UnexpectedErrorCode(-13))),
+        "{r:?}"
+    );
+    // Nothing changed, and the ensemble still serves.
+    let (after, _) = c.get_config().await.unwrap();
+    assert_eq!(String::from_utf8(after).unwrap(), before);
+    c.create("/still-writable", b"", &persistent())
+        .await
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reconfig_is_disabled_by_default_and_the_config_node_shows_version_zero() {
+    let cluster = CoordCluster::start(3, "");
+    let (text, stat) = config_at(&cluster.nodes[0]).await;
+    let mut expect: String = cluster
+        .nodes
+        .iter()
+        .map(|n| static_line(n) + "\n")
+        .collect();
+    expect.push_str("version=0");
+    assert_eq!(text, expect);
+    assert_eq!((stat.mzxid, stat.version), (0, -1));
+    let r = reconfig(&cluster.nodes[0].client.to_string(), &[], &["3"]).await;
+    assert!(matches!(r, Err(zk::Error::ReconfigDisabled)), "{r:?}");
+}
+
+/// Runs ZooKeeper 3.8's zkCli (ZooKeeperMain, no JLine) against `server` with `commands` on
+/// stdin; returns what it printed on stdout and on stderr, without its banner and session
+/// events.
+fn zkcli(server: &str, commands: &str) -> (String, String) {
+    let mut child = Command::new("java")
+        .arg("-cp")
+        .arg(sluice_e2e::zookeeper_server_classpath())
+        .arg("org.apache.zookeeper.ZooKeeperMain")
+        .arg("-server")
+        .arg(server)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run java (install a JRE)");
+    {
+        use std::io::Write;
+        let mut stdin = child.stdin.take().unwrap();
+        stdin.write_all(commands.as_bytes()).unwrap();
+    }
+    let out = child.wait_with_output().unwrap();
+    let clean = |bytes: &[u8]| -> String {
+        String::from_utf8_lossy(bytes)
+            .lines()
+            .filter(|l| {
+                !l.is_empty()
+                    && !l.starts_with("WATCHER::")
+                    && !l.starts_with("WatchedEvent")
+                    && !l.starts_with("Connecting to")
+                    && !l.starts_with("Welcome to ZooKeeper")
+                    && !l.starts_with("JLine support")
+            })
+            .map(|l| format!("{l}\n"))
+            .collect()
+    };
+    (clean(&out.stdout), clean(&out.stderr))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn zookeepers_own_zkcli_adds_a_server_with_the_super_users_digest() {
+    // super:secret, as DigestAuthenticationProvider hashes it.
+    let mut cluster = CoordCluster::start(
+        3,
+        "reconfigEnabled=true\nDigestAuthenticationProvider.superDigest=super:lK75jTNcA+U9vtVEw5vB51mj/w4=\n",
+    );
+    let four = cluster.add_node("reconfigEnabled=true\n");
+    let spec = cluster.nodes[four].server_spec();
+    let via = cluster.nodes[0].client.to_string();
+    config_at(&cluster.nodes[0]).await;
+    let (out, err) = zkcli(
+        &via,
+        &format!(
+            "config\nreconfig -add {spec}\naddauth digest super:secret\nreconfig -add {spec}\nconfig\nquit\n"
+        ),
+    );
+    let statics: String = cluster.nodes[..3]
+        .iter()
+        .map(|n| static_line(n) + "\n")
+        .collect();
+    let (now, _) = config_at(&cluster.nodes[0]).await;
+    let v_before = {
+        // The version before the change is the one `config` printed first.
+        let first = out.lines().find(|l| l.starts_with("version=")).unwrap();
+        first.trim_start_matches("version=").to_string()
+    };
+    // Without the super user's digest: refused, as ZooKeeper 3.8 refuses it.
+    assert_eq!(err, "Insufficient permission : \n");
+    let expected = format!(
+        "{statics}version={v_before}\n\
+         Committed new configuration:\n\
+         {statics}{spec}\n\
+         version={v}\n\
+         {statics}{spec}\n\
+         version={v}\n",
+        v = format!("{:x}", version(&now)),
+    );
+    assert_eq!(out, expected);
+    wait_until("server 4 serves", Duration::from_secs(30), || {
+        serving(&cluster.nodes[four])
+    });
+}

@@ -198,6 +198,14 @@ async fn servers_added_and_removed_under_writes_keep_every_acknowledged_write_an
         "{after_leader}"
     );
     assert_eq!(lines(&after_leader).len(), 4);
+    eprintln!(
+        "leader {leader_id} removed ({}):\n{after_leader}",
+        if removed_leader.is_ok() {
+            "answered"
+        } else {
+            "answer lost"
+        }
+    );
 
     // Then one more of the original three, so that 4 and 5 are the majority.
     let other = cluster
@@ -249,7 +257,12 @@ async fn servers_added_and_removed_under_writes_keep_every_acknowledged_write_an
     };
     check_all(&cluster).await;
 
-    // The removed members serve nobody.
+    // The removed members serve nobody; the old leader stepped down.
+    let old_leader_log = cluster.nodes[cluster.index_of(leader_id)].log_text();
+    assert!(
+        old_leader_log.contains("not part of the ensemble's membership"),
+        "{old_leader_log}"
+    );
     for id in [leader_id, other] {
         let i = cluster.index_of(id);
         wait_until(
@@ -437,4 +450,233 @@ async fn zookeepers_own_zkcli_adds_a_server_with_the_super_users_digest() {
     wait_until("server 4 serves", Duration::from_secs(30), || {
         serving(&cluster.nodes[four])
     });
+}
+
+/// A three-server ZooKeeper 3.8 ensemble (Debian's jars) on free loopback ports, killed on drop.
+struct ZooKeeperEnsemble {
+    _dir: tempfile::TempDir,
+    /// (client, quorum, election) ports of servers 1-3.
+    ports: Vec<(u16, u16, u16)>,
+    children: Vec<std::process::Child>,
+}
+
+impl ZooKeeperEnsemble {
+    fn start(extra: &str) -> ZooKeeperEnsemble {
+        let dir = tempfile::tempdir().unwrap();
+        let free = sluice_e2e::free_ports(9);
+        let ports: Vec<(u16, u16, u16)> = free.chunks(3).map(|c| (c[0], c[1], c[2])).collect();
+        let servers: String = ports
+            .iter()
+            .enumerate()
+            .map(|(i, (_, q, e))| format!("server.{}=127.0.0.1:{q}:{e}\n", i + 1))
+            .collect();
+        let mut children = Vec::new();
+        for (i, (client, _, _)) in ports.iter().enumerate() {
+            let data = dir.path().join(format!("zk-{}", i + 1));
+            std::fs::create_dir_all(&data).unwrap();
+            std::fs::write(data.join("myid"), format!("{}\n", i + 1)).unwrap();
+            let cfg = dir.path().join(format!("zoo-{}.cfg", i + 1));
+            std::fs::write(
+                &cfg,
+                format!(
+                    "tickTime=200\ninitLimit=10\nsyncLimit=5\ndataDir={}\nclientPort={client}\nclientPortAddress=127.0.0.1\nadmin.enableServer=false\n4lw.commands.whitelist=*\n{extra}{servers}",
+                    data.display()
+                ),
+            )
+            .unwrap();
+            let log = std::fs::File::create(dir.path().join(format!("zk-{}.log", i + 1))).unwrap();
+            children.push(
+                Command::new("java")
+                    .arg("-cp")
+                    .arg(sluice_e2e::zookeeper_server_classpath())
+                    .arg("org.apache.zookeeper.server.quorum.QuorumPeerMain")
+                    .arg(&cfg)
+                    .stdin(std::process::Stdio::null())
+                    .stdout(log.try_clone().unwrap())
+                    .stderr(log)
+                    .spawn()
+                    .expect("run java (install a JRE)"),
+            );
+        }
+        let zk = ZooKeeperEnsemble {
+            _dir: dir,
+            ports,
+            children,
+        };
+        wait_until("ZooKeeper elects a leader", Duration::from_secs(60), || {
+            zk.ports.iter().all(|(c, _, _)| {
+                let addr = std::net::SocketAddr::from(([127, 0, 0, 1], *c));
+                matches!(
+                    sluice_e2e::mode(addr).as_deref(),
+                    Some("leader" | "follower")
+                )
+            })
+        });
+        zk
+    }
+}
+
+impl Drop for ZooKeeperEnsemble {
+    fn drop(&mut self) {
+        for c in &mut self.children {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// One step of the side-by-side run: what the system answered, with its own ports replaced by
+/// names (`Q1` quorum port of server 1, `E1`, `C1`, …) and the version by `V`.
+#[derive(Debug, PartialEq, Eq)]
+enum Seen {
+    Config(String),
+    Error(String),
+}
+
+fn normalize(text: &str, names: &[(u16, String)]) -> String {
+    text.lines()
+        .map(|l| {
+            if l.starts_with("version=") {
+                return "version=V".to_string();
+            }
+            let mut l = l.to_string();
+            for (port, name) in names {
+                l = l.replace(&format!(":{port}"), &format!(":{name}"));
+            }
+            l
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// The same sequence of reconfigurations on a system reached at `client`: the static ensemble's
+/// configuration, server 4 added (never started), 5 in and 2 and 4 out (5 never started: a
+/// quorum of {1, 3, 5} is still up), a stale version, 1 and 2 out (no quorum of {3, 5} is
+/// up), 1 and 3 out (one participant left), server 4 removed again and an unknown id removed
+/// (both changing nothing but the version). Returns what each step answered and the versions
+/// seen.
+async fn reconfig_sequence(
+    client: &str,
+    extra_ports: &[(u16, u16, u16)],
+    names: &[(u16, String)],
+) -> (Vec<Seen>, Vec<i64>) {
+    let c = connect(client).await;
+    let mut seen = Vec::new();
+    let mut versions = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let (first, stat) = loop {
+        let (data, stat) = c.get_config().await.unwrap();
+        if !data.is_empty() || Instant::now() > deadline {
+            break (String::from_utf8(data).unwrap(), stat);
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!((stat.mzxid, stat.version), (version(&first), -1), "{first}");
+    versions.push(version(&first));
+    seen.push(Seen::Config(normalize(&first, names)));
+    let spec = |id: u64, (cl, q, e): (u16, u16, u16)| {
+        format!("server.{id}=127.0.0.1:{q}:{e}:participant;127.0.0.1:{cl}")
+    };
+    let s4 = spec(4, extra_ports[0]);
+    let s5 = spec(5, extra_ports[1]);
+    let steps: Vec<(Vec<String>, Vec<String>, Option<i64>)> = vec![
+        (vec![s4.clone()], vec![], None),
+        (vec![s5.clone()], vec!["2".into(), "4".into()], None),
+        (vec![], vec!["4".into()], Some(1)),
+        (vec![], vec!["1,2".into()], None),
+        (vec![], vec!["1,3".into()], None),
+        (vec![], vec!["4".into()], None),
+        (vec![], vec!["9".into()], None),
+    ];
+    for (joining, leaving, from) in steps {
+        let update = zk::EnsembleUpdate::Incremental {
+            joinings: joining
+                .iter()
+                .map(String::as_str)
+                .collect::<Vec<_>>()
+                .into_iter(),
+            leavings: leaving
+                .iter()
+                .map(String::as_str)
+                .collect::<Vec<_>>()
+                .into_iter(),
+        };
+        match c.update_ensemble(update, from).await {
+            Ok((data, stat)) => {
+                let text = String::from_utf8(data).unwrap();
+                assert_eq!(stat.mzxid, version(&text), "{text}");
+                versions.push(version(&text));
+                seen.push(Seen::Config(normalize(&text, names)));
+            }
+            Err(e) => seen.push(Seen::Error(format!("{e:?}"))),
+        }
+    }
+    (seen, versions)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_same_reconfigurations_give_what_zookeeper_3_8_gives() {
+    let extra = "reconfigEnabled=true\nskipACL=yes\n";
+    let names = |servers: &[(u16, u16, u16)]| -> Vec<(u16, String)> {
+        servers
+            .iter()
+            .enumerate()
+            .flat_map(|(i, (c, q, e))| {
+                let n = i + 1;
+                [
+                    (*c, format!("C{n}")),
+                    (*q, format!("Q{n}")),
+                    (*e, format!("E{n}")),
+                ]
+            })
+            .collect()
+    };
+    let extra_ports: Vec<(u16, u16, u16)> = sluice_e2e::free_ports(6)
+        .chunks(3)
+        .map(|c| (c[0], c[1], c[2]))
+        .collect();
+
+    let started = Instant::now();
+    let zk_seen = {
+        let zk = ZooKeeperEnsemble::start(extra);
+        let mut all = zk.ports.clone();
+        all.extend(&extra_ports);
+        let client = format!("127.0.0.1:{}", zk.ports[0].0);
+        reconfig_sequence(&client, &extra_ports, &names(&all)).await
+    };
+    let zk_took = started.elapsed();
+
+    let cluster = CoordCluster::start(3, &format!("{extra}initLimit=4\n"));
+    let mut all: Vec<(u16, u16, u16)> = cluster
+        .nodes
+        .iter()
+        .map(|n| (n.client.port(), n.peer_port, n.election_port))
+        .collect();
+    all.extend(&extra_ports);
+    let coord_seen = reconfig_sequence(
+        &cluster.nodes[0].client.to_string(),
+        &extra_ports,
+        &names(&all),
+    )
+    .await;
+
+    // Same texts (ports and versions aside) and same refusals, step by step.
+    assert_eq!(coord_seen.0, zk_seen.0);
+    // Versions: zxids of the changes, strictly increasing, a removal of an unknown id included.
+    for versions in [&zk_seen.1, &coord_seen.1] {
+        assert!(versions.windows(2).all(|w| w[0] < w[1]), "{versions:x?}");
+    }
+    eprintln!(
+        "ZooKeeper 3.8 versions {:x?} ({zk_took:?}), coord {:x?}\nanswers: {:?}",
+        zk_seen.1,
+        coord_seen.1,
+        zk_seen
+            .0
+            .iter()
+            .map(|s| match s {
+                Seen::Config(_) => "config".to_string(),
+                Seen::Error(e) => e.clone(),
+            })
+            .collect::<Vec<_>>()
+    );
 }

@@ -334,14 +334,27 @@ async fn refused_changes_get_zookeepers_error_codes() {
         "server.1=127.0.0.1:{}:{}:participant,server.6=127.0.0.1:{}:{}:participant,server.7=127.0.0.1:{}:{}:participant",
         cluster.nodes[0].peer_port, cluster.nodes[0].election_port, ports[0], ports[1], ports[2], ports[3]
     );
-    let r = c
-        .update_ensemble(
-            zk::EnsembleUpdate::New {
-                ensemble: members.split(','),
-            },
-            None,
-        )
-        .await;
+    // While that change waits for them, a second one (through another member) is refused.
+    let waiting = {
+        let c = connect(&via).await;
+        let members = members.clone();
+        tokio::spawn(async move {
+            c.update_ensemble(
+                zk::EnsembleUpdate::New {
+                    ensemble: members.split(','),
+                },
+                None,
+            )
+            .await
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let second = reconfig(&cluster.nodes[2].client.to_string(), &[], &["9"]).await;
+    assert!(
+        matches!(second, Err(zk::Error::UnexpectedErrorCode(-14))),
+        "{second:?}"
+    );
+    let r = waiting.await.unwrap();
     assert!(
         matches!(r, Err(zk::Error::UnexpectedErrorCode(-13))),
         "{r:?}"
@@ -678,5 +691,49 @@ async fn the_same_reconfigurations_give_what_zookeeper_3_8_gives() {
                 Seen::Error(e) => e.clone(),
             })
             .collect::<Vec<_>>()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_observer_is_added_promoted_and_removed() {
+    let mut cluster = CoordCluster::start(3, "reconfigEnabled=true\nskipACL=yes\n");
+    let four = cluster.add_node("reconfigEnabled=true\nskipACL=yes\n");
+    let via = cluster.nodes[0].client.to_string();
+    let observer = cluster.nodes[four]
+        .server_spec()
+        .replace(":participant;", ":observer;");
+    let (text, _) = reconfig(&via, &[&observer], &[])
+        .await
+        .expect("add an observer");
+    assert_eq!(lines(&text).get(&4), Some(&observer), "{text}");
+    let n4 = cluster.nodes[four].client;
+    wait_until("the observer serves", Duration::from_secs(30), || {
+        sluice_e2e::mode(n4).as_deref() == Some("observer")
+    });
+    // It reads what the others write.
+    let c = connect(&via).await;
+    c.create("/seen-by-observer", b"x", &persistent())
+        .await
+        .unwrap();
+    let o = connect(&n4.to_string()).await;
+    o.sync("/seen-by-observer").await.unwrap();
+    assert_eq!(o.get_data("/seen-by-observer").await.unwrap().0, b"x");
+
+    let participant = cluster.nodes[four].server_spec();
+    let (text, _) = reconfig(&via, &[&participant], &[])
+        .await
+        .expect("promote it");
+    assert_eq!(lines(&text).get(&4), Some(&participant), "{text}");
+    wait_until(
+        "the promoted member follows",
+        Duration::from_secs(30),
+        || matches!(sluice_e2e::mode(n4).as_deref(), Some("follower" | "leader")),
+    );
+    let (text, _) = reconfig(&via, &[], &["4"]).await.expect("remove it");
+    assert_eq!(lines(&text).len(), 3, "{text}");
+    wait_until(
+        "the removed member stops serving",
+        Duration::from_secs(30),
+        || sluice_e2e::mode(n4).is_none(),
     );
 }

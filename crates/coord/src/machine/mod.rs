@@ -48,15 +48,20 @@ pub enum Command {
     Sync { path: String },
     /// An entry with no effect (e.g. a new leader's first entry).
     Noop,
-    /// Writes the ensemble's configuration (`server.N` lines, each ending in a newline) into
-    /// `/zookeeper/config` after a membership change. The version is this entry's zxid, or 0
-    /// when `static_version` (reconfiguration disabled, as ZooKeeper shows a static
-    /// ensemble). Unless `always`, lines equal to the current ones change nothing.
-    SetConfig {
-        servers: String,
-        static_version: bool,
-        always: bool,
-    },
+    /// Writes the ensemble's configuration into `/zookeeper/config` after a membership change.
+    /// In a log entry it travels apart from the other commands (see `server::Batch`).
+    SetConfig(ConfigWrite),
+}
+
+/// The ensemble's configuration as [`Command::SetConfig`] writes it: `server.N` lines, each
+/// ending in a newline. The version is the command's zxid, or 0 when `static_version`
+/// (reconfiguration disabled, as ZooKeeper shows a static ensemble). Unless `always`, lines
+/// equal to the current ones change nothing.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConfigWrite {
+    pub servers: String,
+    pub static_version: bool,
+    pub always: bool,
 }
 
 impl Command {
@@ -286,11 +291,11 @@ impl Machine {
             }
             Command::Sync { path } => (CommandResult::Synced { path: path.clone() }, Vec::new()),
             Command::Noop => (CommandResult::Noop, Vec::new()),
-            Command::SetConfig {
+            Command::SetConfig(ConfigWrite {
                 servers,
                 static_version,
                 always,
-            } => {
+            }) => {
                 let current = self.tree.config_data();
                 let unchanged = String::from_utf8_lossy(current)
                     .lines()

@@ -45,7 +45,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 
 use crate::fourlw::{self, ConnectionInfo, Mode, ServerInfo};
-use crate::machine::{Command, CommandResult, Machine};
+use crate::machine::{Command, CommandResult, ConfigWrite, Machine};
 use crate::raft::{Application, Listeners, RaftNode, RaftNodeConfig, Role, StartError};
 use crate::sessions::Session;
 use crate::watches::{Notification, WatchManager};
@@ -156,11 +156,27 @@ impl ServerSettings {
 /// then). Each pair names a command (its index) and a data field in it (see
 /// [`Command::null_data`]); the commands themselves carry null as empty
 /// ([`crate::tree::op_data`]).
+///
+/// `configs` came later still: a [`Command::SetConfig`] is written as a `Noop` in `commands`
+/// and its content here, by index. A build from before decodes such an entry (postcard ignores
+/// what follows the fields it knows) and applies the `Noop`, so a member not yet upgraded
+/// keeps every other command of the entry; only its `/zookeeper/config` stays behind. In
+/// memory `configs` is empty and the commands are whole.
 #[derive(Debug, Serialize, Deserialize)]
 pub(crate) struct Batch {
     time_ms: i64,
     commands: Vec<Command>,
     /// Sessions the proposing node heard from since its previous batch.
+    touches: Vec<i64>,
+    null_data: Vec<(u32, u32)>,
+    configs: Vec<(u32, ConfigWrite)>,
+}
+
+/// [`Batch`] as entries were written before configuration writes were kept apart.
+#[derive(Debug, Deserialize)]
+struct BatchWithoutConfigs {
+    time_ms: i64,
+    commands: Vec<Command>,
     touches: Vec<i64>,
     null_data: Vec<(u32, u32)>,
 }
@@ -185,26 +201,67 @@ impl Batch {
             commands,
             touches,
             null_data,
+            configs: Vec::new(),
         }
     }
 
     fn encode(&self) -> Result<Vec<u8>, postcard::Error> {
-        postcard::to_stdvec(self)
+        if !self
+            .commands
+            .iter()
+            .any(|c| matches!(c, Command::SetConfig(_)))
+        {
+            return postcard::to_stdvec(self);
+        }
+        let mut configs = Vec::new();
+        let commands = self
+            .commands
+            .iter()
+            .enumerate()
+            .map(|(i, c)| match c {
+                Command::SetConfig(w) => {
+                    configs.push((i as u32, w.clone()));
+                    Command::Noop
+                }
+                other => other.clone(),
+            })
+            .collect();
+        postcard::to_stdvec(&Batch {
+            time_ms: self.time_ms,
+            commands,
+            touches: self.touches.clone(),
+            null_data: self.null_data.clone(),
+            configs,
+        })
     }
 
-    /// Decodes an entry of either layout and puts null data back into its commands. A null
-    /// mark naming no data field makes the entry undecodable, as any other damage would.
+    /// Decodes an entry of any layout and puts null data and configuration writes back into
+    /// its commands. A mark naming no such command makes the entry undecodable, as any other
+    /// damage would.
     pub(crate) fn decode(payload: &[u8]) -> Result<Batch, postcard::Error> {
         let mut batch = match postcard::from_bytes::<Batch>(payload) {
             Ok(b) => b,
             Err(postcard::Error::DeserializeUnexpectedEnd) => {
-                let old: BatchWithoutNulls = postcard::from_bytes(payload)?;
-                return Ok(Batch {
-                    time_ms: old.time_ms,
-                    commands: old.commands,
-                    touches: old.touches,
-                    null_data: Vec::new(),
-                });
+                match postcard::from_bytes::<BatchWithoutConfigs>(payload) {
+                    Ok(old) => Batch {
+                        time_ms: old.time_ms,
+                        commands: old.commands,
+                        touches: old.touches,
+                        null_data: old.null_data,
+                        configs: Vec::new(),
+                    },
+                    Err(postcard::Error::DeserializeUnexpectedEnd) => {
+                        let old: BatchWithoutNulls = postcard::from_bytes(payload)?;
+                        return Ok(Batch {
+                            time_ms: old.time_ms,
+                            commands: old.commands,
+                            touches: old.touches,
+                            null_data: Vec::new(),
+                            configs: Vec::new(),
+                        });
+                    }
+                    Err(e) => return Err(e),
+                }
             }
             Err(e) => return Err(e),
         };
@@ -215,6 +272,12 @@ impl Batch {
                 .is_some_and(|c| c.set_null_data(field));
             if !marked {
                 return Err(postcard::Error::DeserializeBadEncoding);
+            }
+        }
+        for (i, write) in std::mem::take(&mut batch.configs) {
+            match batch.commands.get_mut(i as usize) {
+                Some(c @ Command::Noop) => *c = Command::SetConfig(write),
+                _ => return Err(postcard::Error::DeserializeBadEncoding),
             }
         }
         Ok(batch)
@@ -1026,6 +1089,90 @@ mod batch_tests {
         let back = Batch::decode(&batch.encode().unwrap()).unwrap();
         assert_eq!(back.commands, commands);
         assert_eq!(back.touches, [1]);
+    }
+
+    /// A configuration write travels apart from the commands: it round-trips, a build that
+    /// predates it (the previous layout, which ignores the trailing list) reads a `Noop` in its
+    /// place and every other command intact, and entries of the previous layout still decode.
+    #[test]
+    fn configuration_writes_leave_older_decoders_the_other_commands() {
+        use crate::machine::ConfigWrite;
+        #[derive(Debug, Deserialize)]
+        struct Previous {
+            time_ms: i64,
+            commands: Vec<Command>,
+            touches: Vec<i64>,
+            null_data: Vec<(u32, u32)>,
+        }
+        let set = Command::SetConfig(ConfigWrite {
+            servers: "server.1=h:1:2:participant\n".into(),
+            static_version: false,
+            always: true,
+        });
+        let commands = vec![
+            write(WriteOp::Create(CreateOp::new(
+                "/a",
+                b"x".to_vec(),
+                CreateMode::Persistent,
+            ))),
+            set.clone(),
+            write(WriteOp::Delete {
+                path: "/a".into(),
+                version: -1,
+            }),
+        ];
+        let bytes = Batch::new(3, commands.clone(), vec![7]).encode().unwrap();
+        let back = Batch::decode(&bytes).unwrap();
+        assert_eq!(back.commands, commands);
+        assert!(back.configs.is_empty());
+
+        let old: Previous = postcard::from_bytes(&bytes).unwrap();
+        assert_eq!(old.commands[0], commands[0]);
+        assert_eq!(old.commands[1], Command::Noop);
+        assert_eq!(old.commands[2], commands[2]);
+        assert_eq!(
+            (old.time_ms, old.touches, old.null_data),
+            (3, vec![7], vec![])
+        );
+
+        #[derive(Serialize)]
+        struct PreviousOut {
+            time_ms: i64,
+            commands: Vec<Command>,
+            touches: Vec<i64>,
+            null_data: Vec<(u32, u32)>,
+        }
+        let previous = postcard::to_stdvec(&PreviousOut {
+            time_ms: 4,
+            commands: vec![write(WriteOp::Create(null_create("/b")))],
+            touches: vec![],
+            null_data: vec![(0, 0)],
+        })
+        .unwrap();
+        let back = Batch::decode(&previous).unwrap();
+        assert_eq!(
+            back.commands,
+            vec![write(WriteOp::Create(null_create("/b")))]
+        );
+
+        // A configuration mark on a command that is not a Noop is damage.
+        let mut bad = Batch::new(
+            1,
+            vec![write(WriteOp::Delete {
+                path: "/x".into(),
+                version: -1,
+            })],
+            vec![],
+        );
+        bad.configs.push((
+            0,
+            ConfigWrite {
+                servers: String::new(),
+                static_version: true,
+                always: false,
+            },
+        ));
+        assert!(Batch::decode(&postcard::to_stdvec(&bad).unwrap()).is_err());
     }
 
     /// An entry written before null data was kept apart (no null list) still decodes, its

@@ -21,7 +21,7 @@ use sluice_jute::{perms, ErrorCode, Id, ReconfigRequest};
 use tokio::sync::oneshot;
 
 use super::{Applied, Core, ProposeFailed};
-use crate::machine::{Command, CommandResult};
+use crate::machine::{Command, CommandResult, ConfigWrite};
 use crate::quorum_config::{self, ReconfigArgs};
 use crate::raft::{ChangeError, MemberChange, RaftNode};
 use crate::tree::acl::check_acl;
@@ -51,11 +51,11 @@ pub(crate) fn reconcile(
         return None;
     }
     tracing::info!(node = core.settings.node_id, config = %lines.trim_end(), "writing the ensemble's configuration into /zookeeper/config");
-    Some(core.submit(Command::SetConfig {
+    Some(core.submit(Command::SetConfig(ConfigWrite {
         servers: lines,
         static_version: !core.settings.reconfig_enabled,
         always: false,
-    }))
+    })))
 }
 
 fn fail(code: ErrorCode) -> Result<Applied, ProposeFailed> {
@@ -169,11 +169,11 @@ async fn run(core: &Core, req: ReconfigRequest, auth: &[Id]) -> Result<Applied, 
             return Err(ProposeFailed);
         }
     }
-    let rx = core.submit(Command::SetConfig {
+    let rx = core.submit(Command::SetConfig(ConfigWrite {
         servers: quorum_config::servers_text(&next),
         static_version: false,
         always: true,
-    });
+    }));
     match tokio::time::timeout(Duration::from_secs(60), rx).await {
         Ok(Ok(outcome)) => outcome,
         _ => Err(ProposeFailed),

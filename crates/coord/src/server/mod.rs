@@ -592,7 +592,17 @@ impl Core {
             uptime_ms: self.started.elapsed().as_millis() as u64,
             followers,
             read_only: false,
-            conf: self.settings.conf.clone(),
+            // The `server.N` lines of the file give way to the membership, as in ZooKeeper.
+            conf: self
+                .settings
+                .conf
+                .iter()
+                .filter(|(k, _)| self.settings.standalone || !k.starts_with("server."))
+                .cloned()
+                .collect(),
+            membership: (!self.settings.standalone)
+                .then(|| String::from_utf8_lossy(tree.config_data()).into_owned())
+                .filter(|m| !m.is_empty()),
             open_fds: std::fs::read_dir("/proc/self/fd")
                 .ok()
                 .map(|d| d.count() as u64),
@@ -1018,7 +1028,11 @@ async fn housekeeping(core: Arc<Core>, raft: RaftNode, mut stop: watch::Receiver
 /// The `server.N` lines `/zookeeper/config` holds now.
 fn reconfig_tree_lines(core: &Core) -> String {
     let machine = core.machine.read().unwrap_or_else(|e| e.into_inner());
-    String::from_utf8_lossy(machine.tree().config_data())
+    reconfig_tree_lines_of(machine.tree())
+}
+
+fn reconfig_tree_lines_of(tree: &crate::tree::Tree) -> String {
+    String::from_utf8_lossy(tree.config_data())
         .lines()
         .filter(|l| !l.starts_with("version="))
         .map(|l| format!("{l}\n"))

@@ -169,13 +169,32 @@ async fn run(core: &Core, req: ReconfigRequest, auth: &[Id]) -> Result<Applied, 
             return Err(ProposeFailed);
         }
     }
-    let rx = core.submit(Command::SetConfig(ConfigWrite {
-        servers: quorum_config::servers_text(&next),
-        static_version: false,
-        always: true,
-    }));
-    match tokio::time::timeout(Duration::from_secs(60), rx).await {
-        Ok(Ok(outcome)) => outcome,
-        _ => Err(ProposeFailed),
+    // The membership has changed; now the configuration node. When the leader removed itself
+    // the write waits for the next one, and may need to be sent again.
+    let lines = quorum_config::servers_text(&next);
+    let deadline = tokio::time::Instant::now() + raft.propose_timeout() * 4;
+    loop {
+        let rx = core.submit(Command::SetConfig(ConfigWrite {
+            servers: lines.clone(),
+            static_version: false,
+            always: true,
+        }));
+        if let Ok(Ok(Ok(applied))) = tokio::time::timeout(Duration::from_secs(60), rx).await {
+            return Ok(applied);
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return Err(ProposeFailed);
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        // A new leader may have written the membership itself meanwhile.
+        let machine = core.machine.read().unwrap_or_else(|e| e.into_inner());
+        if super::reconfig_tree_lines_of(machine.tree()) == lines {
+            let data = machine.tree().config_data().to_vec();
+            let stat = machine.tree().stat(CONFIG).unwrap_or_default();
+            return Ok(Applied {
+                zxid: machine.last_zxid(),
+                result: CommandResult::Config { data, stat },
+            });
+        }
     }
 }

@@ -159,8 +159,18 @@ async fn servers_added_and_removed_under_writes_keep_every_acknowledged_write_an
     }
 
     let via = cluster.nodes[1].client.to_string();
+    // zkCli's `config -w`: a watch on the configuration, set on another member.
+    let watching = connect(&cluster.nodes[2].client.to_string()).await;
+    let (_, _, watcher) = watching.get_and_watch_config().await.unwrap();
     let spec4 = cluster.nodes[four].server_spec();
     let (after4, stat4) = reconfig(&via, &[&spec4], &[]).await.expect("add server 4");
+    let event = tokio::time::timeout(Duration::from_secs(10), watcher.changed())
+        .await
+        .expect("the configuration watch fires");
+    assert_eq!(
+        (event.event_type, event.path.as_str()),
+        (zk::EventType::NodeDataChanged, "/zookeeper/config")
+    );
     assert_eq!(lines(&after4).get(&4), Some(&spec4), "{after4}");
     assert!(version(&after4) > v0, "{after4}");
     assert_eq!(stat4.mzxid, version(&after4));

@@ -208,6 +208,9 @@ fn stop_child(child: &mut Option<Child>, what: &str) -> Option<i32> {
 pub struct CoordNode {
     pub id: u64,
     pub client: SocketAddr,
+    /// The quorum (peer) and election ports of its `server.N` line.
+    pub peer_port: u16,
+    pub election_port: u16,
     pub config: PathBuf,
     pub data_dir: PathBuf,
     pub log: PathBuf,
@@ -267,6 +270,49 @@ impl CoordNode {
     pub fn log_text(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
+
+    /// Its line for `reconfig -add`: `server.N=127.0.0.1:peer:election;127.0.0.1:client`.
+    pub fn server_spec(&self) -> String {
+        format!(
+            "server.{}=127.0.0.1:{}:{}:participant;{}",
+            self.id, self.peer_port, self.election_port, self.client
+        )
+    }
+}
+
+/// The classpath of the ZooKeeper 3.8 server and zkCli installed from Debian's `zookeeper`
+/// package (`/usr/share/java`); a missing jar fails the test with what to install.
+pub fn zookeeper_server_classpath() -> String {
+    let dir = Path::new("/usr/share/java");
+    let jars = [
+        "zookeeper.jar",
+        "zookeeper-jute.jar",
+        "slf4j-api.jar",
+        "slf4j-nop.jar",
+        "netty-handler.jar",
+        "netty-common.jar",
+        "netty-buffer.jar",
+        "netty-transport.jar",
+        "netty-codec.jar",
+        "netty-resolver.jar",
+        "netty-transport-native-epoll.jar",
+        "netty-transport-native-unix-common.jar",
+        "metrics-core.jar",
+        "commons-cli.jar",
+    ];
+    let paths: Vec<String> = jars
+        .iter()
+        .map(|j| {
+            let p = dir.join(j);
+            assert!(
+                p.exists(),
+                "{} is missing: install Debian's zookeeper package (apt-get install zookeeper)",
+                p.display()
+            );
+            p.display().to_string()
+        })
+        .collect();
+    paths.join(":")
 }
 
 impl Drop for CoordNode {
@@ -323,6 +369,8 @@ impl CoordCluster {
             let mut node = CoordNode {
                 id,
                 client: SocketAddr::from(([127, 0, 0, 1], *client)),
+                peer_port: ports[i].1,
+                election_port: ports[i].2,
                 config,
                 data_dir,
                 log: dir.path().join(format!("coord-{id}.log")),
@@ -422,6 +470,62 @@ impl CoordCluster {
                 std::thread::sleep(Duration::from_millis(25));
             }
         }
+    }
+
+    /// Starts one more node, `server.<max id + 1>`, as ZooKeeper's guide adds a server: empty
+    /// data directory, its `zookeeper.properties` listing the nodes of this cluster and itself
+    /// (with `extra` lines appended). It is not a member until a `reconfig` adds it. Returns
+    /// its index; [`CoordNode::server_spec`] is its `reconfig -add` argument.
+    pub fn add_node(&mut self, extra: &str) -> usize {
+        let id = self.nodes.iter().map(|n| n.id).max().unwrap_or(0) + 1;
+        let p = free_ports(3);
+        let (client, peer, election) = (p[0], p[1], p[2]);
+        let servers: String = self
+            .nodes
+            .iter()
+            .map(|n| {
+                format!(
+                    "server.{}=127.0.0.1:{}:{}\n",
+                    n.id, n.peer_port, n.election_port
+                )
+            })
+            .chain(std::iter::once(format!(
+                "server.{id}=127.0.0.1:{peer}:{election}\n"
+            )))
+            .collect();
+        let data_dir = self.dir.path().join(format!("zk-{id}"));
+        std::fs::create_dir_all(&data_dir).unwrap();
+        std::fs::write(data_dir.join("myid"), format!("{id}\n")).unwrap();
+        let config = self.dir.path().join(format!("zookeeper-{id}.properties"));
+        std::fs::write(
+            &config,
+            format!(
+                "dataDir={}\nclientPort={client}\nclientPortAddress=127.0.0.1\ntickTime=500\ninitLimit=10\nsyncLimit=5\nmaxClientCnxns=0\n4lw.commands.whitelist=*\n{servers}{extra}",
+                data_dir.display()
+            ),
+        )
+        .unwrap();
+        let mut node = CoordNode {
+            id,
+            client: SocketAddr::from(([127, 0, 0, 1], client)),
+            peer_port: peer,
+            election_port: election,
+            config,
+            data_dir,
+            log: self.dir.path().join(format!("coord-{id}.log")),
+            child: None,
+        };
+        node.start();
+        self.nodes.push(node);
+        self.nodes.len() - 1
+    }
+
+    /// The index of the node with id `id`.
+    pub fn index_of(&self, id: u64) -> usize {
+        self.nodes
+            .iter()
+            .position(|n| n.id == id)
+            .unwrap_or_else(|| panic!("no node {id}"))
     }
 
     pub fn restart(&mut self, i: usize) {

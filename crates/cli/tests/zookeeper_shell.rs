@@ -763,3 +763,81 @@ fn prompt_on_a_terminal() {
         "quit ends the session: {text}"
     );
 }
+
+#[test]
+fn config_and_reconfig_print_like_zkcli() {
+    let mut cluster = CoordCluster::start(3, "reconfigEnabled=true\nskipACL=yes\n");
+    let s = cluster.nodes[0].client.to_string();
+    let statics: String = cluster.nodes[..3]
+        .iter()
+        .map(|n| {
+            format!(
+                "server.{}=127.0.0.1:{}:{}:participant\n",
+                n.id, n.peer_port, n.election_port
+            )
+        })
+        .collect();
+    // The leader writes the first configuration just after the ensemble forms.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let first = loop {
+        let run = one_shot(&s, &["config"]);
+        if run.stdout.contains("version=") || std::time::Instant::now() > deadline {
+            break run;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
+    let version = first
+        .stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("version="))
+        .expect("a version line")
+        .to_string();
+    assert_eq!(
+        first.stdout,
+        preamble(&s) + &statics + &format!("version={version}\n")
+    );
+
+    let four = cluster.add_node("reconfigEnabled=true\n");
+    let spec = cluster.nodes[four].server_spec();
+    let run = piped(
+        &s,
+        &format!(
+            "reconfig -v 1 -remove 3\nreconfig -add {spec}\nconfig -c\n\
+             reconfig -members {spec} -remove 1\nreconfig -remove 1,2,3\nreconfig\n"
+        ),
+    );
+    let new_version = run
+        .stdout
+        .lines()
+        .filter_map(|l| l.strip_prefix("version="))
+        .next()
+        .expect("the new configuration")
+        .to_string();
+    assert_ne!(new_version, version);
+    assert_eq!(
+        run.stdout,
+        interactive_preamble(&s)
+            + "Committed new configuration:\n"
+            + &statics
+            + &spec
+            + &format!(
+                "\nversion={new_version}\n{new_version} ,,,{}\n",
+                cluster.nodes[four].client
+            )
+    );
+    assert_eq!(
+        run.stderr,
+        "version No is not valid : \n\
+         Can't use -file or -members together with -add or -remove (mixing incremental and non-incremental modes is not allowed)\n\
+         Arguments are not valid : \n\
+         reconfig [-s] [-v version] [[-file path] | [-members serverID=host:port1:port2;port3[,...]*]] | [-add serverId=host:port1:port2;port3[,...]]* [-remove serverId[,...]*]\n"
+    );
+    assert_eq!(run.status, 1, "{run:?}");
+
+    // A standalone server: an empty configuration, and reconfiguration disabled.
+    let single = CoordCluster::start(1, "");
+    let s = server(&single);
+    let run = piped(&s, "config\nreconfig -remove 1\n");
+    assert_eq!(run.stdout, interactive_preamble(&s) + "\n");
+    assert_eq!(run.stderr, "KeeperErrorCode = Reconfig is disabled\n");
+}

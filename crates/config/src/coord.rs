@@ -110,6 +110,15 @@ pub struct CoordConfig {
     /// `jute.maxbuffer` (a Java system property for ZooKeeper, a key here): the largest client
     /// frame accepted; a longer one closes that connection (the session survives).
     pub jute_maxbuffer: usize,
+    /// `reconfigEnabled`: whether clients may change the ensemble with `reconfig` (off by
+    /// default, as in ZooKeeper 3.8).
+    pub reconfig_enabled: bool,
+    /// `skipACL=yes`: every ACL check passes, `reconfig`'s included (ZooKeeper's
+    /// `zookeeper.skipACL` system property).
+    pub skip_acl: bool,
+    /// `DigestAuthenticationProvider.superDigest`: `super:<base64 sha1>`; a client that
+    /// authenticates with the matching `digest` credentials is the super user.
+    pub super_digest: Option<String>,
 }
 
 /// Why `dataDir/myid` could not name this node.
@@ -298,6 +307,23 @@ impl CoordConfig {
         }
         let extended_types_enabled = r.boolean("extendedTypesEnabled", false);
         let snap_count = r.opt_number::<u64>("snapCount", 2, u64::MAX / 2);
+        let reconfig_enabled = r.boolean("reconfigEnabled", false);
+        // ZooKeeper compares the property with "yes" and treats anything else as no.
+        let skip_acl = r
+            .string("skipACL")
+            .is_some_and(|v| v.eq_ignore_ascii_case("yes"));
+        let super_digest = r.string("DigestAuthenticationProvider.superDigest");
+        if let (Some(d), Some(entry)) = (
+            &super_digest,
+            props.get("DigestAuthenticationProvider.superDigest"),
+        ) {
+            if !d.contains(':') {
+                r.error(
+                    entry,
+                    format!("expected `user:base64(sha1(user:password))`, found `{d}`"),
+                );
+            }
+        }
         r.accept(&["admin.serverPort", "admin.serverAddress"]);
         r.recognised_without_effect(
             &[
@@ -306,12 +332,10 @@ impl CoordConfig {
                 "electionAlg",
                 "peerType",
                 "syncEnabled",
-                "reconfigEnabled",
                 "quorumListenOnAllIPs",
                 "localSessionsEnabled",
                 "localSessionsUpgradingEnabled",
                 "forceSync",
-                "skipACL",
                 "cnxTimeout",
                 "snapshot.trust.empty",
                 "metricsProvider.className",
@@ -348,6 +372,9 @@ impl CoordConfig {
             snap_count,
             jute_maxbuffer,
             min_free_bytes,
+            reconfig_enabled,
+            skip_acl,
+            super_digest,
         };
         (Some(config), diags)
     }
@@ -460,6 +487,11 @@ impl CoordConfig {
                 self.standalone_enabled.to_string(),
             ),
             ("jute.maxbuffer".into(), self.jute_maxbuffer.to_string()),
+            ("reconfigEnabled".into(), self.reconfig_enabled.to_string()),
+            (
+                "skipACL".into(),
+                if self.skip_acl { "yes" } else { "no" }.to_string(),
+            ),
             (
                 "preAllocSize".into(),
                 (self.min_free_bytes / 1024).to_string(),

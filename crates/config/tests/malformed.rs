@@ -264,3 +264,30 @@ proptest::proptest! {
         let _ = BrokerConfig::from_bytes(Path::new("fuzz"), text.as_bytes());
     }
 }
+
+#[test]
+fn reconfiguration_keys() {
+    let load = |extra: &str| {
+        CoordConfig::from_bytes(
+            Path::new("zk.properties"),
+            format!("{ZK_OK}{extra}").as_bytes(),
+        )
+        .unwrap()
+        .config
+    };
+    let c = load("");
+    assert!(!c.reconfig_enabled && !c.skip_acl && c.super_digest.is_none());
+    let c = load(
+        "reconfigEnabled=true\nskipACL=yes\nDigestAuthenticationProvider.superDigest=super:abc=\n",
+    );
+    assert!(c.reconfig_enabled && c.skip_acl);
+    assert_eq!(c.super_digest.as_deref(), Some("super:abc="));
+    // ZooKeeper compares skipACL with "yes"; anything else leaves the checks on.
+    assert!(!load("skipACL=true\n").skip_acl);
+    let e = zk_errors(format!("{ZK_OK}reconfigEnabled=maybe\n").as_bytes());
+    assert_eq!(only(&e).key.as_deref(), Some("reconfigEnabled"));
+    let e =
+        zk_errors(format!("{ZK_OK}DigestAuthenticationProvider.superDigest=nocolon\n").as_bytes());
+    let e = only(&e);
+    assert!(e.message.contains("user:base64"), "{e}");
+}

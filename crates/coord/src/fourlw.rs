@@ -91,6 +91,9 @@ pub struct ServerInfo {
     pub read_only: bool,
     /// `key=value` lines for `conf`, in ZooKeeper's order.
     pub conf: Vec<(String, String)>,
+    /// The ensemble's configuration (`/zookeeper/config`), which `conf` ends with after
+    /// `membership: ` as ZooKeeper 3.5+ prints it; `None` standalone.
+    pub membership: Option<String>,
     pub open_fds: Option<u64>,
     pub max_fds: Option<u64>,
 }
@@ -155,6 +158,9 @@ pub fn respond(word: &str, allowed: &FourLetterWords, info: &ServerInfo) -> Stri
         "conf" => {
             for (k, v) in &info.conf {
                 writeln!(out, "{k}={v}").ok();
+            }
+            if let Some(m) = &info.membership {
+                write!(out, "membership: \n{m}").ok();
             }
         }
         "envi" => {
@@ -303,6 +309,7 @@ mod tests {
             uptime_ms: 1000,
             followers: None,
             read_only: false,
+            membership: None,
             conf: vec![("clientPort".into(), "2181".into())],
             open_fds: Some(12),
             max_fds: Some(1024),

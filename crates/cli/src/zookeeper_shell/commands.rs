@@ -4,15 +4,16 @@
 use std::collections::VecDeque;
 use std::time::Duration;
 
-use zookeeper_client::{Acls, CreateMode, Error as ZkError, OneshotWatcher};
+use zookeeper_client::{Acls, CreateMode, EnsembleUpdate, Error as ZkError, OneshotWatcher};
 
 use super::error::{error_code, keeper_message, ShellError};
 use super::options::{flag, parse, valued, Opt, Parsed};
 use super::{acl, format, path, Flow, Shell};
 
 /// Every command with its zkCli option string (`help` lists them sorted, as zkCli does).
-const COMMANDS: [(&str, &str); 16] = [
+const COMMANDS: [(&str, &str); 18] = [
     ("addauth", "scheme auth"),
+    ("config", "[-c] [-w] [-s]"),
     ("create", "[-s] [-e] [-c] [-t ttl] path [data] [acl]"),
     ("delete", "[-v version] path"),
     ("deleteall", "path [-b batch size]"),
@@ -23,6 +24,10 @@ const COMMANDS: [(&str, &str); 16] = [
     ("help", ""),
     ("ls", "[-s] [-w] [-R] path"),
     ("quit", ""),
+    (
+        "reconfig",
+        "[-s] [-v version] [[-file path] | [-members serverID=host:port1:port2;port3[,...]*]] | [-add serverId=host:port1:port2;port3[,...]]* [-remove serverId[,...]*]",
+    ),
     ("set", "[-s] [-v version] path data"),
     ("setAcl", "[-s] [-v version] [-R] path acl"),
     ("stat", "[-w] path"),
@@ -219,6 +224,8 @@ impl Shell {
             "getEphemerals" => self.get_ephemerals(words).await,
             "getAllChildrenNumber" => self.get_all_children_number(words).await,
             "whoami" => self.who_am_i().await,
+            "config" => self.config(words).await,
+            "reconfig" => self.reconfig(words).await,
             _ => unreachable!("every command in COMMANDS is dispatched"),
         }?;
         Ok(Flow::Continue)
@@ -730,6 +737,218 @@ impl Shell {
                 .println(&format!("{}: {}", user.scheme(), user.user()));
         }
         Ok(())
+    }
+
+    /// `config [-c] [-w] [-s]`: getData on `/zookeeper/config`; `-c` prints only the version
+    /// and the members' client addresses (ZooKeeper's `ConfigUtils.getClientConfigStr`).
+    async fn config(&mut self, words: Vec<String>) -> Result<(), ShellError> {
+        const OPTS: [Opt; 3] = [flag('c'), flag('w'), flag('s')];
+        let parsed = parse_words(&OPTS, &words)?;
+        let (data, stat) = if parsed.has('w') {
+            let (data, stat, watcher) = self
+                .client
+                .get_and_watch_config()
+                .await
+                .map_err(|e| ShellError::keeper(e, "/zookeeper/config"))?;
+            self.watch(watcher);
+            (data, stat)
+        } else {
+            self.client
+                .get_config()
+                .await
+                .map_err(|e| ShellError::keeper(e, "/zookeeper/config"))?
+        };
+        let text = String::from_utf8_lossy(&data);
+        if parsed.has('c') {
+            self.console.println(&client_config(&text));
+        } else {
+            self.console.println(&text);
+        }
+        if parsed.has('s') {
+            self.console.print(&format::stat_block(&stat));
+        }
+        Ok(())
+    }
+
+    /// `reconfig`: zkCli's options and checks; the new configuration is printed after
+    /// `Committed new configuration:`.
+    async fn reconfig(&mut self, words: Vec<String>) -> Result<(), ShellError> {
+        let args = ReconfigWords::parse(&words)?;
+        let result = match (&args.members, &args.joining, &args.leaving) {
+            (Some(members), _, _) => {
+                let update = EnsembleUpdate::New {
+                    ensemble: members.split(','),
+                };
+                self.client.update_ensemble(update, args.version).await
+            }
+            (None, joining, leaving) => {
+                let update = EnsembleUpdate::Incremental {
+                    joinings: joining.as_deref().unwrap_or("").split(','),
+                    leavings: leaving.as_deref().unwrap_or("").split(','),
+                };
+                self.client.update_ensemble(update, args.version).await
+            }
+        };
+        match result {
+            Ok((data, stat)) => {
+                self.console.println(&format!(
+                    "Committed new configuration:\n{}",
+                    String::from_utf8_lossy(&data)
+                ));
+                if args.stat {
+                    self.console.print(&format::stat_block(&stat));
+                }
+                Ok(())
+            }
+            Err(e) => Err(reconfig_error(e)),
+        }
+    }
+}
+
+/// The words of a `reconfig` command, checked in zkCli's order with its messages.
+#[derive(Debug, Default, PartialEq, Eq)]
+struct ReconfigWords {
+    stat: bool,
+    version: Option<i64>,
+    joining: Option<String>,
+    leaving: Option<String>,
+    members: Option<String>,
+}
+
+impl ReconfigWords {
+    fn parse(words: &[String]) -> Result<ReconfigWords, ShellError> {
+        if words.len() < 2 {
+            return Err(ShellError::Usage(usage("reconfig")));
+        }
+        let mut out = ReconfigWords::default();
+        let mut file: Option<String> = None;
+        let mut rest = words[1..].iter();
+        while let Some(word) = rest.next() {
+            let mut value = |name: &str| {
+                rest.next().cloned().ok_or_else(|| {
+                    ShellError::Usage(format!("Missing argument for option: {name}"))
+                })
+            };
+            match word.as_str() {
+                "-s" => out.stat = true,
+                "-v" => {
+                    let v = value("v")?;
+                    // zkCli reads the version as hexadecimal, as `config` prints it.
+                    out.version = Some(i64::from_str_radix(&v, 16).map_err(|_| {
+                        ShellError::Usage(format!("-v argument must be a hexadecimal version: {v}"))
+                    })?);
+                }
+                "-add" => out.joining = Some(value("add")?.to_lowercase()),
+                "-remove" => out.leaving = Some(value("remove")?.to_lowercase()),
+                "-members" => out.members = Some(value("members")?.to_lowercase()),
+                "-file" => file = Some(value("file")?),
+                other if other.starts_with('-') => {
+                    return Err(ShellError::Usage(format!("Unrecognized option: {other}")))
+                }
+                _ => {}
+            }
+        }
+        let incremental = out.joining.is_some() || out.leaving.is_some();
+        if (file.is_some() || out.members.is_some()) && incremental {
+            return Err(ShellError::Usage("Can't use -file or -members together with -add or -remove (mixing incremental and non-incremental modes is not allowed)".into()));
+        }
+        if file.is_some() && out.members.is_some() {
+            return Err(ShellError::Usage(
+                "Can't use -file and -members together (conflicting non-incremental modes)".into(),
+            ));
+        }
+        if let Some(path) = file {
+            let text = std::fs::read_to_string(&path).map_err(|e| ShellError::Failed {
+                message: format!("{path}: {e}"),
+                on_stdout: false,
+            })?;
+            let lines: Vec<String> = text
+                .lines()
+                .map(str::trim)
+                .filter(|l| l.starts_with("server."))
+                .map(str::to_string)
+                .collect();
+            out.members = Some(lines.join(","));
+        }
+        if out.joining.is_none() && out.leaving.is_none() && out.members.is_none() {
+            return Err(ShellError::Usage(
+                "Arguments must contain one of -members, -file, -add, -remove".into(),
+            ));
+        }
+        Ok(out)
+    }
+}
+
+/// zkCli's messages for a failed `reconfig` (its `CliWrapperException`, with no path).
+fn reconfig_error(e: ZkError) -> ShellError {
+    let message = match error_code(&e) {
+        -13 => "No quorum of new config is connected and up-to-date with the leader of last committed config - try invoking reconfiguration after new servers are connected and synced".to_string(),
+        -14 => "Another reconfiguration is in progress -- concurrent reconfigs not supported (yet)".to_string(),
+        _ => return ShellError::keeper(e, ""),
+    };
+    ShellError::Failed {
+        message,
+        on_stdout: false,
+    }
+}
+
+/// `config -c`: the version, a space, and one entry per member, its client address or nothing,
+/// joined by commas (ZooKeeper's `ConfigUtils.getClientConfigStr`; ZooKeeper lists the members
+/// in its properties table's order, here they come by id).
+fn client_config(text: &str) -> String {
+    let mut version = "";
+    let mut clients = Vec::new();
+    for line in text.lines().map(str::trim) {
+        if let Some(v) = line.strip_prefix("version=") {
+            version = v;
+        } else if line.starts_with("server.") {
+            let client = line.split_once(';').map_or("", |(_, c)| c.trim());
+            clients.push(if client.is_empty() || client.contains(':') {
+                client.to_string()
+            } else {
+                format!("0.0.0.0:{client}")
+            });
+        }
+    }
+    format!("{version} {}", clients.join(","))
+}
+
+#[cfg(test)]
+mod reconfig_tests {
+    use super::*;
+
+    fn words(line: &str) -> Vec<String> {
+        line.split_whitespace().map(str::to_string).collect()
+    }
+
+    #[test]
+    fn reconfig_words_as_zkcli_reads_them() {
+        let w = ReconfigWords::parse(&words(
+            "reconfig -s -v 100000002 -add server.4=H:1:2;3 -remove 3",
+        ))
+        .unwrap();
+        assert_eq!(
+            w,
+            ReconfigWords {
+                stat: true,
+                version: Some(0x1_0000_0002),
+                joining: Some("server.4=h:1:2;3".into()),
+                leaving: Some("3".into()),
+                members: None,
+            }
+        );
+        let err = |l: &str| ReconfigWords::parse(&words(l)).unwrap_err().to_string();
+        assert!(err("reconfig").starts_with("reconfig [-s]"));
+        assert!(err("reconfig -s").contains("must contain one of"));
+        assert!(err("reconfig -members server.1=h:1:2 -remove 2").contains("mixing incremental"));
+        assert!(err("reconfig -v zz -remove 2").contains("hexadecimal"));
+        assert!(err("reconfig -remove").contains("Missing argument"));
+    }
+
+    #[test]
+    fn client_config_lists_client_addresses() {
+        let text = "server.1=h:1:2:participant;127.0.0.1:2181\nserver.2=h:3:4:participant\nversion=100000002";
+        assert_eq!(client_config(text), "100000002 127.0.0.1:2181,");
     }
 }
 

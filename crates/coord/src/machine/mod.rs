@@ -48,6 +48,20 @@ pub enum Command {
     Sync { path: String },
     /// An entry with no effect (e.g. a new leader's first entry).
     Noop,
+    /// Writes the ensemble's configuration into `/zookeeper/config` after a membership change.
+    /// In a log entry it travels apart from the other commands (see `server::Batch`).
+    SetConfig(ConfigWrite),
+}
+
+/// The ensemble's configuration as [`Command::SetConfig`] writes it: `server.N` lines, each
+/// ending in a newline. The version is the command's zxid, or 0 when `static_version`
+/// (reconfiguration disabled, as ZooKeeper shows a static ensemble). Unless `always`, lines
+/// equal to the current ones change nothing.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConfigWrite {
+    pub servers: String,
+    pub static_version: bool,
+    pub always: bool,
 }
 
 impl Command {
@@ -156,6 +170,11 @@ pub enum CommandResult {
         path: String,
     },
     Noop,
+    /// The configuration `/zookeeper/config` holds after a `SetConfig`, and its stat.
+    Config {
+        data: Vec<u8>,
+        stat: Stat,
+    },
     /// The command failed as a whole. For writes this is ZooKeeper's error code; a write from
     /// a session that is not in the table gets `SessionExpired`; a `CreateSession` whose id
     /// cannot be formed gets `BadArguments` (origin node above 254) or `SystemError`.
@@ -272,6 +291,28 @@ impl Machine {
             }
             Command::Sync { path } => (CommandResult::Synced { path: path.clone() }, Vec::new()),
             Command::Noop => (CommandResult::Noop, Vec::new()),
+            Command::SetConfig(ConfigWrite {
+                servers,
+                static_version,
+                always,
+            }) => {
+                let current = self.tree.config_data();
+                let unchanged = String::from_utf8_lossy(current)
+                    .lines()
+                    .filter(|l| !l.starts_with("version="))
+                    .map(|l| format!("{l}\n"))
+                    .collect::<String>()
+                    == *servers;
+                if unchanged && !*always && !current.is_empty() {
+                    let stat = self.tree.stat(crate::tree::CONFIG).unwrap_or_default();
+                    let data = current.to_vec();
+                    return (CommandResult::Config { data, stat }, Vec::new());
+                }
+                let version = if *static_version { 0 } else { zxid };
+                let data = format!("{servers}version={version:x}").into_bytes();
+                let (stat, triggers) = self.tree.set_config(&data, version, time_ms);
+                (CommandResult::Config { data, stat }, triggers)
+            }
         }
     }
 

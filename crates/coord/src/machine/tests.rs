@@ -617,3 +617,73 @@ fn null_data_is_kept_apart_from_empty() {
     assert_eq!(data(&restored, "/a"), Some(b"data".to_vec()));
     assert_eq!(restored.snapshot(), plain.snapshot());
 }
+
+/// `/zookeeper/config` as ZooKeeper 3.8 keeps it: the lines and `version=<hex zxid>`, mZxid
+/// equal to the version, dataVersion -1, a data watch; with reconfiguration off, version 0;
+/// lines already there change nothing unless the write is a reconfig's.
+#[test]
+fn set_config_writes_the_configuration_node() {
+    let lines = "server.1=h:1:2:participant\nserver.2=h:3:4:participant\n";
+    let set = |static_version, always| {
+        Command::SetConfig(ConfigWrite {
+            servers: lines.into(),
+            static_version,
+            always,
+        })
+    };
+    let mut m = Machine::new();
+    let (r, t) = m.apply(0x1_0000_0001, 5, 1, &set(true, false));
+    let CommandResult::Config { data, stat } = r else {
+        panic!("{r:?}")
+    };
+    assert_eq!(
+        String::from_utf8(data).unwrap(),
+        format!("{lines}version=0")
+    );
+    assert_eq!((stat.mzxid, stat.version, stat.mtime), (0, -1, 5));
+    assert_eq!(t.len(), 1);
+    assert_eq!(
+        (t[0].path.as_str(), t[0].event),
+        ("/zookeeper/config", EventType::NodeDataChanged)
+    );
+
+    // Same lines again: nothing changes, no watch fires.
+    let (r, t) = m.apply(0x1_0000_0002, 6, 2, &set(false, false));
+    assert!(
+        matches!(&r, CommandResult::Config { stat, .. } if stat.mzxid == 0),
+        "{r:?}"
+    );
+    assert!(t.is_empty());
+
+    // A reconfig's write always makes a new version: its own zxid.
+    let (r, t) = m.apply(0x1_0000_0003, 7, 3, &set(false, true));
+    let CommandResult::Config { data, stat } = r else {
+        panic!("{r:?}")
+    };
+    assert_eq!(
+        String::from_utf8(data).unwrap(),
+        format!("{lines}version=100000003")
+    );
+    assert_eq!((stat.mzxid, stat.version), (0x1_0000_0003, -1));
+    assert_eq!(t.len(), 1);
+    assert_eq!(
+        m.tree().config_data(),
+        format!("{lines}version=100000003").as_bytes()
+    );
+    // The node keeps its read-only ACL: clients cannot write it.
+    let s = create_session(&mut m, 9);
+    let (r, _) = m.apply(
+        0x1_0000_0004,
+        8,
+        4,
+        &write(
+            s,
+            WriteOp::SetData {
+                path: "/zookeeper/config".into(),
+                data: Some(b"x".to_vec()),
+                version: -1,
+            },
+        ),
+    );
+    assert_eq!(r, CommandResult::Error(ErrorCode::NoAuth));
+}

@@ -89,6 +89,7 @@ pub(crate) fn membership_to_pb(m: &Membership) -> pb::Membership {
                 id: *id,
                 peer_addr: n.peer.clone(),
                 election_addr: n.election.clone(),
+                client_addr: n.client.clone(),
             })
             .collect(),
     }
@@ -103,7 +104,10 @@ pub(crate) fn membership_from_pb(p: &pb::Membership) -> Membership {
     let nodes: BTreeMap<NodeId, PeerAddrs> = p
         .nodes
         .iter()
-        .map(|n| (n.id, PeerAddrs::new(&n.peer_addr, &n.election_addr)))
+        .map(|n| {
+            let addrs = PeerAddrs::new(&n.peer_addr, &n.election_addr).with_client(&n.client_addr);
+            (n.id, addrs)
+        })
         .collect();
     Membership::new(configs, nodes)
 }

@@ -74,21 +74,40 @@ pub(crate) async fn establish(
     metrics: watch::Receiver<RaftMetrics<NodeId, PeerAddrs>>,
     mut stop: watch::Receiver<bool>,
 ) {
-    let voters = others.len() + 1;
     let mut terms: BTreeMap<NodeId, u64> = BTreeMap::new();
     let mut round = 0u64;
     loop {
+        // Once replication has brought this node the ensemble's membership (which `reconfig`
+        // may have changed since the configuration file was written), its voters are the
+        // members that must answer; members only the file names are still asked.
+        let current: BTreeMap<NodeId, PeerAddrs> = {
+            let m = metrics.borrow();
+            let membership = m.membership_config.membership();
+            membership
+                .voter_ids()
+                .filter(|id| *id != me)
+                .filter_map(|id| membership.get_node(&id).map(|a| (id, a.clone())))
+                .collect()
+        };
+        let required: BTreeMap<NodeId, PeerAddrs> = if current.is_empty() {
+            others.clone()
+        } else {
+            current
+        };
+        let mut asked = others.clone();
+        asked.extend(required.clone());
+        let voters = required.len() + 1;
         {
             let m = metrics.borrow();
             if let (Some(leader), true) = (m.current_leader, m.vote.is_committed()) {
-                if others.contains_key(&leader) && m.vote.leader_id().voted_for() == Some(leader) {
+                if asked.contains_key(&leader) && m.vote.leader_id().voted_for() == Some(leader) {
                     let term = m.vote.leader_id().term;
                     let known = terms.entry(leader).or_insert(term);
                     *known = (*known).max(term);
                 }
             }
         }
-        for (&id, addrs) in &others {
+        for (&id, addrs) in &asked {
             if terms.contains_key(&id) {
                 continue;
             }
@@ -101,7 +120,7 @@ pub(crate) async fn establish(
             }
         }
         let highest = terms.values().copied().max().unwrap_or(0);
-        if terms.len() == others.len() {
+        if required.keys().all(|id| terms.contains_key(id)) {
             floor.set(highest);
             tracing::info!(
                 node = me,
@@ -110,7 +129,8 @@ pub(crate) async fn establish(
             );
             return;
         }
-        if terms.len() + 1 > voters / 2 && highest == 0 {
+        let answered = required.keys().filter(|id| terms.contains_key(id)).count();
+        if answered + 1 > voters / 2 && highest == 0 {
             floor.set(0);
             tracing::info!(
                 node = me,
@@ -119,7 +139,7 @@ pub(crate) async fn establish(
             return;
         }
         if round.is_multiple_of(20) {
-            let missing: BTreeSet<NodeId> = others
+            let missing: BTreeSet<NodeId> = required
                 .keys()
                 .filter(|id| !terms.contains_key(id))
                 .copied()
@@ -133,6 +153,33 @@ pub(crate) async fn establish(
             _ = stop.changed() => return,
         }
     }
+}
+
+/// Whether any of `others` answers that it has taken part in an ensemble already (a term
+/// above 0): then a node starting with empty storage joins that ensemble (it waits to be
+/// replicated to, or added by `reconfig`) instead of initializing a cluster of its own. Each
+/// member is asked once, all at the same time, for at most `wait`.
+pub(crate) async fn ensemble_running(
+    others: &BTreeMap<NodeId, PeerAddrs>,
+    peers: &Peers,
+    wait: Duration,
+) -> bool {
+    let mut asks = tokio::task::JoinSet::new();
+    for (&id, addrs) in others {
+        let Ok(mut client) = peers.election_client(id, addrs) else {
+            continue;
+        };
+        asks.spawn(async move {
+            let call = client.term(request_to(id, pb::TermRequest {}));
+            matches!(tokio::time::timeout(wait, call).await, Ok(Ok(r)) if r.get_ref().term > 0)
+        });
+    }
+    while let Some(answer) = asks.join_next().await {
+        if answer.unwrap_or(false) {
+            return true;
+        }
+    }
+    false
 }
 
 #[cfg(test)]

@@ -24,7 +24,7 @@
 //! `engine` (the narrow key-value interface and its sled implementation), `log_store`,
 //! `group_commit` (the thread that fsyncs the log for every waiting append),
 //! `state_machine` (snapshot files), `network` (client side), `server` (the two gRPC services),
-//! `failover` (fast dead-leader detection), [`timing`] (ZooKeeper ticks → Raft timers), and
+//! `failover` (fast dead-leader detection), `membership` (ensemble changes: `reconfig`), [`timing`] (ZooKeeper ticks → Raft timers), and
 //! `node` ([`RaftNode`], the API the rest of coord uses). Decisions are recorded in
 //! `docs/decisions/0002-raft-timing.md` and `0003-raft-storage.md`.
 
@@ -36,6 +36,7 @@ mod floor;
 pub mod fuzzing;
 mod group_commit;
 mod log_store;
+mod membership;
 mod network;
 mod node;
 mod proto;
@@ -48,6 +49,7 @@ pub mod types;
 #[cfg(test)]
 mod tests;
 
+pub use membership::{ChangeError, MemberChange, Members};
 pub use node::{
     ForwardedProposal, Listeners, ProposeError, ProposeOutcome, RaftNode, RaftNodeConfig,
     RaftStatus, ReadBarrierError, Role, StartError, LOG_SUBDIR, SNAPSHOT_SUBDIR,

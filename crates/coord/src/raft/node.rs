@@ -398,6 +398,8 @@ impl RaftNode {
                 config.min_free_bytes,
             ),
             inbox: std::sync::OnceLock::new(),
+            changing: tokio::sync::Mutex::new(()),
+            commit_timeout: config.timing.propose_timeout,
         });
 
         // Ports: only a multi-node ensemble needs them.
@@ -433,7 +435,21 @@ impl RaftNode {
 
         // Initialize once: openraft refuses (NotAllowed) when this node already has a vote or a
         // log, and every member proposes the same membership, so concurrent first starts agree.
-        if !initialized && config.members.contains_key(&id) {
+        // A node with empty storage whose configuration lists members that already run an
+        // ensemble joins it (ZooKeeper's way of adding a server: its file lists the current
+        // members and itself) instead of initializing a cluster of its own: the leader
+        // replicates to it once `reconfig` adds it (or at once, if it is a member that lost
+        // its data directory).
+        let joining = !initialized
+            && !others.is_empty()
+            && floor::ensemble_running(&others, &peers, config.timing.election_max).await;
+        if joining {
+            tracing::info!(
+                node = id,
+                "empty data directory and an ensemble already running: waiting to be replicated to (a new server is added with reconfig)"
+            );
+        }
+        if !initialized && !joining && config.members.contains_key(&id) {
             match raft.initialize(config.members.clone()).await {
                 Ok(()) => {
                     tracing::info!(node = id, members = ?config.members.keys().collect::<Vec<_>>(), "initialized the raft cluster")
@@ -491,6 +507,22 @@ impl RaftNode {
 
     pub fn id(&self) -> NodeId {
         self.inner.id
+    }
+
+    pub(crate) fn inner_metrics(&self) -> watch::Receiver<RaftMetrics<NodeId, PeerAddrs>> {
+        self.metrics()
+    }
+
+    pub(crate) fn propose_timeout(&self) -> Duration {
+        self.inner.timing.propose_timeout
+    }
+
+    pub(crate) fn ctx(&self) -> &ServiceCtx {
+        &self.inner.ctx
+    }
+
+    pub(crate) fn peers(&self) -> &Peers {
+        &self.inner.peers
     }
 
     /// The bound peer port (None for a single-node cluster).
@@ -870,20 +902,21 @@ enum Forwarded {
     Unknown(String),
 }
 
-/// On whichever voter leads, adds the configured observers as learners.
-async fn add_observers(ctx: Arc<ServiceCtx>, observers: BTreeMap<NodeId, PeerAddrs>) {
+/// On whichever voter leads, adds the configured observers as learners. An observer is added
+/// once: after it has been part of the membership, only `reconfig` adds or removes it.
+async fn add_observers(ctx: Arc<ServiceCtx>, mut observers: BTreeMap<NodeId, PeerAddrs>) {
     let mut metrics = ctx.raft.metrics();
     let mut stopping = ctx.stopping.clone();
     loop {
         let missing: Vec<(NodeId, PeerAddrs)> = {
             let m = metrics.borrow_and_update();
+            let membership = m.membership_config.membership();
+            observers.retain(|id, _| membership.get_node(id).is_none());
+            if observers.is_empty() {
+                return;
+            }
             if m.state == ServerState::Leader {
-                let membership = m.membership_config.membership();
-                observers
-                    .iter()
-                    .filter(|(id, _)| membership.get_node(id).is_none())
-                    .map(|(id, a)| (*id, a.clone()))
-                    .collect()
+                observers.iter().map(|(id, a)| (*id, a.clone())).collect()
             } else {
                 Vec::new()
             }

@@ -93,6 +93,10 @@ pub(crate) struct ServiceCtx {
     /// ([`RaftNode::forwarded_proposals`](super::RaftNode::forwarded_proposals)); until then
     /// each one is written as an entry of its own.
     pub(crate) inbox: std::sync::OnceLock<mpsc::UnboundedSender<ForwardedProposal>>,
+    /// Held by the leader while it runs an ensemble change (membership.rs): one at a time.
+    pub(crate) changing: tokio::sync::Mutex<()>,
+    /// How long a membership entry may take to commit (`syncLimit × tickTime`).
+    pub(crate) commit_timeout: Duration,
 }
 
 impl std::fmt::Debug for ServiceCtx {
@@ -288,6 +292,13 @@ impl RaftPeer for PeerService {
         }))
     }
 
+    async fn change_members(
+        &self,
+        req: Request<pb::ChangeMembersRequest>,
+    ) -> Result<Response<pb::ChangeMembersResponse>, Status> {
+        self.change_members_here(req).await
+    }
+
     async fn watch_leader(
         &self,
         req: Request<pb::WatchLeaderRequest>,
@@ -307,6 +318,26 @@ impl RaftPeer for PeerService {
                 Err(Status::failed_precondition("no longer the leader"))
             }
         }
+    }
+}
+
+impl PeerService {
+    async fn change_members_here(
+        &self,
+        req: Request<pb::ChangeMembersRequest>,
+    ) -> Result<Response<pb::ChangeMembersResponse>, Status> {
+        self.0.check_target(&req)?;
+        let (change, sync_timeout) = super::membership::change_from_pb(req.get_ref());
+        let result = if self.0.is_stopping() {
+            Err(super::membership::ChangeError::NoLeader(
+                "the leader is shutting down".into(),
+            ))
+        } else {
+            let sync_timeout = sync_timeout.min(Duration::from_secs(600));
+            super::membership::lead_change(&self.0, &change, sync_timeout, self.0.commit_timeout)
+                .await
+        };
+        Ok(Response::new(super::membership::result_to_pb(&result)))
     }
 }
 

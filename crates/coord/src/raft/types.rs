@@ -17,6 +17,10 @@ pub struct PeerAddrs {
     pub peer: String,
     /// `host:electionPort`: vote requests.
     pub election: String,
+    /// The client address of the member's `server.N` line (`host:port`, after `;`), as
+    /// ZooKeeper lists it in `/zookeeper/config`; empty when the line gave none. Carried in the
+    /// membership so that the ensemble's configuration can be written out from Raft alone.
+    pub client: String,
 }
 
 impl PeerAddrs {
@@ -24,7 +28,14 @@ impl PeerAddrs {
         PeerAddrs {
             peer: peer.into(),
             election: election.into(),
+            client: String::new(),
         }
+    }
+
+    /// The same addresses with a client address.
+    pub fn with_client(mut self, client: impl Into<String>) -> Self {
+        self.client = client.into();
+        self
     }
 }
 

@@ -433,6 +433,13 @@ impl Conn {
                 });
                 Slot::Write { xid, req, rx, at }
             }
+            Kind::Reconfig => {
+                let Request::Reconfig(r) = &req else {
+                    unreachable!("classified as reconfig")
+                };
+                let rx = super::reconfig::start(&self.core, r.clone(), self.auth.clone());
+                Slot::Write { xid, req, rx, at }
+            }
             Kind::Local => Slot::Local { xid, req, at },
             Kind::Ping => Slot::Ready {
                 xid,
@@ -447,6 +454,17 @@ impl Conn {
                 };
                 match auth_id(&a.scheme, &a.auth) {
                     Some(id) => {
+                        // DigestAuthenticationProvider: the superDigest's credentials also
+                        // make the connection the super user.
+                        if self.core.settings.super_digest.as_deref() == Some(id.id.as_str()) {
+                            let su = Id {
+                                scheme: crate::tree::acl::SCHEME_SUPER.into(),
+                                id: String::new(),
+                            };
+                            if !self.auth.contains(&su) {
+                                self.auth.push(su);
+                            }
+                        }
                         if !self.auth.contains(&id) {
                             self.auth.push(id);
                         }

@@ -101,6 +101,17 @@ pub fn client_bytes(data: &[u8]) {
             Kind::Close | Kind::Refuse(_) => return,
             Kind::Ping => (sluice_jute::ErrorCode::Ok, Response::Empty),
             Kind::Fail(code) => (code, Response::Empty),
+            // No ensemble here: the request's server lists still go through the parser.
+            Kind::Reconfig => {
+                let Request::Reconfig(r) = &req else { return };
+                let args = crate::quorum_config::ReconfigArgs {
+                    joining: r.joining_servers.clone(),
+                    leaving: r.leaving_servers.clone(),
+                    members: r.new_members.clone(),
+                };
+                let _ = crate::quorum_config::apply(&Default::default(), &args);
+                (sluice_jute::ErrorCode::ReconfigDisabled, Response::Empty)
+            }
         };
         out.clear();
         encode_reply(&mut out, &ReplyHeader::new(header.xid, zxid, err), &body);

@@ -34,6 +34,8 @@ pub(crate) enum Kind {
     Refuse(ErrorCode),
     /// Answered with this code; the session goes on.
     Fail(ErrorCode),
+    /// A `reconfig`: an ensemble change, then a write of `/zookeeper/config` (reconfig.rs).
+    Reconfig,
 }
 
 /// Classifies `req`, turning writes into replicated operations. `ttl_enabled` is
@@ -71,7 +73,7 @@ pub(crate) fn classify(req: &Request, ttl_enabled: bool) -> Kind {
         Request::Ping => Kind::Ping,
         Request::Auth(_) => Kind::Auth,
         Request::CloseSession => Kind::Close,
-        Request::Reconfig(_) => Kind::Fail(ErrorCode::ReconfigDisabled),
+        Request::Reconfig(_) => Kind::Reconfig,
         Request::Sasl(_) => Kind::Refuse(ErrorCode::AuthFailed),
         Request::Exists(_)
         | Request::GetData(_)
@@ -200,6 +202,13 @@ pub(crate) fn write_response(req: &Request, result: CommandResult) -> (ErrorCode
         CommandResult::Synced { path } => (
             ErrorCode::Ok,
             Response::Sync(sluice_jute::SyncResponse { path }),
+        ),
+        CommandResult::Config { data, stat } => (
+            ErrorCode::Ok,
+            Response::Reconfig(GetDataResponse {
+                data: Some(data.into()),
+                stat,
+            }),
         ),
         CommandResult::Checked | CommandResult::Noop | CommandResult::Reaped(_) => {
             (ErrorCode::Ok, Response::Empty)

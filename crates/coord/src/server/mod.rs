@@ -29,6 +29,7 @@ pub(crate) mod expiry;
 pub mod fuzzing;
 mod handlers;
 mod proposer;
+mod reconfig;
 
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
@@ -44,7 +45,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 
 use crate::fourlw::{self, ConnectionInfo, Mode, ServerInfo};
-use crate::machine::{Command, CommandResult, Machine};
+use crate::machine::{Command, CommandResult, ConfigWrite, Machine};
 use crate::raft::{
     Application, Listeners, RaftNode, RaftNodeConfig, Role, SnapshotWriter, StartError,
 };
@@ -54,6 +55,9 @@ use expiry::ExpiryTracker;
 
 /// How often the leader looks for expired sessions and empty containers.
 const HOUSEKEEPING_EVERY: Duration = Duration::from_millis(100);
+/// How long the leader lets the membership and `/zookeeper/config` differ before it writes the
+/// membership into the node (a `reconfig` does so itself right after its change).
+const CONFIG_SETTLE: Duration = Duration::from_secs(2);
 /// ZooKeeper's `znode.container.checkIntervalMs` default.
 const REAP_EVERY: Duration = Duration::from_secs(60);
 /// ZooKeeper's `znode.container.maxNeverUsedIntervalMs` default (0: never-used containers stay).
@@ -79,6 +83,14 @@ pub struct ServerSettings {
     pub conf: Vec<(String, String)>,
     /// Close client connections when no leader has been known for this long.
     pub leaderless_grace: Duration,
+    /// `reconfigEnabled`.
+    pub reconfig_enabled: bool,
+    /// `skipACL=yes`: `reconfig` needs no WRITE permission on `/zookeeper/config`.
+    pub skip_acl: bool,
+    /// `DigestAuthenticationProvider.superDigest` (`user:hash`).
+    pub super_digest: Option<String>,
+    /// How long new members of a `reconfig` may take to catch up (`initLimit × tickTime`).
+    pub reconfig_sync_timeout: Duration,
 }
 
 impl ServerSettings {
@@ -129,6 +141,12 @@ impl ServerSettings {
             leaderless_grace: Duration::from_millis(
                 u64::from(cfg.tick_time_ms) * u64::from(cfg.sync_limit.max(1)),
             ),
+            reconfig_enabled: cfg.reconfig_enabled,
+            skip_acl: cfg.skip_acl,
+            super_digest: cfg.super_digest.clone(),
+            reconfig_sync_timeout: Duration::from_millis(
+                u64::from(cfg.tick_time_ms) * u64::from(cfg.init_limit.max(1)),
+            ),
         }
     }
 }
@@ -140,11 +158,27 @@ impl ServerSettings {
 /// then). Each pair names a command (its index) and a data field in it (see
 /// [`Command::null_data`]); the commands themselves carry null as empty
 /// ([`crate::tree::op_data`]).
+///
+/// `configs` came later still: a [`Command::SetConfig`] is written as a `Noop` in `commands`
+/// and its content here, by index. A build from before decodes such an entry (postcard ignores
+/// what follows the fields it knows) and applies the `Noop`, so a member not yet upgraded
+/// keeps every other command of the entry; only its `/zookeeper/config` stays behind. In
+/// memory `configs` is empty and the commands are whole.
 #[derive(Debug, Serialize, Deserialize)]
 pub(crate) struct Batch {
     time_ms: i64,
     commands: Vec<Command>,
     /// Sessions the proposing node heard from since its previous batch.
+    touches: Vec<i64>,
+    null_data: Vec<(u32, u32)>,
+    configs: Vec<(u32, ConfigWrite)>,
+}
+
+/// [`Batch`] as entries were written before configuration writes were kept apart.
+#[derive(Debug, Deserialize)]
+struct BatchWithoutConfigs {
+    time_ms: i64,
+    commands: Vec<Command>,
     touches: Vec<i64>,
     null_data: Vec<(u32, u32)>,
 }
@@ -169,26 +203,67 @@ impl Batch {
             commands,
             touches,
             null_data,
+            configs: Vec::new(),
         }
     }
 
     fn encode(&self) -> Result<Vec<u8>, postcard::Error> {
-        postcard::to_stdvec(self)
+        if !self
+            .commands
+            .iter()
+            .any(|c| matches!(c, Command::SetConfig(_)))
+        {
+            return postcard::to_stdvec(self);
+        }
+        let mut configs = Vec::new();
+        let commands = self
+            .commands
+            .iter()
+            .enumerate()
+            .map(|(i, c)| match c {
+                Command::SetConfig(w) => {
+                    configs.push((i as u32, w.clone()));
+                    Command::Noop
+                }
+                other => other.clone(),
+            })
+            .collect();
+        postcard::to_stdvec(&Batch {
+            time_ms: self.time_ms,
+            commands,
+            touches: self.touches.clone(),
+            null_data: self.null_data.clone(),
+            configs,
+        })
     }
 
-    /// Decodes an entry of either layout and puts null data back into its commands. A null
-    /// mark naming no data field makes the entry undecodable, as any other damage would.
+    /// Decodes an entry of any layout and puts null data and configuration writes back into
+    /// its commands. A mark naming no such command makes the entry undecodable, as any other
+    /// damage would.
     pub(crate) fn decode(payload: &[u8]) -> Result<Batch, postcard::Error> {
         let mut batch = match postcard::from_bytes::<Batch>(payload) {
             Ok(b) => b,
             Err(postcard::Error::DeserializeUnexpectedEnd) => {
-                let old: BatchWithoutNulls = postcard::from_bytes(payload)?;
-                return Ok(Batch {
-                    time_ms: old.time_ms,
-                    commands: old.commands,
-                    touches: old.touches,
-                    null_data: Vec::new(),
-                });
+                match postcard::from_bytes::<BatchWithoutConfigs>(payload) {
+                    Ok(old) => Batch {
+                        time_ms: old.time_ms,
+                        commands: old.commands,
+                        touches: old.touches,
+                        null_data: old.null_data,
+                        configs: Vec::new(),
+                    },
+                    Err(postcard::Error::DeserializeUnexpectedEnd) => {
+                        let old: BatchWithoutNulls = postcard::from_bytes(payload)?;
+                        return Ok(Batch {
+                            time_ms: old.time_ms,
+                            commands: old.commands,
+                            touches: old.touches,
+                            null_data: Vec::new(),
+                            configs: Vec::new(),
+                        });
+                    }
+                    Err(e) => return Err(e),
+                }
             }
             Err(e) => return Err(e),
         };
@@ -199,6 +274,12 @@ impl Batch {
                 .is_some_and(|c| c.set_null_data(field));
             if !marked {
                 return Err(postcard::Error::DeserializeBadEncoding);
+            }
+        }
+        for (i, write) in std::mem::take(&mut batch.configs) {
+            match batch.commands.get_mut(i as usize) {
+                Some(c @ Command::Noop) => *c = Command::SetConfig(write),
+                _ => return Err(postcard::Error::DeserializeBadEncoding),
             }
         }
         Ok(batch)
@@ -350,7 +431,10 @@ impl Core {
 
     pub fn is_serving(&self) -> bool {
         !self.stopping.load(Ordering::Relaxed)
-            && (self.settings.standalone || self.raft().is_some_and(|r| r.leader_id().is_some()))
+            && (self.settings.standalone
+                || self
+                    .raft()
+                    .is_some_and(|r| r.leader_id().is_some() && r.is_member()))
     }
 
     pub fn last_zxid(&self) -> i64 {
@@ -459,6 +543,8 @@ impl Core {
     pub fn server_info(&self) -> ServerInfo {
         let (mode, followers) = match self.raft().map(RaftNode::status) {
             _ if self.settings.standalone => (Mode::Standalone, None),
+            // Removed by reconfig, or waiting to be added: not serving.
+            Some(_) if !self.raft().is_some_and(RaftNode::is_member) => (Mode::Looking, None),
             Some(s) => match s.role {
                 Role::Leader => {
                     let n = s.voters.len().saturating_sub(1) as u64 + s.observers.len() as u64;
@@ -508,7 +594,17 @@ impl Core {
             uptime_ms: self.started.elapsed().as_millis() as u64,
             followers,
             read_only: false,
-            conf: self.settings.conf.clone(),
+            // The `server.N` lines of the file give way to the membership, as in ZooKeeper.
+            conf: self
+                .settings
+                .conf
+                .iter()
+                .filter(|(k, _)| self.settings.standalone || !k.starts_with("server."))
+                .cloned()
+                .collect(),
+            membership: (!self.settings.standalone)
+                .then(|| String::from_utf8_lossy(tree.config_data()).into_owned())
+                .filter(|m| !m.is_empty()),
             open_fds: std::fs::read_dir("/proc/self/fd")
                 .ok()
                 .map(|d| d.count() as u64),
@@ -813,6 +909,12 @@ async fn housekeeping(core: Arc<Core>, raft: RaftNode, mut stop: watch::Receiver
     let mut was_leader = false;
     let mut last_reap = Instant::now();
     let mut leaderless_since: Option<Instant> = None;
+    // A write of /zookeeper/config this leader is waiting for, and since when the membership
+    // and the node have differed (a reconfig writes the node itself right after its change;
+    // only a difference that lasts is this loop's to fix).
+    let mut reconciling: Option<oneshot::Receiver<Result<Applied, ProposeFailed>>> = None;
+    let mut config_differs_since: Option<Instant> = None;
+    let mut was_member = true;
     loop {
         tokio::select! {
             _ = stop.changed() => return,
@@ -849,6 +951,34 @@ async fn housekeeping(core: Arc<Core>, raft: RaftNode, mut stop: watch::Receiver
                     }
                 });
             }
+            if reconciling.as_mut().is_some_and(|rx| {
+                !matches!(rx.try_recv(), Err(oneshot::error::TryRecvError::Empty))
+            }) {
+                reconciling = None;
+            }
+            if raft.change_in_progress() {
+                // Learners being added show up as observers until the change ends.
+                config_differs_since = None;
+            } else if !core.settings.standalone && reconciling.is_none() {
+                let differs = reconfig::membership_lines(&raft)
+                    .is_some_and(|lines| lines != reconfig_tree_lines(&core));
+                if !differs {
+                    config_differs_since = None;
+                } else {
+                    let since = *config_differs_since.get_or_insert(now);
+                    let fresh = core
+                        .machine
+                        .read()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .tree()
+                        .config_data()
+                        .is_empty();
+                    if fresh || now.duration_since(since) >= CONFIG_SETTLE {
+                        reconciling = reconfig::reconcile(&core, &raft);
+                        config_differs_since = None;
+                    }
+                }
+            }
             if now.duration_since(last_reap) >= REAP_EVERY {
                 last_reap = now;
                 let paths = core
@@ -862,7 +992,24 @@ async fn housekeeping(core: Arc<Core>, raft: RaftNode, mut stop: watch::Receiver
                 }
             }
         }
-        if core.settings.standalone || raft.leader_id().is_some() {
+        let member = core.settings.standalone || raft.is_member();
+        if member != was_member {
+            if member {
+                tracing::info!(
+                    node = core.settings.node_id,
+                    "part of the ensemble's membership: serving clients"
+                );
+            } else {
+                tracing::warn!(node = core.settings.node_id, "not part of the ensemble's membership (removed by reconfig, or not added yet): not serving clients");
+            }
+            was_member = member;
+        }
+        if !member {
+            let sessions: Vec<i64> = lock(&core.attached).keys().copied().collect();
+            for s in sessions {
+                core.close_attached(s);
+            }
+        } else if core.settings.standalone || raft.leader_id().is_some() {
             leaderless_since = None;
         } else {
             let since = *leaderless_since.get_or_insert(now);
@@ -880,6 +1027,20 @@ async fn housekeeping(core: Arc<Core>, raft: RaftNode, mut stop: watch::Receiver
             }
         }
     }
+}
+
+/// The `server.N` lines `/zookeeper/config` holds now.
+fn reconfig_tree_lines(core: &Core) -> String {
+    let machine = core.machine.read().unwrap_or_else(|e| e.into_inner());
+    reconfig_tree_lines_of(machine.tree())
+}
+
+fn reconfig_tree_lines_of(tree: &crate::tree::Tree) -> String {
+    String::from_utf8_lossy(tree.config_data())
+        .lines()
+        .filter(|l| !l.starts_with("version="))
+        .map(|l| format!("{l}\n"))
+        .collect()
 }
 
 /// Formats the four-letter-word answer for `word` on a running server (used by tests).
@@ -946,6 +1107,90 @@ mod batch_tests {
         let back = Batch::decode(&batch.encode().unwrap()).unwrap();
         assert_eq!(back.commands, commands);
         assert_eq!(back.touches, [1]);
+    }
+
+    /// A configuration write travels apart from the commands: it round-trips, a build that
+    /// predates it (the previous layout, which ignores the trailing list) reads a `Noop` in its
+    /// place and every other command intact, and entries of the previous layout still decode.
+    #[test]
+    fn configuration_writes_leave_older_decoders_the_other_commands() {
+        use crate::machine::ConfigWrite;
+        #[derive(Debug, Deserialize)]
+        struct Previous {
+            time_ms: i64,
+            commands: Vec<Command>,
+            touches: Vec<i64>,
+            null_data: Vec<(u32, u32)>,
+        }
+        let set = Command::SetConfig(ConfigWrite {
+            servers: "server.1=h:1:2:participant\n".into(),
+            static_version: false,
+            always: true,
+        });
+        let commands = vec![
+            write(WriteOp::Create(CreateOp::new(
+                "/a",
+                b"x".to_vec(),
+                CreateMode::Persistent,
+            ))),
+            set.clone(),
+            write(WriteOp::Delete {
+                path: "/a".into(),
+                version: -1,
+            }),
+        ];
+        let bytes = Batch::new(3, commands.clone(), vec![7]).encode().unwrap();
+        let back = Batch::decode(&bytes).unwrap();
+        assert_eq!(back.commands, commands);
+        assert!(back.configs.is_empty());
+
+        let old: Previous = postcard::from_bytes(&bytes).unwrap();
+        assert_eq!(old.commands[0], commands[0]);
+        assert_eq!(old.commands[1], Command::Noop);
+        assert_eq!(old.commands[2], commands[2]);
+        assert_eq!(
+            (old.time_ms, old.touches, old.null_data),
+            (3, vec![7], vec![])
+        );
+
+        #[derive(Serialize)]
+        struct PreviousOut {
+            time_ms: i64,
+            commands: Vec<Command>,
+            touches: Vec<i64>,
+            null_data: Vec<(u32, u32)>,
+        }
+        let previous = postcard::to_stdvec(&PreviousOut {
+            time_ms: 4,
+            commands: vec![write(WriteOp::Create(null_create("/b")))],
+            touches: vec![],
+            null_data: vec![(0, 0)],
+        })
+        .unwrap();
+        let back = Batch::decode(&previous).unwrap();
+        assert_eq!(
+            back.commands,
+            vec![write(WriteOp::Create(null_create("/b")))]
+        );
+
+        // A configuration mark on a command that is not a Noop is damage.
+        let mut bad = Batch::new(
+            1,
+            vec![write(WriteOp::Delete {
+                path: "/x".into(),
+                version: -1,
+            })],
+            vec![],
+        );
+        bad.configs.push((
+            0,
+            ConfigWrite {
+                servers: String::new(),
+                static_version: true,
+                always: false,
+            },
+        ));
+        assert!(Batch::decode(&postcard::to_stdvec(&bad).unwrap()).is_err());
     }
 
     /// An entry written before null data was kept apart (no null list) still decodes, its

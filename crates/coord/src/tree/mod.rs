@@ -759,6 +759,30 @@ impl Tree {
         Ok((stat, triggers))
     }
 
+    /// The data of `/zookeeper/config` (empty until the ensemble's configuration is written).
+    pub fn config_data(&self) -> &[u8] {
+        self.lookup(CONFIG)
+            .and_then(|n| n.data.as_deref())
+            .unwrap_or_default()
+    }
+
+    /// Writes the ensemble's configuration into `/zookeeper/config`, as ZooKeeper's
+    /// `processReconfig` does: `mzxid` is the configuration's version and the data version
+    /// stays -1; a data watch fires.
+    pub fn set_config(&mut self, data: &[u8], mzxid: i64, time_ms: i64) -> (Stat, Vec<Trigger>) {
+        let Some(node) = self.nodes.get_mut(CONFIG) else {
+            return (Stat::default(), Vec::new());
+        };
+        let old = node.data.replace(data.into());
+        self.data_size = self.data_size - node_size(CONFIG, &old) + node_size(CONFIG, &node.data);
+        node.stat.mtime = time_ms;
+        node.stat.mzxid = mzxid;
+        node.stat.version = -1;
+        let stat = node.client_stat();
+        let t = trigger(CONFIG, EventType::NodeDataChanged, &node.acl);
+        (stat, vec![t])
+    }
+
     /// setACL: `BadArguments`, the ACL (`InvalidAcl`), `NoNode`, ADMIN (`NoAuth`), `BadVersion`
     /// against the aversion. Fires no watches (ZooKeeper has no ACL-change event).
     pub fn set_acl(

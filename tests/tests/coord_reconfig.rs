@@ -675,14 +675,23 @@ async fn the_same_reconfigurations_give_what_zookeeper_3_8_gives() {
             })
             .collect()
     };
-    let extra_ports: Vec<(u16, u16, u16)> = sluice_e2e::free_ports(6)
-        .chunks(3)
-        .map(|c| (c[0], c[1], c[2]))
-        .collect();
+    // Ports for the two servers that are added but never started, drawn once the ensemble's
+    // own are taken: drawn before, one could be handed to the ensemble as well, and the
+    // answers' ports would then be named after the wrong server.
+    let extra_ports_besides = |taken: &[(u16, u16, u16)]| -> Vec<(u16, u16, u16)> {
+        let taken: Vec<u16> = taken.iter().flat_map(|(c, q, e)| [*c, *q, *e]).collect();
+        loop {
+            let ports = sluice_e2e::free_ports(6);
+            if ports.iter().all(|p| !taken.contains(p)) {
+                return ports.chunks(3).map(|c| (c[0], c[1], c[2])).collect();
+            }
+        }
+    };
 
     let started = Instant::now();
     let zk_seen = {
         let zk = ZooKeeperEnsemble::start(extra);
+        let extra_ports = extra_ports_besides(&zk.ports);
         let mut all = zk.ports.clone();
         all.extend(&extra_ports);
         let client = format!("127.0.0.1:{}", zk.ports[0].0);
@@ -696,6 +705,7 @@ async fn the_same_reconfigurations_give_what_zookeeper_3_8_gives() {
         .iter()
         .map(|n| (n.client.port(), n.peer_port, n.election_port))
         .collect();
+    let extra_ports = extra_ports_besides(&all);
     all.extend(&extra_ports);
     let coord_seen = reconfig_sequence(
         &cluster.nodes[0].client.to_string(),

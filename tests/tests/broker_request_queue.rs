@@ -82,10 +82,11 @@ fn a_flood_of_large_produces_stays_within_queued_max_request_bytes() {
         unbounded,
         t.elapsed().as_secs_f64()
     );
-    // 4 MiB of requests in hand, plus the appends' and the allocator's own overhead; without
-    // the pool the 40 frames are read at once (40 MiB and more).
+    // 4 MiB of requests in hand, plus the appends' and the allocator's own overhead (4 to
+    // 6.5 MiB in all measured); without the pool most of the 40 frames are read at once (16 to
+    // 25 MiB measured on a loaded two-core machine).
     assert!(
-        bounded < 16 * 1024,
+        bounded < 12 * 1024,
         "peak RSS grew by {bounded} KiB under a 4 MiB pool"
     );
 }
@@ -210,6 +211,12 @@ async fn acks_all_replication_keeps_flowing_with_one_place_and_a_request_sized_p
     println!(
         "queued.max.requests=1, pool = one request: 90 acks=all produces (15 of 1.9 MB) on a 3-broker cluster in {} ms",
         took.as_millis()
+    );
+    // About half a second when followers' fetches give their place back once decoded; many
+    // seconds if a fetch's long poll held the broker's one place.
+    assert!(
+        took < Duration::from_secs(5),
+        "90 acks=all produces took {took:?}"
     );
     let (_, isr) = cluster.leader(leader, "r", 0);
     assert_eq!(isr.len(), 3, "followers kept up: isr {isr:?}");

@@ -21,6 +21,7 @@ pub mod ids;
 pub mod producers;
 pub mod quotas;
 pub mod replica;
+pub mod request_queue;
 pub mod server;
 pub mod topic_config;
 pub mod topics;
@@ -52,6 +53,8 @@ pub struct Broker {
     /// Answers that wait for something (acks=all produces waiting for replication), over all
     /// connections: a stopping broker gives them the time to be written.
     pub(crate) answers_waiting: std::sync::atomic::AtomicUsize,
+    /// `queued.max.requests` and `queued.max.request.bytes` over all client connections.
+    pub requests: Arc<request_queue::RequestQueue>,
 }
 
 impl Broker {
@@ -231,6 +234,7 @@ impl BrokerServer {
             producer_ids: producers::ProducerIds::default(),
             quotas: Arc::new(quotas::ClientQuotas::new(&config)),
             answers_waiting: Default::default(),
+            requests: request_queue::RequestQueue::new(&config),
         });
         parts.apply(&cluster.metadata());
         // The reconciler: the one place that turns metadata into partition roles, run on every

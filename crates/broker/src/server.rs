@@ -15,6 +15,14 @@
 //!  socket ◄─ write ◄──────────── answers, oldest first ◄────────────────────────┘
 //! ```
 //!
+//! Every connection of a client listener takes its requests through the broker's
+//! [`RequestQueue`] (`queued.max.request.bytes`, `queued.max.requests`) on the way in:
+//!
+//! ```text
+//!  size prefix ─► bytes reserved ─► body read ─► place taken ─► decode ─► Produce: append
+//!  (a connection waiting at either step reads nothing more)        └───────────┴─► both given back
+//! ```
+//!
 //! Client quotas are applied here, after a request is handled ([`crate::quotas`]): over a
 //! quota, the answer carries `throttle_time_ms` and the connection reads nothing more until that
 //! time has passed (KIP-219); the answers already queued are still written meanwhile.
@@ -34,6 +42,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use crate::api;
+use crate::request_queue::{RequestQueue, Reserved, Ticket};
 use crate::Broker;
 
 /// Capacity allocated for a request frame before its bytes arrive.
@@ -114,16 +123,25 @@ struct FrameReader {
 }
 
 impl FrameReader {
-    /// The next whole frame (without its size prefix) if it has arrived.
-    fn next_frame(&mut self) -> Result<Option<bytes::Bytes>, ConnError> {
+    /// The size of the next frame once its size prefix has arrived.
+    fn announced(&self) -> Result<Option<usize>, ConnError> {
         if self.buf.len() < 4 {
-            // Room is made by `fill` once the next request starts to arrive.
             return Ok(None);
         }
         let size = frame::check_size(
             i32::from_be_bytes(self.buf[..4].try_into().expect("4 bytes")),
             self.max,
         )?;
+        Ok(Some(size))
+    }
+
+    /// The next whole frame (without its size prefix) if it has arrived. Call only once the
+    /// frame's bytes are reserved: room for its body is made here.
+    fn next_frame(&mut self) -> Result<Option<bytes::Bytes>, ConnError> {
+        let Some(size) = self.announced()? else {
+            // Room is made by `fill` once the next request starts to arrive.
+            return Ok(None);
+        };
         let have = self.buf.len() - 4;
         if have >= size {
             self.buf.advance(4);
@@ -179,6 +197,16 @@ async fn run(
     // the throttle time has passed (KIP-219: the connection is muted after the answer).
     let mut held = false;
     let mut muted_until: Option<tokio::time::Instant> = None;
+    // queued.max.requests / queued.max.request.bytes; a separate inter-broker listener is
+    // exempt, as it is from max.connections, so replication never waits behind clients.
+    let limits = (broker.config.listeners.len() <= 1
+        || listener != broker.config.inter_broker_listener_name)
+        .then_some(&broker.requests);
+    // The next frame's reserved bytes, then its ticket with the frame itself, and the wait
+    // for either (kept across turns of the loop, so the wait keeps its place in line).
+    let mut reserved: Option<Reserved> = None;
+    let mut admitted: Option<(bytes::Bytes, Option<Ticket>)> = None;
+    let mut waiting: Option<GateWait> = None;
     loop {
         if let Some(until) = muted_until {
             if tokio::time::Instant::now() >= until {
@@ -187,11 +215,15 @@ async fn run(
             }
         }
         let reading = queue.len() < MAX_AHEAD && !held && muted_until.is_none();
+        if reading && waiting.is_none() && admitted.is_none() {
+            admitted = next_request(&mut reader, limits, &mut reserved, &mut waiting)?;
+        }
         if reading {
-            if let Some(body) = reader.next_frame()? {
+            if let Some((body, ticket)) = admitted.take() {
                 // Boxed: the handlers' state is large and only needed while one runs, so an
                 // idle connection's task stays small.
-                let (step, throttle) = Box::pin(handle(broker, listener, peer, body)).await?;
+                let (step, throttle) =
+                    Box::pin(handle(broker, listener, peer, body, ticket)).await?;
                 held = throttle.ms > 0;
                 match step {
                     Step::Ready(o) if queue.is_empty() => {
@@ -223,14 +255,23 @@ async fn run(
                     None => std::future::pending().await,
                 }
             }, if muted_until.is_some() => {}
-            _ = &mut idle_timer, if queue.is_empty() && muted_until.is_none() => {
+            gate = async { waiting.as_mut().expect("waiting").await }, if waiting.is_some() => {
+                waiting = None;
+                // Time spent waiting for the broker is not the connection's idleness.
+                last_active = tokio::time::Instant::now();
+                match gate {
+                    Gate::Bytes(r) => reserved = Some(r),
+                    Gate::Request(body, t) => admitted = Some((body, Some(t))),
+                }
+            }
+            _ = &mut idle_timer, if queue.is_empty() && muted_until.is_none() && waiting.is_none() && admitted.is_none() => {
                 if last_active.elapsed() >= max_idle {
                     tracing::debug!(%peer, "closing a connection idle for connections.max.idle.ms");
                     return Ok(());
                 }
                 idle_timer.as_mut().reset(last_active + max_idle);
             }
-            n = reader.fill(&mut rd), if reading => {
+            n = reader.fill(&mut rd), if reading && waiting.is_none() && admitted.is_none() => {
                 last_active = tokio::time::Instant::now();
                 if n? == 0 {
                     return if reader.buf.is_empty() {
@@ -240,6 +281,55 @@ async fn run(
                     };
                 }
             }
+        }
+    }
+}
+
+/// Where a connection's next request stands against the broker's [`RequestQueue`].
+enum Gate {
+    /// Its frame's bytes are reserved; the body can be read.
+    Bytes(Reserved),
+    /// Read whole and given its place: to be handled.
+    Request(bytes::Bytes, Ticket),
+}
+
+type GateWait = std::pin::Pin<Box<dyn std::future::Future<Output = Gate> + Send>>;
+
+/// Takes the connection's next request through the limits as far as it goes now: its bytes
+/// reserved once its size prefix is in (before room is made for the body), then, read whole,
+/// its place. Gives the request once it has both (at once without `limits`); when the pool or
+/// the places are short, leaves the wait in `waiting` and gives nothing.
+fn next_request(
+    reader: &mut FrameReader,
+    limits: Option<&Arc<RequestQueue>>,
+    reserved: &mut Option<Reserved>,
+    waiting: &mut Option<GateWait>,
+) -> Result<Option<(bytes::Bytes, Option<Ticket>)>, ConnError> {
+    let Some(q) = limits else {
+        return Ok(reader.next_frame()?.map(|body| (body, None)));
+    };
+    if reserved.is_none() {
+        let Some(size) = reader.announced()? else {
+            return Ok(None);
+        };
+        match q.try_reserve(size) {
+            Some(r) => *reserved = Some(r),
+            None => {
+                let wait = q.reserve(size);
+                *waiting = Some(Box::pin(async move { Gate::Bytes(wait.await) }));
+                return Ok(None);
+            }
+        }
+    }
+    let Some(body) = reader.next_frame()? else {
+        return Ok(None);
+    };
+    match q.try_place(reserved.take().expect("reserved above")) {
+        Ok(ticket) => Ok(Some((body, Some(ticket)))),
+        Err(bytes) => {
+            let wait = q.place(bytes);
+            *waiting = Some(Box::pin(async move { Gate::Request(body, wait.await) }));
+            Ok(None)
         }
     }
 }
@@ -380,11 +470,12 @@ async fn handle<'a>(
     listener: &'a str,
     peer: SocketAddr,
     body: bytes::Bytes,
+    ticket: Option<Ticket>,
 ) -> Result<(Step<'a>, Throttle), ConnError> {
     use crate::quotas::entity::QuotaKey;
     let size = body.len();
     let handled = Timed {
-        inner: Box::pin(serve_request(broker, listener, peer, body)),
+        inner: Box::pin(serve_request(broker, listener, peer, body, ticket)),
         spent: std::time::Duration::ZERO,
     };
     let (served, spent) = handled.await;
@@ -459,11 +550,19 @@ struct Served<'a> {
 
 /// Decodes and handles one request frame. Everything up to the answer's wait (a Produce's
 /// appends included) happens here, in request order.
+///
+/// `ticket` (the request's bytes and place in [`RequestQueue`]) is given back once the frame is
+/// decoded, or for a Produce once its appends are done: what follows may wait on other
+/// requests (a Fetch's long poll for a Produce, a group join for the other members, an offset
+/// commit or acks=all for the followers' fetches), which must not wait behind it. As in Kafka,
+/// where a request leaves the queue when a handler takes it and its buffer goes back to the pool
+/// when the handler returns, not when a delayed answer (purgatory) is sent.
 async fn serve_request<'a>(
     broker: &'a Broker,
     listener: &'a str,
     peer: SocketAddr,
     body: bytes::Bytes,
+    ticket: Option<Ticket>,
 ) -> Result<Served<'a>, ConnError> {
     use crate::quotas::entity::QuotaKey;
     let request = match decode(body) {
@@ -499,6 +598,13 @@ async fn serve_request<'a>(
         body,
     } = request;
     let correlation_id = header.correlation_id;
+    // A Produce's records are most of its frame; they are in hand until appended.
+    let ticket = if key == ApiKey::Produce {
+        ticket
+    } else {
+        drop(ticket);
+        None
+    };
     let respond = move |r: Option<ResponseKind>| match r {
         Some(response) => Outgoing::Response {
             correlation_id,
@@ -558,6 +664,8 @@ async fn serve_request<'a>(
         RequestKind::Produce(r) => {
             exempt = r.acks == 0;
             let appended = api::produce::append(broker, version, r).await;
+            // The answer keeps nothing of the frame (the topic names are copied).
+            drop(ticket);
             if appended.is_done() {
                 let r = appended.finish(broker, listener).await;
                 Step::Ready(respond(r.map(ResponseKind::Produce)))

@@ -84,6 +84,12 @@ pub struct BrokerConfig {
     /// `connections.max.idle.ms`: a connection with nothing to read or write for this long
     /// is closed.
     pub connections_max_idle_ms: i64,
+    /// `queued.max.requests`: requests read whole and not yet through their handler, over
+    /// all client connections; at the limit a connection holds its next request back.
+    pub queued_max_requests: i32,
+    /// `queued.max.request.bytes`: frame bytes of the requests being read or handled, over all
+    /// client connections; `None` (any value up to 0, -1 by default) for no limit.
+    pub queued_max_request_bytes: Option<i64>,
     /// `quota.window.num`: client quota rates are measured over this many samples...
     pub quota_window_num: u32,
     /// ...of `quota.window.size.seconds` each (Kafka's 11 of 1 s by default).
@@ -245,6 +251,19 @@ impl BrokerConfig {
             }
         }
         let connections_max_idle_ms = r.number("connections.max.idle.ms", 600_000i64, 1, i64::MAX);
+        let queued_max_requests = r.number("queued.max.requests", 500i32, 1, i32::MAX);
+        let queued_max_request_bytes =
+            Some(r.number("queued.max.request.bytes", -1i64, i64::MIN, i64::MAX))
+                .filter(|b| *b > 0);
+        // As Kafka requires: a pool smaller than the largest request would hold some back
+        // until the broker is otherwise idle.
+        if let Some(pool) = queued_max_request_bytes {
+            if pool < i64::from(socket_request_max_bytes) {
+                if let Some(e) = props.get("queued.max.request.bytes") {
+                    r.error(e, format!("must be at least socket.request.max.bytes ({socket_request_max_bytes}), or -1 for no limit"));
+                }
+            }
+        }
         let quota_window_num = r.number("quota.window.num", 11u32, 1, 3600);
         let quota_window_size_seconds = r.number("quota.window.size.seconds", 1u32, 1, 3600);
 
@@ -414,7 +433,6 @@ impl BrokerConfig {
                 "log.flush.scheduler.interval.ms",
                 "log.flush.offset.checkpoint.interval.ms",
                 "log.segment.delete.delay.ms",
-                "queued.max.requests",
                 "inter.broker.protocol.version",
                 "zookeeper.set.acl",
                 "zookeeper.max.in.flight.requests",
@@ -449,6 +467,8 @@ impl BrokerConfig {
             max_connections_per_ip,
             max_connections_per_ip_overrides,
             connections_max_idle_ms,
+            queued_max_requests,
+            queued_max_request_bytes,
             quota_window_num,
             quota_window_size_seconds,
             log_dirs,
@@ -558,6 +578,11 @@ impl BrokerConfig {
             (
                 "connections.max.idle.ms",
                 self.connections_max_idle_ms.to_string(),
+            ),
+            ("queued.max.requests", self.queued_max_requests.to_string()),
+            (
+                "queued.max.request.bytes",
+                self.queued_max_request_bytes.unwrap_or(-1).to_string(),
             ),
             ("quota.window.num", self.quota_window_num.to_string()),
             (

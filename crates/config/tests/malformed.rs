@@ -164,6 +164,44 @@ fn broker_listener_and_connect_errors() {
 }
 
 #[test]
+fn request_queue_limits_are_checked_and_named() {
+    let e = broker_errors(b"zookeeper.connect=localhost:2181\nqueued.max.requests=0\n");
+    let e = only(&e);
+    assert_eq!(
+        (e.line, e.key.as_deref()),
+        (Some(2), Some("queued.max.requests"))
+    );
+    assert!(e.message.contains("from 1 to"), "{e}");
+    let e = broker_errors(b"zookeeper.connect=localhost:2181\nqueued.max.request.bytes=lots\n");
+    assert_eq!(only(&e).key.as_deref(), Some("queued.max.request.bytes"));
+    // As in Kafka, a pool must hold the largest request.
+    let e = broker_errors(
+        b"zookeeper.connect=localhost:2181\nsocket.request.max.bytes=2000000\nqueued.max.request.bytes=1000000\n",
+    );
+    let e = only(&e);
+    assert_eq!(
+        (e.line, e.key.as_deref()),
+        (Some(3), Some("queued.max.request.bytes"))
+    );
+    assert!(
+        e.message.contains("socket.request.max.bytes (2000000)"),
+        "{e}"
+    );
+
+    let load = |text: &[u8]| BrokerConfig::from_bytes(Path::new("s"), text).unwrap();
+    let l = load(b"zookeeper.connect=localhost:2181\n");
+    assert_eq!(l.config.queued_max_requests, 500);
+    assert_eq!(l.config.queued_max_request_bytes, None);
+    let l = load(b"zookeeper.connect=localhost:2181\nqueued.max.requests=7\nsocket.request.max.bytes=2097152\nqueued.max.request.bytes=4194304\n");
+    assert_eq!(l.config.queued_max_requests, 7);
+    assert_eq!(l.config.queued_max_request_bytes, Some(4_194_304));
+    assert!(l.warnings.is_empty(), "{:?}", l.warnings);
+    // Kafka takes any value up to 0 as no limit.
+    let l = load(b"zookeeper.connect=localhost:2181\nqueued.max.request.bytes=0\n");
+    assert_eq!(l.config.queued_max_request_bytes, None);
+}
+
+#[test]
 fn retention_precedence_is_ms_then_minutes_then_hours() {
     let load = |extra: &str| {
         let text = format!("zookeeper.connect=localhost:2181\n{extra}");

@@ -71,7 +71,9 @@ pub async fn append(broker: &Broker, version: i16, req: ProduceRequest) -> Appen
     for t in req.topic_data {
         let topic = t.name.0.to_string();
         let mut tr = TopicProduceResponse::default();
-        tr.name = t.name.clone();
+        // Copied: the answer may wait for replication, and a slice would keep the whole
+        // request frame in memory meanwhile.
+        tr.name = kafka_protocol::messages::TopicName(StrBytes::from_string(topic.clone()));
         for pd in t.partition_data {
             let mut pr = PartitionProduceResponse::default();
             pr.index = pd.index;

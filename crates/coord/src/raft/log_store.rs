@@ -3,8 +3,11 @@
 //!
 //! Data flow: openraft's core task calls `append` / `save_vote` / `truncate` / `purge`; each
 //! writes through the engine. `append` returns at once and reports its entries flushed through
-//! openraft's callback once the [`GroupCommit`] thread's next fsync covered them; the others
-//! wait for that fsync before they return. Nothing is reported durable before it is, which is
+//! openraft's callback once the [`GroupCommit`] thread's next fsync covered them; `save_vote`
+//! and `truncate` wait for that fsync before they return. `purge` records the purge point and
+//! returns: the entries are removed by a thread of their own (`raft-log-purge`; removing the
+//! thousands of entries a snapshot covers took the core task long enough to miss heartbeats),
+//! and readers never see entries at or below the purge point meanwhile. Nothing is reported durable before it is, which is
 //! what Raft's safety needs (a vote or an acknowledged entry must survive a crash). Replication
 //! tasks read entries through clones of the same store (also entries not yet fsynced: a leader
 //! may send them before its own disk is done; it counts itself towards the commit only after).
@@ -16,7 +19,9 @@
 use std::fmt;
 use std::io;
 use std::ops::{Bound, RangeBounds};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{mpsc, Arc};
+use std::time::Instant;
 
 use openraft::storage::{LogFlushed, LogState, RaftLogReader, RaftLogStorage};
 use openraft::{RaftLogId, StorageIOError};
@@ -35,6 +40,9 @@ const META_COMMITTED: &str = "committed";
 pub(crate) struct LogStore {
     engine: Arc<dyn LogEngine>,
     syncer: GroupCommit,
+    /// The lowest index readers may see: one above the purge point (0 before any purge).
+    first_readable: Arc<AtomicU64>,
+    purger: mpsc::Sender<u64>,
 }
 
 impl fmt::Debug for LogStore {
@@ -48,10 +56,26 @@ fn invalid(e: codec::CodecError) -> io::Error {
 }
 
 impl LogStore {
-    /// Starts the store's sync thread.
+    /// Starts the store's sync and purge threads.
     pub(crate) fn new(engine: Arc<dyn LogEngine>) -> io::Result<Self> {
         let syncer = GroupCommit::start(engine.clone())?;
-        Ok(LogStore { engine, syncer })
+        let (purger, purges) = mpsc::channel();
+        let remover = engine.clone();
+        std::thread::Builder::new()
+            .name("raft-log-purge".into())
+            .spawn(move || remove_purged(remover.as_ref(), purges))?;
+        let mut store = LogStore {
+            engine,
+            syncer,
+            first_readable: Arc::new(AtomicU64::new(0)),
+            purger,
+        };
+        if let Some(purged) = store.read_log_id_meta(META_LAST_PURGED)? {
+            store.first_readable = Arc::new(AtomicU64::new(purged.index.saturating_add(1)));
+            // Entries left at or below it by a crash mid-removal go now.
+            let _ = store.purger.send(purged.index);
+        }
+        Ok(store)
     }
 
     /// Returns once everything written so far is on disk (off the async threads).
@@ -63,6 +87,20 @@ impl LogStore {
         match self.engine.get_meta(key)? {
             Some(b) => Ok(Some(codec::decode_log_id(&b).map_err(invalid)?)),
             None => Ok(None),
+        }
+    }
+}
+
+/// The purge thread: removes the entries up to each purge point it is given (the newest, when
+/// several wait). Removal needs no fsync of its own: the purge point was written first, and an
+/// entry that survives a crash below it is skipped (and removed at the next start).
+fn remove_purged(engine: &dyn LogEngine, purges: mpsc::Receiver<u64>) {
+    while let Ok(first) = purges.recv() {
+        let upto = purges.try_iter().fold(first, u64::max);
+        let started = Instant::now();
+        match engine.remove_upto(upto) {
+            Ok(()) => tracing::debug!(upto, took = ?started.elapsed(), "purged the raft log"),
+            Err(e) => tracing::warn!(upto, error = %e, "removing purged raft log entries failed"),
         }
     }
 }
@@ -87,6 +125,10 @@ impl RaftLogReader<TypeConfig> for LogStore {
         range: RB,
     ) -> StorageResult<Vec<Entry>> {
         let (from, to) = bounds(&range);
+        let from = from.max(self.first_readable.load(Ordering::Acquire));
+        if from >= to {
+            return Ok(Vec::new());
+        }
         let records = self
             .engine
             .range(from, to)
@@ -205,17 +247,16 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     }
 
     async fn purge(&mut self, log_id: LogId) -> StorageResult<()> {
-        // Record the purge point first: after a crash between the two steps the log merely
-        // still holds entries at or below it, which readers skip.
+        // The purge point first: from here on readers skip what it covers, and after a crash
+        // before the entries are gone the log merely still holds entries at or below it.
         self.engine
             .put_meta(META_LAST_PURGED, &codec::encode_log_id(&log_id))
             .map_err(|e| StorageIOError::write_logs(&e))?;
-        self.engine
-            .remove_upto(log_id.index)
-            .map_err(|e| StorageIOError::write_logs(&e))?;
-        self.sync()
-            .await
-            .map_err(|e| StorageIOError::write_logs(&e))?;
+        self.first_readable
+            .fetch_max(log_id.index.saturating_add(1), Ordering::AcqRel);
+        self.purger.send(log_id.index).map_err(|_| {
+            StorageIOError::write_logs(&io::Error::other("the raft log's purge thread has stopped"))
+        })?;
         Ok(())
     }
 }

@@ -156,6 +156,18 @@ fn read_snapshot_file(path: &Path) -> Result<(SnapshotMeta, Vec<u8>), SnapshotFi
     Ok((meta, data))
 }
 
+/// Nice value of the snapshot thread: it yields the CPU to the rest of the node.
+const SNAPSHOT_NICE: i32 = 10;
+
+/// Lowers the calling thread's scheduling priority (Linux keeps a nice value per thread);
+/// failing that, the snapshot is written at normal priority.
+fn lower_priority() {
+    let tid = rustix::thread::gettid();
+    if let Err(e) = rustix::process::setpriority_process(Some(tid), SNAPSHOT_NICE) {
+        tracing::debug!(error = %e, "cannot lower the snapshot thread's priority");
+    }
+}
+
 fn new_snapshot_id(last: Option<&LogId>) -> String {
     let nanos = SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -252,15 +264,23 @@ impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
         let meta = self.meta.clone();
         let writer = self.writer.take();
         let signature = meta.signature();
-        // Serialising a large tree takes a second or more: on a blocking thread, so that the
-        // Raft core, heartbeats and applying go on meanwhile.
-        let (meta, data) = tokio::task::spawn_blocking(move || {
-            let data = writer.map(|w| w()).unwrap_or_default();
-            snapshots.replace(&meta, &data).map(|_| (meta, data))
-        })
-        .await
-        .map_err(|e| StorageIOError::write_snapshot(Some(signature.clone()), &e))?
-        .map_err(|e| StorageIOError::write_snapshot(Some(signature), &e))?;
+        // Serialising a large tree takes a second or more: on a thread of its own, so that the
+        // Raft core, heartbeats and applying go on meanwhile, and at a lower priority, so that
+        // on a machine short of CPU they get it first (a leader whose heartbeats waited behind
+        // a snapshot lost its leadership).
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        std::thread::Builder::new()
+            .name("snapshot".into())
+            .spawn(move || {
+                lower_priority();
+                let data = writer.map(|w| w()).unwrap_or_default();
+                let _ = tx.send(snapshots.replace(&meta, &data).map(|_| (meta, data)));
+            })
+            .map_err(|e| StorageIOError::write_snapshot(Some(signature.clone()), &e))?;
+        let (meta, data) = rx
+            .await
+            .map_err(|e| StorageIOError::write_snapshot(Some(signature.clone()), &e))?
+            .map_err(|e| StorageIOError::write_snapshot(Some(signature), &e))?;
         tracing::info!(snapshot = %meta.snapshot_id, last = ?meta.last_log_id, bytes = data.len(), "built a snapshot");
         Ok(Snapshot {
             meta,
@@ -367,6 +387,20 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
 mod tests {
     use super::*;
     use openraft::CommittedLeaderId;
+
+    #[test]
+    fn the_snapshot_thread_runs_at_a_lower_priority() {
+        let before = rustix::process::getpriority_process(None).unwrap();
+        let nice = std::thread::spawn(|| {
+            lower_priority();
+            rustix::process::getpriority_process(Some(rustix::thread::gettid())).unwrap()
+        })
+        .join()
+        .unwrap();
+        assert_eq!(nice, SNAPSHOT_NICE);
+        // Only that thread: this one keeps its priority.
+        assert_eq!(rustix::process::getpriority_process(None).unwrap(), before);
+    }
 
     #[test]
     fn snapshot_file_round_trips_and_detects_corruption() {

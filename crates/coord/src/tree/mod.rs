@@ -388,7 +388,7 @@ enum Undo {
         parent_pzxid: i64,
     },
     Delete {
-        path: Box<str>,
+        path: Arc<str>,
         node: Node,
         parent_pzxid: i64,
     },
@@ -508,10 +508,10 @@ impl Tree {
         proc_node.children.insert("quota");
         proc_node.children.insert("config");
         let mut nodes = Nodes::default();
-        nodes.insert(ROOT.into(), root);
-        nodes.insert(ZOOKEEPER.into(), proc_node);
-        nodes.insert(QUOTA.into(), Node::special(open));
-        nodes.insert(CONFIG.into(), Node::special(read_only));
+        nodes.insert(ROOT, root);
+        nodes.insert(ZOOKEEPER, proc_node);
+        nodes.insert(QUOTA, Node::special(open));
+        nodes.insert(CONFIG, Node::special(read_only));
         let data_size = nodes.iter().map(|(p, n)| node_size(p, &n.data)).sum();
         Tree {
             nodes,
@@ -1005,7 +1005,7 @@ impl Tree {
         let node_trigger = trigger(&path, EventType::NodeCreated, &node.acl);
         self.index(&path, ephemeral_owner);
         self.data_size += node_size(&path, &node.data);
-        self.nodes.insert(path.as_str().into(), node);
+        self.nodes.insert(&path, node);
         Ok(((path, stat), vec![node_trigger, parent_trigger], undo))
     }
 
@@ -1180,7 +1180,7 @@ impl Tree {
                     }
                     self.index(&path, node.stat.ephemeral_owner);
                     self.data_size += node_size(&path, &node.data);
-                    self.nodes.insert(path, node);
+                    self.nodes.insert(&path, node);
                 }
                 Undo::SetData {
                     path,
@@ -1354,7 +1354,7 @@ impl TreeBuilder {
         let data: Data = data.map(Arc::from);
         tree.data_size += node_size(path, &data);
         tree.nodes.insert(
-            path.into(),
+            path,
             Node {
                 data,
                 acl,

@@ -30,7 +30,8 @@ use super::Node;
 /// Shards of a map; a power of two.
 const SHARDS: usize = 256;
 
-type Shard = HashTable<(Box<str>, Node)>;
+/// Paths are shared (`Arc<str>`) so that copying a shard copies pointers, not strings.
+type Shard = HashTable<(Arc<str>, Node)>;
 
 /// A path's hash picks its shard with bits 32..40, which the shard's table uses for neither
 /// the bucket (the low bits, for tables under 2^32 buckets) nor the control byte (the top 7).
@@ -58,7 +59,7 @@ impl Default for Nodes {
     }
 }
 
-fn key_is(path: &str) -> impl Fn(&(Box<str>, Node)) -> bool + '_ {
+fn key_is(path: &str) -> impl Fn(&(Arc<str>, Node)) -> bool + '_ {
     move |(k, _)| &**k == path
 }
 
@@ -107,21 +108,21 @@ impl Nodes {
             .map(|(_, n)| n)
     }
 
-    pub(super) fn insert(&mut self, path: Box<str>, node: Node) {
-        let hash = self.hash(&path);
+    pub(super) fn insert(&mut self, path: &str, node: Node) {
+        let hash = self.hash(path);
         let hasher = &self.hasher;
         let shard = Arc::make_mut(&mut self.shards[shard_index(hash)]);
-        match shard.entry(hash, key_is(&path), |(k, _)| hasher.hash_one(&**k)) {
+        match shard.entry(hash, key_is(path), |(k, _)| hasher.hash_one(&**k)) {
             Entry::Occupied(mut e) => e.get_mut().1 = node,
             Entry::Vacant(e) => {
-                e.insert((path, node));
+                e.insert((Arc::from(path), node));
                 self.len += 1;
             }
         }
     }
 
     /// Removes `path` and gives back its key and node.
-    pub(super) fn remove_entry(&mut self, path: &str) -> Option<(Box<str>, Node)> {
+    pub(super) fn remove_entry(&mut self, path: &str) -> Option<(Arc<str>, Node)> {
         let hash = self.hash(path);
         let shard = self.shard_for_change(hash, path)?;
         let (entry, _) = shard.find_entry(hash, key_is(path)).ok()?.remove();

@@ -218,6 +218,41 @@ pub struct CoordNode {
 }
 
 impl CoordNode {
+    /// A node of the ensemble in `dir`, not started: its data directory (handed to `prepare`
+    /// while empty, then given its `myid`) and its `zookeeper-<id>.properties` with the
+    /// `server.N` lines and extra keys in `rest`.
+    fn configure(
+        dir: &Path,
+        id: u64,
+        (client, peer, election): (u16, u16, u16),
+        rest: &str,
+        prepare: &dyn Fn(&Path),
+    ) -> CoordNode {
+        let data_dir = dir.join(format!("zk-{id}"));
+        std::fs::create_dir_all(&data_dir).unwrap();
+        prepare(&data_dir);
+        std::fs::write(data_dir.join("myid"), format!("{id}\n")).unwrap();
+        let config = dir.join(format!("zookeeper-{id}.properties"));
+        std::fs::write(
+            &config,
+            format!(
+                "dataDir={}\nclientPort={client}\nclientPortAddress=127.0.0.1\ntickTime=500\ninitLimit=10\nsyncLimit=5\nmaxClientCnxns=0\n4lw.commands.whitelist=*\n{rest}",
+                data_dir.display()
+            ),
+        )
+        .unwrap();
+        CoordNode {
+            id,
+            client: SocketAddr::from(([127, 0, 0, 1], client)),
+            peer_port: peer,
+            election_port: election,
+            config,
+            data_dir,
+            log: dir.join(format!("coord-{id}.log")),
+            child: None,
+        }
+    }
+
     pub fn is_running(&mut self) -> bool {
         match &mut self.child {
             Some(c) => c.try_wait().ok().flatten().is_none(),
@@ -353,29 +388,13 @@ impl CoordCluster {
         let mut nodes = Vec::new();
         for (i, (client, _, _)) in ports.iter().enumerate() {
             let id = i as u64 + 1;
-            let data_dir = dir.path().join(format!("zk-{id}"));
-            std::fs::create_dir_all(&data_dir).unwrap();
-            prepare(&data_dir);
-            std::fs::write(data_dir.join("myid"), format!("{id}\n")).unwrap();
-            let config = dir.path().join(format!("zookeeper-{id}.properties"));
-            std::fs::write(
-                &config,
-                format!(
-                    "dataDir={}\nclientPort={client}\nclientPortAddress=127.0.0.1\ntickTime=500\ninitLimit=10\nsyncLimit=5\nmaxClientCnxns=0\n4lw.commands.whitelist=*\n{servers}{extra}",
-                    data_dir.display()
-                ),
-            )
-            .unwrap();
-            let mut node = CoordNode {
+            let mut node = CoordNode::configure(
+                dir.path(),
                 id,
-                client: SocketAddr::from(([127, 0, 0, 1], *client)),
-                peer_port: ports[i].1,
-                election_port: ports[i].2,
-                config,
-                data_dir,
-                log: dir.path().join(format!("coord-{id}.log")),
-                child: None,
-            };
+                (*client, ports[i].1, ports[i].2),
+                &format!("{servers}{extra}"),
+                &prepare,
+            );
             node.start();
             nodes.push(node);
         }
@@ -493,28 +512,13 @@ impl CoordCluster {
                 "server.{id}=127.0.0.1:{peer}:{election}\n"
             )))
             .collect();
-        let data_dir = self.dir.path().join(format!("zk-{id}"));
-        std::fs::create_dir_all(&data_dir).unwrap();
-        std::fs::write(data_dir.join("myid"), format!("{id}\n")).unwrap();
-        let config = self.dir.path().join(format!("zookeeper-{id}.properties"));
-        std::fs::write(
-            &config,
-            format!(
-                "dataDir={}\nclientPort={client}\nclientPortAddress=127.0.0.1\ntickTime=500\ninitLimit=10\nsyncLimit=5\nmaxClientCnxns=0\n4lw.commands.whitelist=*\n{servers}{extra}",
-                data_dir.display()
-            ),
-        )
-        .unwrap();
-        let mut node = CoordNode {
+        let mut node = CoordNode::configure(
+            self.dir.path(),
             id,
-            client: SocketAddr::from(([127, 0, 0, 1], client)),
-            peer_port: peer,
-            election_port: election,
-            config,
-            data_dir,
-            log: self.dir.path().join(format!("coord-{id}.log")),
-            child: None,
-        };
+            (client, peer, election),
+            &format!("{servers}{extra}"),
+            &|_: &Path| {},
+        );
         node.start();
         self.nodes.push(node);
         self.nodes.len() - 1

@@ -364,6 +364,19 @@ pub struct CoordCluster {
     pub nodes: Vec<CoordNode>,
 }
 
+/// With `SLUICE_KEEP_FAILED` set, a failing test leaves the cluster's directory (data, logs,
+/// configurations) behind and prints where, for a post-mortem.
+impl Drop for CoordCluster {
+    fn drop(&mut self) {
+        if std::thread::panicking() && std::env::var_os("SLUICE_KEEP_FAILED").is_some() {
+            if let Ok(empty) = tempfile::tempdir() {
+                let kept = std::mem::replace(&mut self.dir, empty).keep();
+                eprintln!("SLUICE_KEEP_FAILED: kept {}", kept.display());
+            }
+        }
+    }
+}
+
 impl CoordCluster {
     /// Writes `zookeeper-N.properties` (with `extra` lines appended) and `myid` for `n` nodes
     /// and starts them all. `n == 1` is a standalone node (no `server.N` lines).

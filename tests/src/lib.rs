@@ -8,6 +8,7 @@
 
 pub mod disk;
 pub mod fault;
+pub mod hosts;
 pub mod kafka;
 
 use std::io::{Read, Write};

@@ -37,6 +37,7 @@ mod error;
 mod index;
 mod log;
 mod manager;
+mod progress;
 pub mod records;
 mod segment;
 

@@ -46,6 +46,7 @@ use crate::dir::{DirHandle, PartitionCheckpoint, TopicPartition};
 use crate::epoch::{self, sync_dir, EpochEntry, LeaderEpochCache};
 use crate::error::{LogError, Result};
 use crate::index::{Indexer, SegmentIndex, OFFSET_ENTRY, TIME_ENTRY};
+use crate::progress::Pace;
 use crate::records::first_record_at_or_after;
 use crate::segment::{
     parse_segment_file_name, scan, segment_path, write_index_files_or_drop, ScanMode, ScanOutcome,
@@ -392,6 +393,14 @@ impl Log {
             }
         }
         let interval = self.config.index_interval_bytes.max(1);
+        // Progress of a long CRC scan (gigabytes after a crash), by bytes.
+        let mut pace = Pace::start();
+        let scan_total: u64 = to_scan
+            .iter()
+            .map(|b| self.segments[b].size)
+            .sum::<u64>()
+            .saturating_sub(resume.as_ref().map_or(0, |r| r.pos));
+        let mut scanned = 0u64;
         let mut prev_next = from_base;
         let mut changed_dir = false;
         let mut last_outcome: Option<(u64, ScanOutcome)> = None;
@@ -414,6 +423,7 @@ impl Log {
             // A segment's first batch starts at its base offset (segments are created at the
             // offset of the batch that opens them).
             let start = resume.take().unwrap_or(ScanStart::beginning(base));
+            let start_pos = start.pos;
             let outcome = scan(
                 &seg.file,
                 base,
@@ -424,6 +434,12 @@ impl Log {
                 known_epochs.as_deref(),
             )
             .map_err(|e| LogError::io("scan segment", seg.path(LOG_SUFFIX), e))?;
+            scanned += seg.size.saturating_sub(start_pos);
+            if mode == ScanMode::VerifyCrc && scanned < scan_total && pace.due() {
+                tracing::info!(log = %self.dir.display(), scanned_mib = scanned >> 20,
+                    total_mib = scan_total >> 20, elapsed_s = pace.elapsed().as_secs(),
+                    remaining_s = pace.remaining_secs(scanned, scan_total), "recovering");
+            }
             if outcome.valid_bytes < seg.size {
                 tracing::warn!(segment = %seg.path(LOG_SUFFIX).display(),
                     problem = outcome.problem.as_deref().unwrap_or(""),

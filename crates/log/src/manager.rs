@@ -2,7 +2,8 @@
 //!
 //! [`LogManager::open`] takes each directory's lock, then opens (and, after a crash, recovers)
 //! all `<topic>-<partition>` directories in it with `num.recovery.threads.per.data.dir` threads
-//! per directory, all directories at once. A directory that fails (I/O error, locked by another
+//! per directory, all directories at once (a line every few seconds says how far each
+//! directory is, with an estimate of the time left, and one when it is done). A directory that fails (I/O error, locked by another
 //! process) is reported offline and its logs are not served, as Kafka does; the open fails only
 //! if every directory is offline.
 //!
@@ -21,6 +22,7 @@ use crate::dir::{DirHandle, TopicPartition};
 use crate::epoch::sync_dir;
 use crate::error::{LogError, Result};
 use crate::log::{Log, RetentionOutcome};
+use crate::progress::Pace;
 
 /// A log shared between request handlers.
 pub type SharedLog = Arc<RwLock<Log>>;
@@ -96,6 +98,7 @@ impl LogManager {
                 }
             }
         }
+        let started = std::time::Instant::now();
         let config_for = &config_for;
         type DirResult = Result<Vec<(TopicPartition, Log)>>;
         let results: Vec<Option<DirResult>> = std::thread::scope(|s| {
@@ -122,6 +125,10 @@ impl LogManager {
             let Some(r) = r else { continue };
             match r {
                 Ok(opened) => {
+                    if !opened.is_empty() {
+                        tracing::info!(dir = %dirs[i].display(), partitions = opened.len(),
+                            took_ms = started.elapsed().as_millis() as u64, "logs loaded");
+                    }
                     for (tp, log) in opened {
                         if let Some(other) = logs.get(&tp) {
                             let other: &Entry = other;
@@ -334,9 +341,20 @@ where
     let tps = partition_dirs(handle.path())?;
     let present: HashSet<TopicPartition> = tps.iter().cloned().collect();
     handle.retain(&present);
+    let total = tps.len() as u64;
     let queue = Mutex::new(tps);
     let opened = Mutex::new(Vec::new());
     let error = Mutex::new(None);
+    let pace = Mutex::new(Pace::start());
+    let report = |done: u64| {
+        let mut pace = pace.lock().unwrap_or_else(|p| p.into_inner());
+        if done < total && pace.due() {
+            tracing::info!(dir = %handle.path().display(), done, total,
+                elapsed_s = pace.elapsed().as_secs(),
+                remaining_s = pace.remaining_secs(done, total),
+                "loading logs");
+        }
+    };
     std::thread::scope(|s| {
         for _ in 0..threads {
             s.spawn(|| loop {
@@ -348,10 +366,14 @@ where
                 };
                 let config = config_for(&tp);
                 match Log::open_in(handle.clone(), tp.clone(), config) {
-                    Ok(log) => opened
-                        .lock()
-                        .unwrap_or_else(|p| p.into_inner())
-                        .push((tp, log)),
+                    Ok(log) => {
+                        let done = {
+                            let mut opened = opened.lock().unwrap_or_else(|p| p.into_inner());
+                            opened.push((tp, log));
+                            opened.len() as u64
+                        };
+                        report(done);
+                    }
                     Err(e) => {
                         error
                             .lock()

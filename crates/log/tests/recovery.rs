@@ -9,6 +9,7 @@ use sluice_log::{segment_file, Log, LogConfig, LogManager, TopicPartition};
 use std::fs::{self, OpenOptions};
 use std::os::unix::fs::FileExt;
 use std::path::Path;
+use std::sync::{Arc, Mutex};
 
 /// Appends batches 0..n to `<dir>/t-0`, returns the model; the log is dropped without
 /// closing (as after a crash: nothing but what was already written).
@@ -232,6 +233,19 @@ fn unclean_restart_recovers_the_last_segment_only() {
     assert_eq!(got[..], model.bytes()[..model.batches.len() - 1]);
 }
 
+/// A log writer into a shared buffer.
+struct Captured(Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
 #[test]
 fn log_manager_recovers_several_dirs_and_shuts_down_cleanly() {
     let root = tempdir();
@@ -264,7 +278,26 @@ fn log_manager_recovers_several_dirs_and_shuts_down_cleanly() {
         assert!(d.join(".kafka_cleanshutdown").exists());
     }
 
-    let mgr = LogManager::open(&dirs, 2, |_| small_config()).unwrap();
+    // What the operator sees: a line per directory once its logs are loaded.
+    let said = Arc::new(Mutex::new(Vec::new()));
+    let subscriber = tracing_subscriber::fmt()
+        .with_ansi(false)
+        .with_writer({
+            let said = said.clone();
+            move || Captured(said.clone())
+        })
+        .finish();
+    let mgr = tracing::subscriber::with_default(subscriber, || {
+        LogManager::open(&dirs, 2, |_| small_config()).unwrap()
+    });
+    let said = String::from_utf8(said.lock().unwrap().clone()).unwrap();
+    for d in &dirs {
+        let line = said
+            .lines()
+            .find(|l| l.contains("logs loaded") && l.contains(&*d.display().to_string()))
+            .unwrap_or_else(|| panic!("no \"logs loaded\" line for {}:\n{said}", d.display()));
+        assert!(line.contains("partitions=3"), "{line}");
+    }
     for d in &dirs {
         assert!(
             !d.join(".kafka_cleanshutdown").exists(),

@@ -14,8 +14,10 @@ set -euo pipefail
 #   bsdutils           `script`, which gives zookeeper-shell a terminal in its prompt test
 #   iproute2           `ip netns`: one network namespace per host in the three-host test
 #   systemd            `systemd-analyze verify` for the units of deploy/systemd
+#   prometheus         a real Prometheus scraping the daemons' /metrics; promtool checks rules
 #   libivykis0 ... librdkafka1  what syslog-ng and its kafka-c module load (see below)
 APT_PACKAGES=(zookeeper python3-kazoo netcat-openbsd kcat python3-kafka bsdutils iproute2 systemd
+    prometheus
     rsyslog rsyslog-kafka burrow
     libivykis0 libnet1 libwrap0 libjson-c5 libglib2.0-0 libpcre3 libcap2 libssl3 libsystemd0
     librdkafka1)

@@ -10,6 +10,7 @@ pub mod disk;
 pub mod fault;
 pub mod hosts;
 pub mod kafka;
+pub mod prometheus;
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};

@@ -201,6 +201,63 @@ fn a_second_broker_with_the_same_id_is_refused() {
     );
 }
 
+/// A broker SIGKILLed and started again at once finds its previous process's registration
+/// still there, and that can outlive the session timeout: a change of coord leader gives every
+/// session a full timeout again, as in ZooKeeper. The registration names the restarted broker's
+/// own endpoints, so it waits for it as long as it takes instead of calling its id a duplicate.
+#[test]
+fn a_restarted_broker_outwaits_its_previous_registration_across_a_coord_leader_change() {
+    let mut cluster = sluice_e2e::KafkaCluster::start(3, 1, "");
+    let started = std::time::Instant::now();
+    let b = cluster.broker(1);
+    b.kill();
+    b.spawn();
+    // Broker sessions time out after 6 s here; 4.5 s in, the coord leader goes, so the old
+    // session ends about 11 s after the kill, later than a wait of 6 + 2 s.
+    std::thread::sleep(Duration::from_millis(4500));
+    let leader = cluster.coord.wait_for_leader(Duration::from_secs(30));
+    cluster.coord.nodes[leader].kill();
+    cluster.coord.wait_for_leader(Duration::from_secs(30));
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let registered = zk_children(&cluster.coord, "/brokers/ids");
+        let b = cluster.broker(1);
+        assert!(
+            b.is_running(),
+            "the restarted broker gave up:\n{}",
+            b.log_text()
+        );
+        let log = b.log_text();
+        let waited = log.find("previous_process=true");
+        let registered_again = waited.is_some_and(|w| log[w..].contains("Registered broker 1 at"));
+        if registered == ["1"] && registered_again {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "not registered again: {registered:?}\n{}",
+            b.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    eprintln!("registered again {:.1?} after the kill", started.elapsed());
+    cluster.wait_for_brokers(1, Duration::from_secs(30));
+}
+
+/// The children of `path`, read through a fresh session.
+fn zk_children(coord: &CoordCluster, path: &str) -> Vec<String> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let Ok(c) = zk::Client::connect(&coord.connect_string()).await else {
+            return Vec::new();
+        };
+        c.list_children(path).await.unwrap_or_default()
+    })
+}
+
 /// Sends raw bytes; true when the broker closed the connection.
 /// Whether the broker closes the connection after `bytes` without answering: the end of the
 /// stream or a reset within 10 s. A read that times out is a hang, not a close.

@@ -270,6 +270,23 @@ pub async fn connect(
 }
 
 /// `/brokers/ids/<id>` for this broker's advertised endpoints.
+/// A registration's endpoints, comma-separated.
+fn registered_endpoints(data: &[u8]) -> String {
+    serde_json::from_slice::<znodes::BrokerRegistration>(data)
+        .map(|r| r.endpoints.join(","))
+        .unwrap_or_default()
+}
+
+/// Whether two registrations (`/brokers/ids/<id>` data) name the same endpoints.
+fn same_endpoints(a: &[u8], b: &[u8]) -> bool {
+    let endpoints = |d: &[u8]| {
+        serde_json::from_slice::<znodes::BrokerRegistration>(d)
+            .ok()
+            .map(|r| r.endpoints)
+    };
+    matches!((endpoints(a), endpoints(b)), (Some(x), Some(y)) if x == y)
+}
+
 fn registration(cfg: &BrokerConfig, advertised: Vec<String>) -> Vec<u8> {
     let first = advertised.first().cloned().unwrap_or_default();
     let (host, port) = first
@@ -392,24 +409,45 @@ impl Cluster {
         let path = znodes::broker_path(self.broker_id);
         let data = &self.join.registration;
         // A registration left by this broker's previous, crashed process lives until that
-        // session expires; wait that long before calling the id a duplicate. A live broker
-        // with the same id keeps its registration, and then this one refuses to start.
+        // session expires, which can take longer than the session timeout: every change of
+        // coord leader gives each session a full timeout again, as in ZooKeeper. One naming
+        // this broker's own endpoints is its previous process's (no live broker can serve
+        // the ports this one has bound), so it is waited for as long as it takes. Another
+        // broker's is waited for a session timeout, then this one refuses to start.
         let deadline =
             tokio::time::Instant::now() + self.join.session_timeout + Duration::from_secs(2);
         loop {
             match self.client().create(&path, data, &ephemeral()).await {
-                Ok(_) => return Ok(()),
-                Err(zk::Error::NodeExists) if tokio::time::Instant::now() < deadline => {
-                    if let Ok((Some(_), w)) = self.client().check_and_watch_stat(&path).await {
-                        tracing::info!(
-                            broker = self.broker_id,
-                            "{path} exists; waiting for the previous session to expire"
-                        );
-                        let _ = tokio::time::timeout_at(deadline, w.changed()).await;
-                    }
+                Ok((stat, _)) => {
+                    // Kafka's line, with the broker epoch (the registration's czxid).
+                    tracing::info!(
+                        "Registered broker {} at path {path} with addresses: {}, czxid (broker epoch): {}",
+                        self.broker_id,
+                        registered_endpoints(data),
+                        stat.czxid
+                    );
+                    return Ok(());
                 }
                 Err(zk::Error::NodeExists) => {
-                    return Err(ClusterError::DuplicateBrokerId(self.broker_id))
+                    let Ok((existing, _, w)) = self.client().get_and_watch_data(&path).await else {
+                        // Gone meanwhile (or unreadable for a moment): try again.
+                        continue;
+                    };
+                    let ours = same_endpoints(&existing, data);
+                    if !ours && tokio::time::Instant::now() >= deadline {
+                        return Err(ClusterError::DuplicateBrokerId(self.broker_id));
+                    }
+                    tracing::info!(
+                        broker = self.broker_id,
+                        previous_process = ours,
+                        "{path} exists; waiting for the previous session to expire"
+                    );
+                    let wait = if ours {
+                        self.join.session_timeout
+                    } else {
+                        deadline.saturating_duration_since(tokio::time::Instant::now())
+                    };
+                    let _ = tokio::time::timeout(wait, w.changed()).await;
                 }
                 Err(e) => return Err(e.into()),
             }
@@ -1046,6 +1084,18 @@ pub enum CreateTopicError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn registrations_are_compared_by_endpoints_only() {
+        let reg = |endpoints: &str, ts: &str| {
+            format!(r#"{{"listener_security_protocol_map":{{"PLAINTEXT":"PLAINTEXT"}},"endpoints":[{endpoints}],"jmx_port":-1,"host":"h","timestamp":"{ts}","port":9092,"version":5}}"#).into_bytes()
+        };
+        let a = reg(r#""PLAINTEXT://h:9092""#, "1");
+        assert!(same_endpoints(&a, &reg(r#""PLAINTEXT://h:9092""#, "2")));
+        assert!(!same_endpoints(&a, &reg(r#""PLAINTEXT://h:9093""#, "1")));
+        assert!(!same_endpoints(&a, b"not json"));
+        assert_eq!(registered_endpoints(&a), "PLAINTEXT://h:9092");
+    }
 
     #[test]
     fn a_drained_broker_that_registered_again_is_no_longer_draining() {

@@ -64,6 +64,21 @@ if ! "$SLUICE_PY_VENV/bin/python3" -c 'import confluent_kafka' >/dev/null 2>&1; 
     "$SLUICE_PY_VENV/bin/pip" install -q "${PY_PACKAGES[@]}"
 fi
 
+# ZooKeeper's Prometheus metrics provider from Maven Central, of the version of Debian's zookeeper
+# package, and the simpleclient jars it uses, into SLUICE_ZK_PROM (tests/tests/coord_metrics.rs
+# runs real ZooKeeper with metricsProvider.className beside coord). ZooKeeper itself and the
+# Jetty the provider serves /metrics with (libjetty9-java, a dependency of Debian's zookeeper)
+# are Debian's.
+SLUICE_ZK_PROM=${SLUICE_ZK_PROM:-/var/tmp/sluice-zk-prom}
+ZK_VERSION=$(dpkg-query -W -f='${Version}' libzookeeper-java | sed 's/-.*//')
+if [ ! -f "$SLUICE_ZK_PROM/$ZK_VERSION/.complete" ]; then
+    echo "setup: resolving zookeeper-prometheus-metrics $ZK_VERSION into $SLUICE_ZK_PROM/$ZK_VERSION" >&2
+    mvn -q -B -f "$(dirname "${BASH_SOURCE[0]}")/zk-prometheus/pom.xml" \
+        -Dzookeeper.version="$ZK_VERSION" dependency:copy-dependencies \
+        -DoutputDirectory="$SLUICE_ZK_PROM/$ZK_VERSION" >&2
+    touch "$SLUICE_ZK_PROM/$ZK_VERSION/.complete"
+fi
+
 if ! cargo nextest --version >/dev/null 2>&1; then
     echo "setup: installing cargo-nextest" >&2
     cargo install --locked cargo-nextest

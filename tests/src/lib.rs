@@ -352,10 +352,158 @@ pub fn zookeeper_server_classpath() -> String {
     paths.join(":")
 }
 
+/// The version of Debian's ZooKeeper jars (`/usr/share/java/zookeeper-3.8.0.jar` → `3.8.0`).
+pub fn debian_zookeeper_version() -> String {
+    std::fs::read_dir("/usr/share/java")
+        .expect("/usr/share/java: install Debian's zookeeper package (apt-get install zookeeper)")
+        .filter_map(|e| {
+            let name = e.ok()?.file_name().into_string().ok()?;
+            let v = name.strip_prefix("zookeeper-")?.strip_suffix(".jar")?;
+            v.starts_with(|c: char| c.is_ascii_digit())
+                .then(|| v.to_string())
+        })
+        .next()
+        .expect("no /usr/share/java/zookeeper-<version>.jar: install Debian's zookeeper package")
+}
+
+/// [`zookeeper_server_classpath`] plus ZooKeeper's Prometheus metrics provider of the same
+/// version and its `simpleclient` jars (which `scripts/setup.sh` resolves from Maven Central
+/// into `SLUICE_ZK_PROM`, default `/var/tmp/sluice-zk-prom`), and Debian's Jetty, which the
+/// provider serves `/metrics` with.
+pub fn zookeeper_prometheus_classpath() -> String {
+    let root = std::env::var("SLUICE_ZK_PROM").unwrap_or_else(|_| "/var/tmp/sluice-zk-prom".into());
+    let dir = Path::new(&root).join(debian_zookeeper_version());
+    assert!(
+        dir.join(".complete").exists(),
+        "{} is missing: run scripts/setup.sh",
+        dir.display()
+    );
+    let jetty: Vec<String> = [
+        "jetty9-server.jar",
+        "jetty9-servlet.jar",
+        "jetty9-http.jar",
+        "jetty9-io.jar",
+        "jetty9-util.jar",
+        "jetty9-security.jar",
+        "servlet-api.jar",
+    ]
+    .iter()
+    .map(|j| {
+        let p = Path::new("/usr/share/java").join(j);
+        assert!(
+            p.exists(),
+            "{} is missing: install Debian's libjetty9-java (a dependency of its zookeeper package)",
+            p.display()
+        );
+        p.display().to_string()
+    })
+    .collect();
+    format!(
+        "{}:{}:{}/*",
+        zookeeper_server_classpath(),
+        jetty.join(":"),
+        dir.display()
+    )
+}
+
 impl Drop for CoordNode {
     fn drop(&mut self) {
         self.resume();
         self.kill();
+    }
+}
+
+/// A three-server ZooKeeper 3.8 ensemble (Debian's jars) on free loopback ports, killed on drop.
+#[derive(Debug)]
+pub struct ZooKeeperEnsemble {
+    pub dir: tempfile::TempDir,
+    /// (client, quorum, election) ports of servers 1-3.
+    pub ports: Vec<(u16, u16, u16)>,
+    children: Vec<Child>,
+}
+
+impl ZooKeeperEnsemble {
+    /// Servers 1-3 with `tickTime=200` and `extra` in each `zoo.cfg`, started with
+    /// [`zookeeper_server_classpath`]; returns once each is leader or follower.
+    pub fn start(extra: &str) -> ZooKeeperEnsemble {
+        Self::start_each(extra, &zookeeper_server_classpath(), &|_, _| String::new())
+    }
+
+    /// [`ZooKeeperEnsemble::start`] on `classpath`, each server's file also given the lines
+    /// `own(id, spare)` returns, `spare` a free port of its own (as [`CoordCluster::start_each`]).
+    pub fn start_each(
+        extra: &str,
+        classpath: &str,
+        own: &dyn Fn(u64, u16) -> String,
+    ) -> ZooKeeperEnsemble {
+        let dir = tempfile::tempdir().unwrap();
+        let free = free_ports(12);
+        let ports: Vec<(u16, u16, u16)> = free.chunks(4).map(|c| (c[0], c[1], c[2])).collect();
+        let servers: String = ports
+            .iter()
+            .enumerate()
+            .map(|(i, (_, q, e))| format!("server.{}=127.0.0.1:{q}:{e}\n", i + 1))
+            .collect();
+        let mut children = Vec::new();
+        for (i, (client, _, _)) in ports.iter().enumerate() {
+            let id = i as u64 + 1;
+            let data = dir.path().join(format!("zk-{id}"));
+            std::fs::create_dir_all(&data).unwrap();
+            std::fs::write(data.join("myid"), format!("{id}\n")).unwrap();
+            let cfg = dir.path().join(format!("zoo-{id}.cfg"));
+            std::fs::write(
+                &cfg,
+                format!(
+                    "tickTime=200\ninitLimit=10\nsyncLimit=5\ndataDir={}\nclientPort={client}\nclientPortAddress=127.0.0.1\nadmin.enableServer=false\n4lw.commands.whitelist=*\n{extra}{}{servers}",
+                    data.display(),
+                    own(id, free[i * 4 + 3]),
+                ),
+            )
+            .unwrap();
+            let log = std::fs::File::create(dir.path().join(format!("zk-{id}.log"))).unwrap();
+            children.push(
+                Command::new("java")
+                    .arg("-cp")
+                    .arg(classpath)
+                    .arg("org.apache.zookeeper.server.quorum.QuorumPeerMain")
+                    .arg(&cfg)
+                    .stdin(Stdio::null())
+                    .stdout(log.try_clone().unwrap())
+                    .stderr(log)
+                    .spawn()
+                    .expect("run java (install a JRE)"),
+            );
+        }
+        let zk = ZooKeeperEnsemble {
+            dir,
+            ports,
+            children,
+        };
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while !(0..3).all(|i| matches!(mode(zk.client(i)).as_deref(), Some("leader" | "follower")))
+        {
+            assert!(
+                Instant::now() < deadline,
+                "ZooKeeper elected no leader within 60 s; logs in {}",
+                zk.dir.path().display()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        zk
+    }
+
+    /// Server `i`'s (0-based) client address.
+    pub fn client(&self, i: usize) -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], self.ports[i].0))
+    }
+}
+
+impl Drop for ZooKeeperEnsemble {
+    fn drop(&mut self) {
+        for c in &mut self.children {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
     }
 }
 
@@ -386,12 +534,29 @@ impl CoordCluster {
         Self::start_prepared(n, extra, &|_| {})
     }
 
+    /// [`CoordCluster::start`], each node's file also given the lines `own(id, spare)`
+    /// returns: `spare` is a free port for that node alone, drawn with the cluster's other
+    /// ports so that none is handed out twice (for its metrics endpoint, say).
+    pub fn start_each(n: u64, extra: &str, own: &dyn Fn(u64, u16) -> String) -> CoordCluster {
+        Self::start_with(n, extra, own, &|_| {})
+    }
+
     /// [`CoordCluster::start`], calling `prepare` on each node's (empty) data directory before
     /// anything is written there (to mount a small filesystem on it, say).
     pub fn start_prepared(n: u64, extra: &str, prepare: &dyn Fn(&Path)) -> CoordCluster {
+        Self::start_with(n, extra, &|_, _| String::new(), prepare)
+    }
+
+    fn start_with(
+        n: u64,
+        extra: &str,
+        own: &dyn Fn(u64, u16) -> String,
+        prepare: &dyn Fn(&Path),
+    ) -> CoordCluster {
         let dir = tempfile::tempdir().expect("temp dir");
-        let free = free_ports(3 * n as usize);
-        let ports: Vec<(u16, u16, u16)> = free.chunks(3).map(|c| (c[0], c[1], c[2])).collect();
+        let free = free_ports(4 * n as usize);
+        let ports: Vec<(u16, u16, u16)> = free.chunks(4).map(|c| (c[0], c[1], c[2])).collect();
+        let spare: Vec<u16> = free.chunks(4).map(|c| c[3]).collect();
         let servers: String = ports
             .iter()
             .filter(|_| n > 1)
@@ -407,7 +572,7 @@ impl CoordCluster {
                 dir.path(),
                 id,
                 (*client, ports[i].1, ports[i].2),
-                &format!("{servers}{extra}"),
+                &format!("{servers}{extra}{}", own(id, spare[i])),
                 &prepare,
             );
             node.start();

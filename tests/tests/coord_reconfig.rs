@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use sluice_e2e::{CoordCluster, CoordNode};
+use sluice_e2e::{CoordCluster, CoordNode, ZooKeeperEnsemble};
 use zookeeper_client as zk;
 
 fn persistent() -> zk::CreateOptions<'static> {
@@ -484,79 +484,6 @@ async fn zookeepers_own_zkcli_adds_a_server_with_the_super_users_digest() {
     wait_until("server 4 serves", Duration::from_secs(30), || {
         serving(&cluster.nodes[four])
     });
-}
-
-/// A three-server ZooKeeper 3.8 ensemble (Debian's jars) on free loopback ports, killed on drop.
-struct ZooKeeperEnsemble {
-    _dir: tempfile::TempDir,
-    /// (client, quorum, election) ports of servers 1-3.
-    ports: Vec<(u16, u16, u16)>,
-    children: Vec<std::process::Child>,
-}
-
-impl ZooKeeperEnsemble {
-    fn start(extra: &str) -> ZooKeeperEnsemble {
-        let dir = tempfile::tempdir().unwrap();
-        let free = sluice_e2e::free_ports(9);
-        let ports: Vec<(u16, u16, u16)> = free.chunks(3).map(|c| (c[0], c[1], c[2])).collect();
-        let servers: String = ports
-            .iter()
-            .enumerate()
-            .map(|(i, (_, q, e))| format!("server.{}=127.0.0.1:{q}:{e}\n", i + 1))
-            .collect();
-        let mut children = Vec::new();
-        for (i, (client, _, _)) in ports.iter().enumerate() {
-            let data = dir.path().join(format!("zk-{}", i + 1));
-            std::fs::create_dir_all(&data).unwrap();
-            std::fs::write(data.join("myid"), format!("{}\n", i + 1)).unwrap();
-            let cfg = dir.path().join(format!("zoo-{}.cfg", i + 1));
-            std::fs::write(
-                &cfg,
-                format!(
-                    "tickTime=200\ninitLimit=10\nsyncLimit=5\ndataDir={}\nclientPort={client}\nclientPortAddress=127.0.0.1\nadmin.enableServer=false\n4lw.commands.whitelist=*\n{extra}{servers}",
-                    data.display()
-                ),
-            )
-            .unwrap();
-            let log = std::fs::File::create(dir.path().join(format!("zk-{}.log", i + 1))).unwrap();
-            children.push(
-                Command::new("java")
-                    .arg("-cp")
-                    .arg(sluice_e2e::zookeeper_server_classpath())
-                    .arg("org.apache.zookeeper.server.quorum.QuorumPeerMain")
-                    .arg(&cfg)
-                    .stdin(std::process::Stdio::null())
-                    .stdout(log.try_clone().unwrap())
-                    .stderr(log)
-                    .spawn()
-                    .expect("run java (install a JRE)"),
-            );
-        }
-        let zk = ZooKeeperEnsemble {
-            _dir: dir,
-            ports,
-            children,
-        };
-        wait_until("ZooKeeper elects a leader", Duration::from_secs(60), || {
-            zk.ports.iter().all(|(c, _, _)| {
-                let addr = std::net::SocketAddr::from(([127, 0, 0, 1], *c));
-                matches!(
-                    sluice_e2e::mode(addr).as_deref(),
-                    Some("leader" | "follower")
-                )
-            })
-        });
-        zk
-    }
-}
-
-impl Drop for ZooKeeperEnsemble {
-    fn drop(&mut self) {
-        for c in &mut self.children {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
 }
 
 /// One step of the side-by-side run: what the system answered, with its own ports replaced by

@@ -25,6 +25,31 @@ pub const ALL_FOUR_LETTER_WORDS: &[&str] = &[
 pub const DEFAULT_FOUR_LETTER_WORDS: &[&str] =
     &["conf", "envi", "isro", "mntr", "ruok", "srvr", "stat"];
 
+/// `metricsProvider.className` of ZooKeeper 3.6+'s Prometheus provider: coord then serves
+/// `/metrics` itself.
+pub const PROMETHEUS_METRICS_PROVIDER: &str =
+    "org.apache.zookeeper.metrics.prometheus.PrometheusMetricsProvider";
+/// ZooKeeper's default provider (figures through `mntr` only) and its no-op one; coord accepts
+/// both and serves no `/metrics` with them.
+pub const OTHER_METRICS_PROVIDERS: &[&str] = &[
+    "org.apache.zookeeper.metrics.impl.DefaultMetricsProvider",
+    "org.apache.zookeeper.metrics.impl.NullMetricsProvider",
+];
+/// `metricsProvider.httpPort`'s default, as in ZooKeeper.
+pub const DEFAULT_METRICS_PORT: u16 = 7000;
+
+/// Where the Prometheus endpoint listens (`metricsProvider.*` with the Prometheus provider).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MetricsEndpoint {
+    /// `metricsProvider.httpHost`, all interfaces (`0.0.0.0`) by default.
+    pub http_host: String,
+    /// `metricsProvider.httpPort`; 0 takes any free port (logged at start), as ZooKeeper does.
+    pub http_port: u16,
+    /// `metricsProvider.exportJvmInfo`: ZooKeeper adds the JVM's and the process's families;
+    /// coord has no JVM and adds the process's (`process_*`, as `simpleclient` names them).
+    pub export_process_info: bool,
+}
+
 /// What a `server.N` member does in the ensemble.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PeerRole {
@@ -119,6 +144,9 @@ pub struct CoordConfig {
     /// `DigestAuthenticationProvider.superDigest`: `super:<base64 sha1>`; a client that
     /// authenticates with the matching `digest` credentials is the super user.
     pub super_digest: Option<String>,
+    /// `metricsProvider.className=…PrometheusMetricsProvider`: serve `/metrics` there. `None`
+    /// with ZooKeeper's default provider (figures through `mntr` only).
+    pub metrics: Option<MetricsEndpoint>,
 }
 
 /// Why `dataDir/myid` could not name this node.
@@ -324,6 +352,7 @@ impl CoordConfig {
                 );
             }
         }
+        let metrics = parse_metrics_provider(&mut r, client_port);
         r.accept(&["admin.serverPort", "admin.serverAddress"]);
         r.recognised_without_effect(
             &[
@@ -338,7 +367,6 @@ impl CoordConfig {
                 "forceSync",
                 "cnxTimeout",
                 "snapshot.trust.empty",
-                "metricsProvider.className",
                 "dynamicConfigFile",
                 "secureClientPort",
                 "secureClientPortAddress",
@@ -375,6 +403,7 @@ impl CoordConfig {
             reconfig_enabled,
             skip_acl,
             super_digest,
+            metrics,
         };
         (Some(config), diags)
     }
@@ -497,6 +526,18 @@ impl CoordConfig {
                 (self.min_free_bytes / 1024).to_string(),
             ),
         ];
+        if let Some(m) = &self.metrics {
+            v.push((
+                "metricsProvider.className".into(),
+                PROMETHEUS_METRICS_PROVIDER.into(),
+            ));
+            v.push(("metricsProvider.httpHost".into(), m.http_host.clone()));
+            v.push(("metricsProvider.httpPort".into(), m.http_port.to_string()));
+            v.push((
+                "metricsProvider.exportJvmInfo".into(),
+                m.export_process_info.to_string(),
+            ));
+        }
         for s in self.servers.values() {
             let mut value = format!(
                 "{}:{}:{}",
@@ -527,6 +568,72 @@ fn host_for_display(host: &str) -> String {
     } else {
         host.to_string()
     }
+}
+
+/// `metricsProvider.*`. ZooKeeper refuses to start with a provider class it cannot load, and
+/// so does coord with one it does not have; the Prometheus provider's own keys without it have
+/// no effect there or here (a warning says so).
+fn parse_metrics_provider(r: &mut Reader<'_>, client_port: Option<u16>) -> Option<MetricsEndpoint> {
+    let class = r.entry("metricsProvider.className");
+    let prometheus = match class {
+        None => false,
+        Some(e) if e.value.trim() == PROMETHEUS_METRICS_PROVIDER => true,
+        Some(e) if OTHER_METRICS_PROVIDERS.contains(&e.value.trim()) => false,
+        Some(e) => {
+            r.error(
+                e,
+                format!(
+                    "`{}` is not a metrics provider coord has (ZooKeeper stops with \"metrics provider class was not found\"); use {PROMETHEUS_METRICS_PROVIDER} to serve /metrics, or leave it unset",
+                    e.value.trim()
+                ),
+            );
+            false
+        }
+    };
+    let http_host = r.string("metricsProvider.httpHost");
+    if let (Some(host), Some(entry)) = (&http_host, r.props.get("metricsProvider.httpHost")) {
+        if !is_valid_host(host) {
+            r.error(
+                entry,
+                format!("`{host}` is not a valid host name or IP address"),
+            );
+        }
+    }
+    let http_port = r.number(
+        "metricsProvider.httpPort",
+        DEFAULT_METRICS_PORT,
+        0,
+        u16::MAX,
+    );
+    if let (Some(entry), Some(client)) = (r.props.get("metricsProvider.httpPort"), client_port) {
+        if prometheus && http_port == client {
+            r.error(
+                entry,
+                format!("{http_port} is also the clientPort; the metrics endpoint needs a port of its own"),
+            );
+        }
+    }
+    let export_process_info = r.boolean("metricsProvider.exportJvmInfo", true);
+    if !prometheus {
+        for key in [
+            "metricsProvider.httpHost",
+            "metricsProvider.httpPort",
+            "metricsProvider.exportJvmInfo",
+        ] {
+            if let Some(e) = r.props.get(key) {
+                r.warn(
+                    e,
+                    format!("has no effect without metricsProvider.className={PROMETHEUS_METRICS_PROVIDER}"),
+                );
+            }
+        }
+        return None;
+    }
+    Some(MetricsEndpoint {
+        http_host: http_host.unwrap_or_else(|| "0.0.0.0".into()),
+        http_port,
+        export_process_info,
+    })
 }
 
 fn parse_four_letter_words(r: &mut Reader<'_>) -> FourLetterWords {

@@ -329,3 +329,101 @@ fn reconfiguration_keys() {
     let e = only(&e);
     assert!(e.message.contains("user:base64"), "{e}");
 }
+
+#[test]
+fn metrics_provider_keys() {
+    use sluice_config::MetricsEndpoint;
+    const PROMETHEUS: &str =
+        "metricsProvider.className=org.apache.zookeeper.metrics.prometheus.PrometheusMetricsProvider\n";
+    let load = |extra: &str| {
+        CoordConfig::from_bytes(
+            Path::new("zk.properties"),
+            format!("{ZK_OK}{extra}").as_bytes(),
+        )
+        .unwrap()
+    };
+    assert_eq!(load("").config.metrics, None);
+    // ZooKeeper's own defaults: all interfaces, port 7000, process figures on.
+    let l = load(PROMETHEUS);
+    assert!(l.warnings.is_empty(), "{:?}", l.warnings);
+    assert_eq!(
+        l.config.metrics,
+        Some(MetricsEndpoint {
+            http_host: "0.0.0.0".into(),
+            http_port: 7000,
+            export_process_info: true,
+        })
+    );
+    assert!(l
+        .config
+        .effective()
+        .contains(&("metricsProvider.httpPort".into(), "7000".into())));
+    let c = load(&format!(
+        "{PROMETHEUS}metricsProvider.httpHost=127.0.0.1\nmetricsProvider.httpPort=17000\nmetricsProvider.exportJvmInfo=false\n"
+    ))
+    .config;
+    assert_eq!(
+        c.metrics,
+        Some(MetricsEndpoint {
+            http_host: "127.0.0.1".into(),
+            http_port: 17000,
+            export_process_info: false,
+        })
+    );
+    // ZooKeeper's default provider: no endpoint, and the endpoint's keys say they do nothing.
+    let l = load(
+        "metricsProvider.className=org.apache.zookeeper.metrics.impl.DefaultMetricsProvider\nmetricsProvider.httpPort=17000\n",
+    );
+    assert_eq!(l.config.metrics, None);
+    let w = only(&l.warnings);
+    assert_eq!(
+        (w.line, w.key.as_deref()),
+        (Some(9), Some("metricsProvider.httpPort"))
+    );
+    assert!(w.message.contains("no effect without"), "{w}");
+
+    // ZooKeeper stops on a class it cannot load; so does coord, naming the line and the key.
+    let e = zk_errors(
+        format!("{ZK_OK}metricsProvider.className=com.example.StatsdProvider\n").as_bytes(),
+    );
+    let e = only(&e);
+    assert_eq!(
+        (e.line, e.key.as_deref()),
+        (Some(8), Some("metricsProvider.className"))
+    );
+    assert!(e.message.contains("com.example.StatsdProvider"), "{e}");
+    assert!(e.message.contains("PrometheusMetricsProvider"), "{e}");
+    for (bad, key, says) in [
+        (
+            "metricsProvider.httpPort=abc\n",
+            "metricsProvider.httpPort",
+            "0 to 65535",
+        ),
+        (
+            "metricsProvider.httpPort=70000\n",
+            "metricsProvider.httpPort",
+            "0 to 65535",
+        ),
+        (
+            "metricsProvider.httpPort=2181\n",
+            "metricsProvider.httpPort",
+            "clientPort",
+        ),
+        (
+            "metricsProvider.httpHost=not a host\n",
+            "metricsProvider.httpHost",
+            "not a valid host",
+        ),
+        (
+            "metricsProvider.exportJvmInfo=maybe\n",
+            "metricsProvider.exportJvmInfo",
+            "true or false",
+        ),
+    ] {
+        let e = zk_errors(format!("{ZK_OK}{PROMETHEUS}{bad}").as_bytes());
+        let e = only(&e);
+        assert_eq!((e.line, e.key.as_deref()), (Some(9), Some(key)), "{bad}");
+        assert!(e.message.contains(says), "{bad}: {e}");
+        assert!(e.to_string().starts_with("zk.properties:9: "), "{e}");
+    }
+}

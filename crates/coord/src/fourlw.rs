@@ -5,10 +5,15 @@
 //! answers in plain text and closes, as ZooKeeper does. This module only formats: the connection
 //! layer detects the word and gathers a [`ServerInfo`] snapshot; the text layouts follow
 //! ZooKeeper 3.8's so that monitoring scripts and `zkServer.sh status` parse them unchanged.
+//! `mntr` has two, as ZooKeeper 3.8 has: its fixed list of keys with the default metrics
+//! provider, and every sample of the metric families (the same ones `/metrics` serves) with
+//! the Prometheus provider.
 
 use std::fmt::Write as _;
 
 use sluice_config::FourLetterWords;
+
+use crate::metrics::{self, Family};
 
 /// The ZooKeeper release whose client protocol and outputs coord follows. Tools such as kazoo
 /// parse the leading `major.minor.patch` of the version string to decide which features exist.
@@ -65,6 +70,17 @@ pub struct ConnectionInfo {
     pub last_zxid: Option<i64>,
 }
 
+/// The leader's view of its followers, for `mntr`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LeaderInfo {
+    /// Followers and observers that answered within `syncLimit` ticks.
+    pub learners: u64,
+    pub synced_followers: u64,
+    pub synced_observers: u64,
+    /// `sync` requests other members forwarded, not yet answered.
+    pub pending_syncs: u64,
+}
+
 /// A snapshot of the server's counters, taken by the connection layer when a word arrives.
 #[derive(Debug, Clone)]
 pub struct ServerInfo {
@@ -86,8 +102,11 @@ pub struct ServerInfo {
     pub approximate_data_size: u64,
     pub global_sessions: u64,
     pub uptime_ms: u64,
-    /// Leader only: followers known, and those caught up.
-    pub followers: Option<(u64, u64)>,
+    /// Leader only.
+    pub leader: Option<LeaderInfo>,
+    /// With the Prometheus metrics provider, `mntr` prints these families' samples after its
+    /// first lines, as ZooKeeper 3.8 does; `None` keeps the default provider's layout.
+    pub metrics: Option<Vec<Family>>,
     pub read_only: bool,
     /// `key=value` lines for `conf`, in ZooKeeper's order.
     pub conf: Vec<(String, String)>,
@@ -238,6 +257,10 @@ fn mntr(out: &mut String, info: &ServerInfo) {
         Mode::Follower => kv("peer_state", "following - broadcast".into()),
         _ => {}
     }
+    if let Some(families) = &info.metrics {
+        metrics::write_mntr(out, families);
+        return;
+    }
     kv("avg_latency", avg_latency(info.latency_avg_ms));
     kv("max_latency", info.latency_max_ms.to_string());
     kv("min_latency", info.latency_min_ms.to_string());
@@ -265,12 +288,12 @@ fn mntr(out: &mut String, info: &ServerInfo) {
     }
     // The leader's own keys, as ZooKeeper 3.8 names them (`zk_learners` since 3.6; there are
     // no observers or non-voting followers here).
-    if let Some((followers, synced)) = info.followers {
-        kv("synced_followers", synced.to_string());
+    if let Some(l) = info.leader {
+        kv("synced_followers", l.synced_followers.to_string());
         kv("synced_non_voting_followers", "0".to_string());
-        kv("synced_observers", "0".to_string());
-        kv("pending_syncs", "0".to_string());
-        kv("learners", followers.to_string());
+        kv("synced_observers", l.synced_observers.to_string());
+        kv("pending_syncs", l.pending_syncs.to_string());
+        kv("learners", l.learners.to_string());
     }
 }
 
@@ -307,7 +330,8 @@ mod tests {
             approximate_data_size: 44,
             global_sessions: 1,
             uptime_ms: 1000,
-            followers: None,
+            leader: None,
+            metrics: None,
             read_only: false,
             membership: None,
             conf: vec![("clientPort".into(), "2181".into())],
@@ -374,7 +398,12 @@ mod tests {
         assert!(text.contains("zk_server_state\tfollower\n"));
         assert!(!text.contains("zk_followers"));
         i.mode = Mode::Leader;
-        i.followers = Some((2, 2));
+        i.leader = Some(LeaderInfo {
+            learners: 2,
+            synced_followers: 2,
+            synced_observers: 0,
+            pending_syncs: 0,
+        });
         let text = respond("mntr", &FourLetterWords::All, &i);
         // The leader's keys of Debian's ZooKeeper 3.8 `mntr` on a three-node ensemble.
         for line in [
@@ -441,6 +470,29 @@ mod tests {
         assert_eq!(respond("ruok", &all, &looking), "imok");
         assert_eq!(respond("isro", &all, &looking), "null");
         assert!(respond("envi", &all, &looking).starts_with("Environment:\n"));
+    }
+
+    /// With the Prometheus provider, ZooKeeper 3.8's mntr is its three state lines and then
+    /// every sample of the provider, values as Java doubles.
+    #[test]
+    fn mntr_with_the_prometheus_provider_prints_the_metric_samples() {
+        let mut i = info();
+        i.metrics = Some(vec![
+            Family::gauge("znode_count", "Znodes", 14.0),
+            Family::gauge("avg_latency", "Latency", 5.7826),
+        ]);
+        let text = respond("mntr", &FourLetterWords::All, &i);
+        let lines: Vec<&str> = text.lines().collect();
+        assert!(lines[0].starts_with("zk_version\t3.8.4-"), "{text}");
+        assert_eq!(
+            &lines[1..],
+            [
+                "zk_server_state\tfollower",
+                "zk_peer_state\tfollowing - broadcast",
+                "zk_znode_count\t14.0",
+                "zk_avg_latency\t5.7826",
+            ]
+        );
     }
 
     #[test]

@@ -9,6 +9,7 @@ pub mod raft;
 pub mod server;
 
 pub mod machine;
+pub mod metrics;
 pub mod quorum_config;
 pub mod sessions;
 pub mod tree;

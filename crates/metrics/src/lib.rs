@@ -9,9 +9,12 @@
 //!
 //! There is no registry of metric objects: each daemon already keeps its figures (counters in
 //! its server, state in its tree or partitions) and writes them out when scraped, so a scrape
-//! costs what reading those figures costs and nothing is updated twice on the hot path.
+//! costs what reading those figures costs and nothing is updated twice on the hot path. The
+//! one figure a daemon cannot keep as a plain counter, a distribution with quantiles, is
+//! [`summary::Summary`].
 
 pub mod http;
+pub mod summary;
 
 use std::fmt::Write as _;
 

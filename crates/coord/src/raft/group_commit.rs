@@ -26,6 +26,7 @@ use openraft::storage::LogFlushed;
 use tokio::sync::oneshot;
 
 use super::engine::LogEngine;
+use super::stats::RaftStats;
 use super::types::TypeConfig;
 
 enum Job {
@@ -42,11 +43,11 @@ pub(crate) struct GroupCommit {
 }
 
 impl GroupCommit {
-    pub(crate) fn start(engine: Arc<dyn LogEngine>) -> io::Result<Self> {
+    pub(crate) fn start(engine: Arc<dyn LogEngine>, stats: Arc<RaftStats>) -> io::Result<Self> {
         let (jobs, rx) = mpsc::channel();
         std::thread::Builder::new()
             .name("raft-log-sync".into())
-            .spawn(move || run(engine, rx))?;
+            .spawn(move || run(engine, rx, &stats))?;
         Ok(GroupCommit { jobs })
     }
 
@@ -69,12 +70,16 @@ fn stopped() -> io::Error {
     io::Error::other("the raft log's sync thread has stopped")
 }
 
-fn run(engine: Arc<dyn LogEngine>, rx: mpsc::Receiver<Job>) {
+fn run(engine: Arc<dyn LogEngine>, rx: mpsc::Receiver<Job>, stats: &RaftStats) {
     let mut batch = Vec::new();
     while let Ok(first) = rx.recv() {
         batch.push(first);
         batch.extend(rx.try_iter());
+        // ZooKeeper's `fsynctime`: one sample per fsync of the log, however many appends
+        // it covers.
+        let started = std::time::Instant::now();
         let result = engine.sync();
+        stats.fsync.observe_millis(started.elapsed());
         for job in batch.drain(..) {
             let r = match &result {
                 Ok(()) => Ok(()),

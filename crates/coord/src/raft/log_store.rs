@@ -29,6 +29,7 @@ use openraft::{RaftLogId, StorageIOError};
 use super::codec;
 use super::engine::LogEngine;
 use super::group_commit::GroupCommit;
+use super::stats::RaftStats;
 use super::types::{Entry, LogId, StorageResult, TypeConfig, Vote};
 
 const META_VOTE: &str = "vote";
@@ -43,6 +44,7 @@ pub(crate) struct LogStore {
     /// The lowest index readers may see: one above the purge point (0 before any purge).
     first_readable: Arc<AtomicU64>,
     purger: mpsc::Sender<u64>,
+    stats: Arc<RaftStats>,
 }
 
 impl fmt::Debug for LogStore {
@@ -57,8 +59,8 @@ fn invalid(e: codec::CodecError) -> io::Error {
 
 impl LogStore {
     /// Starts the store's sync and purge threads.
-    pub(crate) fn new(engine: Arc<dyn LogEngine>) -> io::Result<Self> {
-        let syncer = GroupCommit::start(engine.clone())?;
+    pub(crate) fn new(engine: Arc<dyn LogEngine>, stats: Arc<RaftStats>) -> io::Result<Self> {
+        let syncer = GroupCommit::start(engine.clone(), stats.clone())?;
         let (purger, purges) = mpsc::channel();
         let remover = engine.clone();
         std::thread::Builder::new()
@@ -69,6 +71,7 @@ impl LogStore {
             syncer,
             first_readable: Arc::new(AtomicU64::new(0)),
             purger,
+            stats,
         };
         if let Some(purged) = store.read_log_id_meta(META_LAST_PURGED)? {
             store.first_readable = Arc::new(AtomicU64::new(purged.index.saturating_add(1)));
@@ -198,6 +201,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         // Not fsynced: losing it only means a restarted node waits for the leader to tell it
         // what is committed before re-applying.
         if let Some(c) = committed {
+            self.stats.committed_to(c.index);
             self.engine
                 .put_meta(META_COMMITTED, &codec::encode_log_id(&c))
                 .map_err(|e| StorageIOError::write(&e))?;

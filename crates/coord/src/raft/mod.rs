@@ -24,7 +24,8 @@
 //! `engine` (the narrow key-value interface and its sled implementation), `log_store`,
 //! `group_commit` (the thread that fsyncs the log for every waiting append),
 //! `state_machine` (snapshot files), `network` (client side), `server` (the two gRPC services),
-//! `failover` (fast dead-leader detection), `membership` (ensemble changes: `reconfig`), [`timing`] (ZooKeeper ticks → Raft timers), and
+//! `failover` (fast dead-leader detection), `stats` (what metrics report: fsync and snapshot
+//! times, followers' answers, elections), `membership` (ensemble changes: `reconfig`), [`timing`] (ZooKeeper ticks → Raft timers), and
 //! `node` ([`RaftNode`], the API the rest of coord uses). Decisions are recorded in
 //! `docs/decisions/0002-raft-timing.md` and `0003-raft-storage.md`.
 
@@ -43,6 +44,7 @@ mod proto;
 mod server;
 mod space;
 mod state_machine;
+mod stats;
 pub mod timing;
 pub mod types;
 
@@ -54,5 +56,6 @@ pub use node::{
     ForwardedProposal, Listeners, ProposeError, ProposeOutcome, RaftNode, RaftNodeConfig,
     RaftStatus, ReadBarrierError, Role, StartError, LOG_SUBDIR, SNAPSHOT_SUBDIR,
 };
+pub use stats::{FollowerCounts, RaftStats};
 pub use timing::{LogOptions, RaftTiming};
 pub use types::{Application, NodeId, PeerAddrs, SnapshotWriter};

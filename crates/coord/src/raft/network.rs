@@ -167,6 +167,8 @@ pub(crate) struct NetworkFactory {
     pub(crate) backoff: Duration,
     /// Terms this node may ask for votes in (floor.rs).
     pub(crate) floor: Arc<super::floor::VoteFloor>,
+    /// Where followers' answers are noted for metrics.
+    pub(crate) stats: Arc<super::stats::RaftStats>,
 }
 
 impl RaftNetworkFactory<TypeConfig> for NetworkFactory {
@@ -179,6 +181,7 @@ impl RaftNetworkFactory<TypeConfig> for NetworkFactory {
             peers: self.peers.clone(),
             backoff: self.backoff,
             floor: self.floor.clone(),
+            stats: self.stats.clone(),
         }
     }
 }
@@ -191,6 +194,7 @@ pub(crate) struct PeerNetwork {
     peers: Peers,
     backoff: Duration,
     floor: Arc<super::floor::VoteFloor>,
+    stats: Arc<super::stats::RaftStats>,
 }
 
 impl RaftNetwork<TypeConfig> for PeerNetwork {
@@ -214,7 +218,13 @@ impl RaftNetwork<TypeConfig> for PeerNetwork {
             .append_entries(request_to(self.target, msg))
             .await
             .map_err(|s| rpc_error(self.target, s))?;
-        codec::append_resp_from_pb(resp.into_inner()).map_err(decode_error)
+        let resp = codec::append_resp_from_pb(resp.into_inner()).map_err(decode_error)?;
+        let in_sync = matches!(
+            resp,
+            AppendEntriesResponse::Success | AppendEntriesResponse::PartialSuccess(_)
+        );
+        self.stats.answered(self.target, in_sync);
+        Ok(resp)
     }
 
     async fn install_snapshot(
@@ -233,6 +243,7 @@ impl RaftNetwork<TypeConfig> for PeerNetwork {
             .install_snapshot(request_to(self.target, codec::snapshot_req_to_pb(&rpc)))
             .await
             .map_err(|s| rpc_error(self.target, s))?;
+        self.stats.answered(self.target, false);
         match codec::snapshot_resp_from_pb(resp.into_inner()).map_err(decode_error)? {
             Ok(r) => Ok(r),
             // The receiver lost track of the transfer: openraft restarts it from offset 0.

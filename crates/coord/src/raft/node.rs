@@ -34,6 +34,7 @@ use super::proto as pb;
 use super::server::{self, LeaderContact, ServiceCtx, SnapshotChunks};
 use super::space::SpaceGuard;
 use super::state_machine::StateMachine;
+use super::stats::{self, RaftStats};
 use super::timing::{openraft_config, LogOptions, RaftTiming};
 use super::types::{Application, NodeId, PeerAddrs, Raft};
 
@@ -243,6 +244,8 @@ pub struct RaftStatus {
     pub observers: Vec<NodeId>,
     /// On the leader: how long ago a quorum last acknowledged it.
     pub millis_since_quorum_ack: Option<u64>,
+    /// On the leader: each other member and the last index its log is known to match.
+    pub matched: Vec<(NodeId, Option<u64>)>,
 }
 
 struct Inner {
@@ -258,6 +261,7 @@ struct Inner {
     peer_addr: Option<SocketAddr>,
     election_addr: Option<SocketAddr>,
     shutdown_lock: tokio::sync::Mutex<bool>,
+    stats: Arc<RaftStats>,
 }
 
 /// One running member of the ensemble. Cheap to clone; clones share the node.
@@ -343,17 +347,20 @@ impl RaftNode {
         let snap_dir = config.data_dir.join(SNAPSHOT_SUBDIR);
         std::fs::create_dir_all(&log_dir).map_err(io_err("creating", &log_dir))?;
         let engine = Arc::new(open_engine(log_dir, config.log.cache_bytes).await?);
+        let stats = Arc::new(RaftStats::default());
         let sm = {
             let app = app.clone();
-            tokio::task::spawn_blocking(move || StateMachine::open(&snap_dir, app))
+            let stats = stats.clone();
+            tokio::task::spawn_blocking(move || StateMachine::open(&snap_dir, app, stats))
                 .await
                 .map_err(|e| StartError::Raft(e.to_string()))?
                 .map_err(|e| StartError::Snapshot(e.to_string()))?
         };
-        let log_store = LogStore::new(engine.clone() as Arc<dyn LogEngine>).map_err(io_err(
-            "starting the raft log's sync thread",
-            &config.log_dir,
-        ))?;
+        let log_store = LogStore::new(engine.clone() as Arc<dyn LogEngine>, stats.clone())
+            .map_err(io_err(
+                "starting the raft log's sync thread",
+                &config.log_dir,
+            ))?;
 
         // Raft.
         let raft_config = openraft_config(&config.timing, &config.log, random_seed(id))
@@ -364,6 +371,7 @@ impl RaftNode {
             peers: peers.clone(),
             backoff: config.timing.heartbeat * 2,
             floor: floor.clone(),
+            stats: stats.clone(),
         };
         let raft = Raft::new(id, Arc::new(raft_config), network, log_store, sm)
             .await
@@ -459,7 +467,10 @@ impl RaftNode {
             }
         }
 
-        let mut background = vec![tokio::spawn(ctx.space.clone().run(ctx.stopping.clone()))];
+        let mut background = vec![
+            tokio::spawn(ctx.space.clone().run(ctx.stopping.clone())),
+            tokio::spawn(stats::watch_elections(stats.clone(), raft.metrics())),
+        ];
         if empty_member {
             background.push(tokio::spawn(floor::establish(
                 floor,
@@ -501,6 +512,7 @@ impl RaftNode {
                 peer_addr,
                 election_addr,
                 shutdown_lock: tokio::sync::Mutex::new(false),
+                stats,
             }),
         })
     }
@@ -511,6 +523,17 @@ impl RaftNode {
 
     pub(crate) fn inner_metrics(&self) -> watch::Receiver<RaftMetrics<NodeId, PeerAddrs>> {
         self.metrics()
+    }
+
+    /// What this node measured for metrics.
+    pub fn stats(&self) -> &RaftStats {
+        &self.inner.stats
+    }
+
+    /// How long the leader waits for a follower before ZooKeeper would drop it
+    /// (`syncLimit × tickTime`): the window in which a follower counts as answering.
+    pub fn follower_window(&self) -> Duration {
+        self.inner.timing.propose_timeout
     }
 
     pub(crate) fn propose_timeout(&self) -> Duration {
@@ -619,6 +642,7 @@ impl RaftNode {
                     .space
                     .check()
                     .map_err(ProposeError::Refused)?;
+                self.inner.stats.proposed(payload.len());
                 let write = self.inner.raft.client_write(payload.clone());
                 match tokio::time::timeout_at(deadline, write).await {
                     Ok(Ok(resp)) => {
@@ -822,6 +846,16 @@ impl RaftNode {
             voters: membership.voter_ids().collect(),
             observers: membership.learner_ids().collect(),
             millis_since_quorum_ack: m.millis_since_quorum_ack,
+            matched: m
+                .replication
+                .as_ref()
+                .map(|r| {
+                    r.iter()
+                        .filter(|(id, _)| **id != m.id)
+                        .map(|(id, l)| (*id, l.map(|l| l.index)))
+                        .collect()
+                })
+                .unwrap_or_default(),
         }
     }
 

@@ -22,7 +22,7 @@ use std::fs;
 use std::io::{self, Cursor, Write};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use openraft::storage::{RaftStateMachine, Snapshot};
@@ -31,6 +31,7 @@ use prost::Message;
 
 use super::codec;
 use super::proto as pb;
+use super::stats::RaftStats;
 use super::types::{
     Application, Entry, LogId, SnapshotMeta, SnapshotWriter, StorageResult, StoredMembership,
     TypeConfig,
@@ -63,6 +64,7 @@ struct SnapshotDir {
     dir: PathBuf,
     /// The meta of the snapshot now in `snapshot.bin`; the lock also serialises replacements.
     current: Mutex<Option<SnapshotMeta>>,
+    stats: Arc<RaftStats>,
 }
 
 impl SnapshotDir {
@@ -202,7 +204,14 @@ impl fmt::Debug for StateMachine {
 impl StateMachine {
     /// Opens the snapshot directory (creating it), removes leftovers of interrupted writes, and
     /// restores `app` from the current snapshot if there is one.
-    pub(crate) fn open(dir: &Path, app: Arc<dyn Application>) -> Result<Self, SnapshotFileError> {
+    /// The time this takes is ZooKeeper's `startup_snap_load_time` (measured, as there, also
+    /// when there is no snapshot to load).
+    pub(crate) fn open(
+        dir: &Path,
+        app: Arc<dyn Application>,
+        stats: Arc<RaftStats>,
+    ) -> Result<Self, SnapshotFileError> {
+        let started = Instant::now();
         let io = |source| SnapshotFileError::Io {
             path: dir.to_path_buf(),
             source,
@@ -218,6 +227,7 @@ impl StateMachine {
         let (current, last_applied, last_membership) = if file.exists() {
             let (meta, data) = read_snapshot_file(&file)?;
             app.restore(&data).map_err(SnapshotFileError::Restore)?;
+            stats.snapshot_current(data.len());
             tracing::info!(
                 snapshot = %meta.snapshot_id,
                 last_applied = ?meta.last_log_id,
@@ -231,11 +241,13 @@ impl StateMachine {
         } else {
             (None, None, StoredMembership::default())
         };
+        stats.snapshot_load.observe_millis(started.elapsed());
         Ok(StateMachine {
             app,
             snapshots: Arc::new(SnapshotDir {
                 dir: dir.to_path_buf(),
                 current: Mutex::new(current),
+                stats,
             }),
             last_applied,
             last_membership,
@@ -273,8 +285,16 @@ impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
             .name("snapshot".into())
             .spawn(move || {
                 lower_priority();
+                // ZooKeeper's `snapshottime`: serialising and writing, to the durable rename.
+                let started = Instant::now();
                 let data = writer.map(|w| w()).unwrap_or_default();
-                let _ = tx.send(snapshots.replace(&meta, &data).map(|_| (meta, data)));
+                let replaced = snapshots.replace(&meta, &data);
+                if replaced.is_ok() {
+                    snapshots
+                        .stats
+                        .snapshot_built(started.elapsed(), data.len());
+                }
+                let _ = tx.send(replaced.map(|_| (meta, data)));
             })
             .map_err(|e| StorageIOError::write_snapshot(Some(signature.clone()), &e))?;
         let (meta, data) = rx
@@ -358,6 +378,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         self.app.restore(&data).map_err(|e| {
             StorageIOError::write_state_machine(&SnapshotFileError::Restore(e.clone()))
         })?;
+        self.snapshots.stats.snapshot_current(data.len());
         self.last_applied = m.last_log_id;
         self.last_membership = m.last_membership.clone();
         tracing::info!(snapshot = %m.snapshot_id, last = ?m.last_log_id, "installed a snapshot from the leader");

@@ -57,6 +57,9 @@ enum Slot {
         body: Response,
         close: bool,
         at: Instant,
+        /// Counted as an update's latency (a write refused before reaching the log is one
+        /// in ZooKeeper too: its error travels as a transaction).
+        update: bool,
     },
 }
 
@@ -78,12 +81,16 @@ pub(crate) async fn serve(core: Arc<Core>, mut stream: TcpStream, peer: SocketAd
     while buf.len() < 4 {
         match stream.read_buf(&mut buf).await {
             Ok(0) | Err(_) => return,
-            Ok(_) => {}
+            Ok(n) => {
+                core.stats
+                    .bytes_received
+                    .fetch_add(n as u64, Ordering::Relaxed);
+            }
         }
     }
     let first: [u8; 4] = [buf[0], buf[1], buf[2], buf[3]];
     if let Some(word) = fourlw::detect(&first) {
-        let text = fourlw::respond(word, &core.settings.four_letter_words, &core.server_info());
+        let text = core.four_letter_word(word);
         if word == "srst" && text.starts_with("Server stats reset") {
             core.stats.reset();
         }
@@ -93,6 +100,9 @@ pub(crate) async fn serve(core: Arc<Core>, mut stream: TcpStream, peer: SocketAd
     }
     if !core.is_serving() {
         tracing::debug!(%peer, "refusing a client connection: no leader with a quorum");
+        core.stats
+            .closed_not_serving
+            .fetch_add(1, Ordering::Relaxed);
         return;
     }
     let conn_id = core.next_conn_id();
@@ -113,6 +123,7 @@ pub(crate) async fn serve(core: Arc<Core>, mut stream: TcpStream, peer: SocketAd
                 out: BytesMut::with_capacity(4096),
                 events: rx,
                 closing: false,
+                outstanding: 0,
             };
             core.set_watch_auth(conn.session.id, conn.auth.clone());
             let end = conn.run(&mut stream, buf).await;
@@ -155,13 +166,18 @@ async fn handshake(
         }
         match tokio::time::timeout(Duration::from_secs(30), stream.read_buf(buf)).await {
             Ok(Ok(0)) => return Err(End::ClientClosed),
-            Ok(Ok(_)) => {}
+            Ok(Ok(n)) => {
+                core.stats
+                    .bytes_received
+                    .fetch_add(n as u64, Ordering::Relaxed);
+            }
             Ok(Err(e)) => return Err(End::Io(e)),
             Err(_) => return Err(End::Protocol("no ConnectRequest within 30 s".into())),
         }
     };
     let req = ConnectRequest::from_slice(&frame)
         .map_err(|e| End::Protocol(format!("malformed ConnectRequest: {e}")))?;
+    core.stats.connect_requests.fetch_add(1, Ordering::Relaxed);
     let last_zxid = core.last_zxid();
     if req.last_zxid_seen > last_zxid {
         // The client has seen newer state than this node holds: it must go elsewhere, or this
@@ -277,6 +293,9 @@ struct Conn {
     /// The client asked to close its session: from then on the connection only waits for that
     /// reply (the session's own close event is expected and ignored).
     closing: bool,
+    /// Requests of this connection counted in `Stats::outstanding` and not yet answered; what
+    /// is left when the connection ends (requests it never answered) is taken off then.
+    outstanding: u64,
 }
 
 impl Conn {
@@ -340,7 +359,7 @@ impl Conn {
                         let zxid = applied.zxid;
                         let (err, body) = handlers::write_response(&req, applied.result);
                         self.drain_events();
-                        self.push_reply(xid, zxid, err, &body, at);
+                        self.push_reply(xid, zxid, err, &body, at, is_update(&req));
                         if matches!(req, Request::CloseSession) {
                             // Reply first, then close: the client reads its answer
                             // before the connection ends, as with ZooKeeper.
@@ -362,7 +381,11 @@ impl Conn {
                 }
                 n = rd.read_buf(&mut rbuf), if ending.is_none() => match n {
                     Ok(0) => return End::ClientClosed,
-                    Ok(_) => {
+                    Ok(n) => {
+                        self.core
+                            .stats
+                            .bytes_received
+                            .fetch_add(n as u64, Ordering::Relaxed);
                         if let Err(end) = self.take_requests(&mut rbuf) {
                             ending = Some(end);
                         }
@@ -385,6 +408,8 @@ impl Conn {
                 .stats
                 .packets_received
                 .fetch_add(1, Ordering::Relaxed);
+            self.core.stats.outstanding.fetch_add(1, Ordering::Relaxed);
+            self.outstanding += 1;
             self.core.touch(self.session.id);
             let mut r = Reader::new(&frame);
             let header: RequestHeader = r
@@ -401,6 +426,7 @@ impl Conn {
                         body: Response::Empty,
                         close: true,
                         at: Instant::now(),
+                        update: false,
                     });
                     return Err(End::Protocol(format!(
                         "cannot process request (xid {}, op {}): {e}",
@@ -413,6 +439,7 @@ impl Conn {
     }
 
     fn enqueue(&mut self, xid: i32, req: Request, at: Instant) {
+        let update = is_update(&req);
         let slot = match handlers::classify(&req, self.core.settings.ttl_enabled) {
             Kind::Write(op) => {
                 let rx = self.core.submit(Command::Write {
@@ -447,6 +474,7 @@ impl Conn {
                 body: Response::Empty,
                 close: false,
                 at,
+                update,
             },
             Kind::Auth => {
                 let Request::Auth(a) = &req else {
@@ -475,17 +503,20 @@ impl Conn {
                             body: Response::Empty,
                             close: false,
                             at,
+                            update,
                         }
                     }
                     None => {
                         // ZooKeeper answers AuthFailed and closes; the client raises the
                         // AuthFailed state event itself.
+                        self.core.stats.auth_failed.fetch_add(1, Ordering::Relaxed);
                         Slot::Ready {
                             xid,
                             err: ErrorCode::AuthFailed,
                             body: Response::Empty,
                             close: true,
                             at,
+                            update,
                         }
                     }
                 }
@@ -496,6 +527,7 @@ impl Conn {
                 body: Response::Empty,
                 close: false,
                 at,
+                update,
             },
             Kind::Refuse(err) => Slot::Ready {
                 xid,
@@ -503,6 +535,7 @@ impl Conn {
                 body: Response::Empty,
                 close: true,
                 at,
+                update,
             },
         };
         self.queue.push_back(slot);
@@ -515,14 +548,19 @@ impl Conn {
                 Some(Slot::Ready { close, .. }) => {
                     let close = *close;
                     let Some(Slot::Ready {
-                        xid, err, body, at, ..
+                        xid,
+                        err,
+                        body,
+                        at,
+                        update,
+                        ..
                     }) = self.queue.pop_front()
                     else {
                         unreachable!()
                     };
                     self.drain_events();
                     let zxid = self.core.last_zxid();
-                    self.push_reply(xid, zxid, err, &body, at);
+                    self.push_reply(xid, zxid, err, &body, at, update);
                     if close {
                         // Leave a marker so the loop ends after flushing the reply.
                         self.queue.push_front(Slot::Ready {
@@ -531,6 +569,7 @@ impl Conn {
                             body: Response::Empty,
                             close: true,
                             at,
+                            update,
                         });
                         return Ok(());
                     }
@@ -549,7 +588,7 @@ impl Conn {
                             path,
                         });
                     }
-                    self.push_reply(xid, zxid, err, &body, at);
+                    self.push_reply(xid, zxid, err, &body, at, false);
                 }
                 _ => return Ok(()),
             }
@@ -571,6 +610,7 @@ impl Conn {
                         body: Response::Empty,
                         close: true,
                         at: Instant::now(),
+                        update: false,
                     });
                     return;
                 }
@@ -584,17 +624,56 @@ impl Conn {
     }
 
     /// Queues the reply to a request read at `at`, counting its latency as ZooKeeper does
-    /// (from reading the request to answering it, in ms).
-    fn push_reply(&mut self, xid: i32, zxid: i64, err: ErrorCode, body: &Response, at: Instant) {
+    /// (from reading the request to answering it, in ms), as an update's or a read's.
+    fn push_reply(
+        &mut self,
+        xid: i32,
+        zxid: i64,
+        err: ErrorCode,
+        body: &Response,
+        at: Instant,
+        update: bool,
+    ) {
         let header = ReplyHeader::new(xid, zxid, err);
+        let before = self.out.len();
         let _ = write_framed(&mut self.out, |b| encode_reply(b, &header, body));
-        self.core.stats.packets_sent.fetch_add(1, Ordering::Relaxed);
-        self.core.stats.record_latency(at.elapsed());
+        let stats = &self.core.stats;
+        stats.packets_sent.fetch_add(1, Ordering::Relaxed);
+        stats.record_latency(at.elapsed(), update);
+        stats.record_response_size((self.out.len() - before).saturating_sub(4));
+        // A reply the connection made up (the session-expired notice) answers no request.
+        if self.outstanding > 0 {
+            self.outstanding -= 1;
+            stats.outstanding.fetch_sub(1, Ordering::Relaxed);
+        }
     }
+}
+
+/// A request ZooKeeper turns into a transaction (its latency is an update's): one that
+/// changes the tree, the session or the ensemble. Everything else is a read's.
+fn is_update(req: &Request) -> bool {
+    matches!(
+        req,
+        Request::Create(_)
+            | Request::Create2(_)
+            | Request::CreateContainer(_)
+            | Request::CreateTtl(_)
+            | Request::Delete(_)
+            | Request::SetData(_)
+            | Request::SetAcl(_)
+            | Request::Multi(_)
+            | Request::Reconfig(_)
+            | Request::CloseSession
+    )
 }
 
 impl Drop for Conn {
     fn drop(&mut self) {
+        // Requests still queued when the connection ended are not outstanding any more.
+        self.core
+            .stats
+            .outstanding
+            .fetch_sub(self.outstanding, Ordering::Relaxed);
         tracing::trace!(peer = %self.peer, conn = self.conn_id, "connection state dropped");
     }
 }

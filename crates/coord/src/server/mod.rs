@@ -28,27 +28,27 @@ pub(crate) mod expiry;
 #[doc(hidden)]
 pub mod fuzzing;
 mod handlers;
+mod metrics;
 mod proposer;
 mod reconfig;
 
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, RwLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
-use sluice_config::{CoordConfig, FourLetterWords};
+use sluice_config::{CoordConfig, FourLetterWords, MetricsEndpoint};
 use sluice_jute::{ErrorCode, Id, KeeperState, Request, Response, WatcherEvent};
+use sluice_metrics::summary::Summary;
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 
-use crate::fourlw::{self, ConnectionInfo, Mode, ServerInfo};
+use crate::fourlw::{self, ConnectionInfo, LeaderInfo, Mode, ServerInfo};
 use crate::machine::{Command, CommandResult, ConfigWrite, Machine};
-use crate::raft::{
-    Application, Listeners, RaftNode, RaftNodeConfig, Role, SnapshotWriter, StartError,
-};
+use crate::raft::{Application, Listeners, RaftNode, RaftNodeConfig, SnapshotWriter, StartError};
 use crate::sessions::Session;
 use crate::watches::{Notification, WatchManager};
 use expiry::ExpiryTracker;
@@ -91,6 +91,9 @@ pub struct ServerSettings {
     pub super_digest: Option<String>,
     /// How long new members of a `reconfig` may take to catch up (`initLimit × tickTime`).
     pub reconfig_sync_timeout: Duration,
+    /// `metricsProvider.*` with the Prometheus provider: `/metrics` is served there and `mntr`
+    /// prints the metric samples, as ZooKeeper 3.8 does.
+    pub metrics: Option<MetricsEndpoint>,
 }
 
 impl ServerSettings {
@@ -147,6 +150,7 @@ impl ServerSettings {
             reconfig_sync_timeout: Duration::from_millis(
                 u64::from(cfg.tick_time_ms) * u64::from(cfg.init_limit.max(1)),
             ),
+            metrics: cfg.metrics.clone(),
         }
     }
 }
@@ -317,6 +321,8 @@ struct Attached {
     events: mpsc::UnboundedSender<ConnEvent>,
 }
 
+/// The client side's counters, as ZooKeeper's `ServerStats` and `ServerMetrics` keep them for
+/// the four-letter words and the metrics endpoint.
 #[derive(Debug)]
 pub(crate) struct Stats {
     pub packets_received: AtomicU64,
@@ -327,6 +333,32 @@ pub(crate) struct Stats {
     latency_max_ms: AtomicU64,
     latency_sum_ms: AtomicU64,
     latency_count: AtomicU64,
+    /// The same latencies by kind, as ZooKeeper splits them: requests that change the tree
+    /// (a transaction in ZooKeeper: create, delete, setData, setACL, multi, reconfig, close)
+    /// and every other one (reads, exists, sync, ping, ...).
+    pub update_latency: Summary,
+    pub read_latency: Summary,
+    /// Client-port connections open now (a four-letter word's own included, as in ZooKeeper).
+    pub alive_connections: AtomicU64,
+    /// Session handshakes (ConnectRequests) received.
+    pub connect_requests: AtomicU64,
+    /// Connections closed at once for exceeding `maxClientCnxns`.
+    pub connections_rejected: AtomicU64,
+    /// Connections closed at once because the node was not serving (no quorum).
+    pub closed_not_serving: AtomicU64,
+    /// Requests read and not yet answered, over all connections.
+    pub outstanding: AtomicU64,
+    pub bytes_received: AtomicU64,
+    /// `addauth` with a scheme coord does not have.
+    pub auth_failed: AtomicU64,
+    /// Sessions this node expired while leading.
+    pub sessions_expired: AtomicU64,
+    /// `sync` requests other members forwarded to this leader that are not yet answered.
+    pub pending_syncs: AtomicU64,
+    /// Size of replies (header and body, without the length prefix), -1 before the first.
+    response_size_last: AtomicI64,
+    response_size_min: AtomicI64,
+    response_size_max: AtomicI64,
 }
 
 impl Default for Stats {
@@ -338,17 +370,56 @@ impl Default for Stats {
             latency_max_ms: AtomicU64::new(0),
             latency_sum_ms: AtomicU64::new(0),
             latency_count: AtomicU64::new(0),
+            update_latency: Summary::new(),
+            read_latency: Summary::new(),
+            alive_connections: AtomicU64::new(0),
+            connect_requests: AtomicU64::new(0),
+            connections_rejected: AtomicU64::new(0),
+            closed_not_serving: AtomicU64::new(0),
+            outstanding: AtomicU64::new(0),
+            bytes_received: AtomicU64::new(0),
+            auth_failed: AtomicU64::new(0),
+            sessions_expired: AtomicU64::new(0),
+            pending_syncs: AtomicU64::new(0),
+            response_size_last: AtomicI64::new(-1),
+            response_size_min: AtomicI64::new(-1),
+            response_size_max: AtomicI64::new(-1),
         }
     }
 }
 
 impl Stats {
-    pub(crate) fn record_latency(&self, took: Duration) {
+    pub(crate) fn record_latency(&self, took: Duration, update: bool) {
         let ms = u64::try_from(took.as_millis()).unwrap_or(u64::MAX);
         self.latency_min_ms.fetch_min(ms, Ordering::Relaxed);
         self.latency_max_ms.fetch_max(ms, Ordering::Relaxed);
         self.latency_sum_ms.fetch_add(ms, Ordering::Relaxed);
         self.latency_count.fetch_add(1, Ordering::Relaxed);
+        if update {
+            self.update_latency.observe(ms);
+        } else {
+            self.read_latency.observe(ms);
+        }
+    }
+
+    pub(crate) fn record_response_size(&self, bytes: usize) {
+        let b = i64::try_from(bytes).unwrap_or(i64::MAX);
+        self.response_size_last.store(b, Ordering::Relaxed);
+        self.response_size_max.fetch_max(b, Ordering::Relaxed);
+        let _ = self
+            .response_size_min
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |m| {
+                (m < 0 || b < m).then_some(b)
+            });
+    }
+
+    /// `(last, min, max)` reply size in bytes; -1 before the first reply.
+    pub(crate) fn response_sizes(&self) -> (i64, i64, i64) {
+        (
+            self.response_size_last.load(Ordering::Relaxed),
+            self.response_size_min.load(Ordering::Relaxed),
+            self.response_size_max.load(Ordering::Relaxed),
+        )
     }
 
     /// (min, avg, max) in ms; zeros before the first request, as ZooKeeper reports them.
@@ -539,22 +610,32 @@ impl Core {
         }
     }
 
+    /// The answer to four-letter word `word` (with the Prometheus provider, `mntr` carries
+    /// the metric families `/metrics` serves).
+    pub fn four_letter_word(&self, word: &str) -> String {
+        let mut info = self.server_info();
+        if word == "mntr" && self.settings.metrics.is_some() {
+            info.metrics = Some(self.metric_families());
+        }
+        fourlw::respond(word, &self.settings.four_letter_words, &info)
+    }
+
     /// Counters for the four-letter words.
     pub fn server_info(&self) -> ServerInfo {
-        let (mode, followers) = match self.raft().map(RaftNode::status) {
-            _ if self.settings.standalone => (Mode::Standalone, None),
-            // Removed by reconfig, or waiting to be added: not serving.
-            Some(_) if !self.raft().is_some_and(RaftNode::is_member) => (Mode::Looking, None),
-            Some(s) => match s.role {
-                Role::Leader => {
-                    let n = s.voters.len().saturating_sub(1) as u64 + s.observers.len() as u64;
-                    (Mode::Leader, Some((n, n)))
-                }
-                Role::Follower if s.leader.is_some() => (Mode::Follower, None),
-                Role::Observer if s.leader.is_some() => (Mode::Observer, None),
-                _ => (Mode::Looking, None),
-            },
-            None => (Mode::Looking, None),
+        let (mode, status) = self.mode();
+        let leader = match (mode, status, self.raft()) {
+            (Mode::Leader, Some(s), Some(raft)) => {
+                let counts =
+                    raft.stats()
+                        .followers(s.id, &s.voters, &s.observers, raft.follower_window());
+                Some(LeaderInfo {
+                    learners: counts.answering,
+                    synced_followers: counts.synced_voters,
+                    synced_observers: counts.synced_observers,
+                    pending_syncs: self.stats.pending_syncs.load(Ordering::Relaxed),
+                })
+            }
+            _ => None,
         };
         let machine = self.machine.read().unwrap_or_else(|e| e.into_inner());
         let tree = machine.tree();
@@ -582,17 +663,18 @@ impl Core {
             packets_received: self.stats.packets_received.load(Ordering::Relaxed),
             packets_sent: self.stats.packets_sent.load(Ordering::Relaxed),
             connections,
-            outstanding_requests: 0,
+            outstanding_requests: self.stats.outstanding.load(Ordering::Relaxed),
             last_zxid: machine.last_zxid(),
-            node_count: tree.node_count() as u64,
+            node_count: tree.zookeeper_node_count() as u64,
             watch_count,
             watched_paths: watch_count,
             watching_connections: if watch_count > 0 { watching } else { 0 },
-            ephemerals_count: tree.ephemeral_owners().count() as u64,
+            ephemerals_count: tree.ephemeral_count() as u64,
             approximate_data_size: tree.approximate_data_size(),
             global_sessions: machine.sessions().len() as u64,
             uptime_ms: self.started.elapsed().as_millis() as u64,
-            followers,
+            leader,
+            metrics: None,
             read_only: false,
             // The `server.N` lines of the file give way to the membership, as in ZooKeeper.
             conf: self
@@ -605,10 +687,8 @@ impl Core {
             membership: (!self.settings.standalone)
                 .then(|| String::from_utf8_lossy(tree.config_data()).into_owned())
                 .filter(|m| !m.is_empty()),
-            open_fds: std::fs::read_dir("/proc/self/fd")
-                .ok()
-                .map(|d| d.count() as u64),
-            max_fds: None,
+            open_fds: metrics::open_fds(),
+            max_fds: metrics::max_fds(),
         }
     }
 
@@ -718,6 +798,12 @@ pub enum ServerError {
         #[source]
         source: std::io::Error,
     },
+    #[error("cannot serve metrics on {addr} (metricsProvider.httpHost and httpPort): {source}")]
+    MetricsBind {
+        addr: String,
+        #[source]
+        source: std::io::Error,
+    },
     #[error(transparent)]
     Raft(#[from] StartError),
     #[error("{0}")]
@@ -730,6 +816,7 @@ pub struct CoordServer {
     core: Arc<Core>,
     raft: RaftNode,
     client_addr: SocketAddr,
+    metrics_addr: Option<SocketAddr>,
     tasks: Vec<JoinHandle<()>>,
     stop: watch::Sender<bool>,
 }
@@ -753,17 +840,75 @@ impl CoordServer {
         };
         let listener = std::net::TcpListener::bind(&addr)
             .map_err(|source| ServerError::Bind { addr, source })?;
+        // Bound before anything starts, so that a taken port stops the node at once (ZooKeeper
+        // exits when its provider cannot start its endpoint).
+        let metrics = match &cfg.metrics {
+            Some(m) => {
+                let addr = if m.http_host.contains(':') {
+                    format!("[{}]:{}", m.http_host, m.http_port)
+                } else {
+                    format!("{}:{}", m.http_host, m.http_port)
+                };
+                Some(
+                    std::net::TcpListener::bind(&addr)
+                        .map_err(|source| ServerError::MetricsBind { addr, source })?,
+                )
+            }
+            None => None,
+        };
         let mut raft_cfg = RaftNodeConfig::from_coord_config(cfg, node_id);
         if let Some(n) = cfg.snap_count {
             raft_cfg.log.snapshot_every = n;
         }
-        Self::start_with(
+        let mut server = Self::start_with(
             ServerSettings::from_config(cfg, node_id),
             raft_cfg,
             listener,
             None,
         )
-        .await
+        .await?;
+        if let Some(listener) = metrics {
+            server.serve_metrics(listener)?;
+        }
+        Ok(server)
+    }
+
+    /// Serves `GET /metrics` on `listener` (bound by the caller; tests use port 0) until the
+    /// node stops.
+    pub fn serve_metrics(
+        &mut self,
+        listener: std::net::TcpListener,
+    ) -> Result<SocketAddr, ServerError> {
+        let addr = listener
+            .local_addr()
+            .map_err(|source| ServerError::MetricsBind {
+                addr: "metrics listener".into(),
+                source,
+            })?;
+        let bind_err = |source| ServerError::MetricsBind {
+            addr: addr.to_string(),
+            source,
+        };
+        listener.set_nonblocking(true).map_err(bind_err)?;
+        let listener = TcpListener::from_std(listener).map_err(bind_err)?;
+        self.tasks.push(tokio::spawn(metrics::serve(
+            self.core.clone(),
+            listener,
+            self.stop.subscribe(),
+        )));
+        self.metrics_addr = Some(addr);
+        tracing::info!(node = self.core.settings.node_id, %addr, "serving metrics on /metrics");
+        Ok(addr)
+    }
+
+    /// Where `/metrics` is served, if it is.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics_addr
+    }
+
+    /// The Prometheus text `/metrics` would answer now.
+    pub fn metrics_text(&self) -> String {
+        crate::metrics::prometheus_text(&self.core.metric_families())
     }
 
     /// Starts a node on listeners the caller bound (tests use port 0).
@@ -830,6 +975,7 @@ impl CoordServer {
             core,
             raft,
             client_addr,
+            metrics_addr: None,
             tasks,
             stop,
         })
@@ -882,14 +1028,19 @@ async fn accept_loop(core: Arc<Core>, listener: TcpListener, mut stop: watch::Re
             let n = per_ip.entry(peer.ip()).or_default();
             if max > 0 && *n >= max {
                 tracing::warn!(%peer, "too many connections from {} - max is {max}", peer.ip());
+                core.stats
+                    .connections_rejected
+                    .fetch_add(1, Ordering::Relaxed);
                 drop(stream);
                 continue;
             }
             *n += 1;
         }
         let core = core.clone();
+        core.stats.alive_connections.fetch_add(1, Ordering::Relaxed);
         tokio::spawn(async move {
             conn::serve(core.clone(), stream, peer).await;
+            core.stats.alive_connections.fetch_sub(1, Ordering::Relaxed);
             let mut per_ip = lock(&core.per_ip);
             if let Some(n) = per_ip.get_mut(&peer.ip()) {
                 *n -= 1;
@@ -943,6 +1094,7 @@ async fn housekeeping(core: Arc<Core>, raft: RaftNode, mut stop: watch::Receiver
                     session = format_args!("0x{session_id:x}"),
                     "session expired"
                 );
+                core.stats.sessions_expired.fetch_add(1, Ordering::Relaxed);
                 let rx = core.submit(Command::CloseSession { session_id });
                 let core2 = core.clone();
                 tokio::spawn(async move {
@@ -1045,11 +1197,7 @@ fn reconfig_tree_lines_of(tree: &crate::tree::Tree) -> String {
 
 /// Formats the four-letter-word answer for `word` on a running server (used by tests).
 pub fn four_letter_word(server: &CoordServer, word: &str) -> String {
-    fourlw::respond(
-        word,
-        &server.core.settings.four_letter_words,
-        &server.core.server_info(),
-    )
+    server.core.four_letter_word(word)
 }
 
 #[cfg(test)]

@@ -19,6 +19,7 @@
 //! applied in the order it sent them.
 
 use std::collections::HashSet;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -41,6 +42,9 @@ const MAX_BATCH_BYTES: usize = 2 << 20;
 struct Forwarded {
     batch: Batch,
     proposal: ForwardedProposal,
+    /// The `sync` requests in it: ZooKeeper's leader counts learners' syncs waiting for their
+    /// turn as `pending_syncs` until it answers them.
+    syncs: u64,
 }
 
 pub(super) async fn run(
@@ -65,7 +69,7 @@ pub(super) async fn run(
                     None => return,
                 },
                 f = forwarded_rx.recv() => match f {
-                    Some(f) => take_forwarded(f, &mut forwarded),
+                    Some(f) => take_forwarded(&core, f, &mut forwarded),
                     None => return,
                 },
                 _ = touch_tick.tick() => {
@@ -92,7 +96,7 @@ pub(super) async fn run(
         while bytes < MAX_BATCH_BYTES {
             match forwarded_rx.try_recv() {
                 Ok(f) => {
-                    take_forwarded(f, &mut forwarded);
+                    take_forwarded(&core, f, &mut forwarded);
                     bytes += forwarded.last().map_or(0, |f| batch_size(&f.batch));
                 }
                 Err(_) => break,
@@ -134,6 +138,9 @@ pub(super) async fn run(
                 let results: Vec<(i64, CommandResult)> =
                     postcard::from_bytes(&out.response).unwrap_or_default();
                 for (f, share) in others.into_iter().zip(shares) {
+                    core.stats
+                        .pending_syncs
+                        .fetch_sub(f.syncs, Ordering::Relaxed);
                     let mine = results.get(share).unwrap_or_default();
                     let answer = postcard::to_stdvec(mine)
                         .map(|response| ProposeOutcome {
@@ -166,6 +173,9 @@ pub(super) async fn run(
                     let _ = p.reply.send(Err(ProposeFailed));
                 }
                 for f in others {
+                    core.stats
+                        .pending_syncs
+                        .fetch_sub(f.syncs, Ordering::Relaxed);
                     f.proposal.answer(Err(e.clone()));
                 }
             }
@@ -175,9 +185,21 @@ pub(super) async fn run(
 
 /// Decodes a forwarded batch; one that does not decode is answered at once (a peer running
 /// incompatible code) and proposes nothing.
-fn take_forwarded(proposal: ForwardedProposal, into: &mut Vec<Forwarded>) {
+fn take_forwarded(core: &Core, proposal: ForwardedProposal, into: &mut Vec<Forwarded>) {
     match Batch::decode(&proposal.payload) {
-        Ok(batch) => into.push(Forwarded { batch, proposal }),
+        Ok(batch) => {
+            let syncs = batch
+                .commands
+                .iter()
+                .filter(|c| matches!(c, Command::Sync { .. }))
+                .count() as u64;
+            core.stats.pending_syncs.fetch_add(syncs, Ordering::Relaxed);
+            into.push(Forwarded {
+                batch,
+                proposal,
+                syncs,
+            });
+        }
         Err(e) => {
             tracing::warn!(error = %e, "a forwarded log entry does not decode; refused");
             proposal.answer(Err(ProposeError::Fatal(format!(

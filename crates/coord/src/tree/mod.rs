@@ -652,6 +652,17 @@ impl Tree {
         self.ephemerals.keys().copied()
     }
 
+    /// Ephemeral nodes, over all sessions (ZooKeeper's `ephemerals_count`).
+    pub fn ephemeral_count(&self) -> usize {
+        self.ephemerals.values().map(BTreeSet::len).sum()
+    }
+
+    /// The node count ZooKeeper reports (`srvr`'s "Node count", `znode_count`): its node map
+    /// holds the root twice, as `""` and as `/`, and counts both (a fresh 3.8 server says 5).
+    pub fn zookeeper_node_count(&self) -> usize {
+        self.node_count() + 1
+    }
+
     /// multiRead: each read is answered (or fails) on its own.
     pub fn multi_read(&self, ops: &[ReadOp], auth: &[Id]) -> Vec<ReadResult> {
         ops.iter()

@@ -86,6 +86,9 @@ fn fresh_tree_matches_zookeeper() {
     assert_eq!(Tree::new().approximate_data_size(), 44);
     let t = Tree::new();
     assert_eq!(t.node_count(), 4);
+    // ... and zk_znode_count 5 (its node map holds the root as "" and as "/").
+    assert_eq!(t.zookeeper_node_count(), 5);
+    assert_eq!(t.ephemeral_count(), 0);
     let root = t.stat("/").unwrap();
     assert_eq!(root.num_children, 1);
     // Children added without counting: 0 * 2 - 1.
@@ -586,6 +589,8 @@ fn ephemerals_and_kill_session() {
     assert_eq!(t.get_ephemerals(SESSION, "/app/e2"), ["/app/e20000000001"]);
     assert_eq!(t.get_ephemerals(SESSION, "/x"), Vec::<String>::new());
     assert_eq!(t.get_ephemerals(12345, ""), Vec::<String>::new());
+    // Nodes, not the sessions that own them (ZooKeeper's zk_ephemerals_count).
+    assert_eq!(t.ephemeral_count(), 4);
 
     let triggers = t.kill_session(SESSION, 10);
     assert_eq!(triggers.len(), 6);
@@ -594,6 +599,7 @@ fn ephemerals_and_kill_session() {
     assert_eq!(t.stat("/app").unwrap().pzxid, 10);
     assert_eq!(t.get_ephemerals(SESSION, ""), Vec::<String>::new());
     assert_eq!(t.ephemeral_owners().collect::<Vec<_>>(), [99]);
+    assert_eq!(t.ephemeral_count(), 1);
     assert!(t.kill_session(SESSION, 11).is_empty());
 }
 

@@ -8,6 +8,7 @@ use openraft::testing::{StoreBuilder, Suite};
 use crate::raft::engine::{LogEngine, SledEngine};
 use crate::raft::log_store::LogStore;
 use crate::raft::state_machine::StateMachine;
+use crate::raft::stats::RaftStats;
 use crate::raft::types::{Application, SnapshotWriter, StorageResult, TypeConfig};
 
 /// Keeps nothing: the suite only checks the Raft bookkeeping around the application.
@@ -32,8 +33,10 @@ impl StoreBuilder<TypeConfig, LogStore, StateMachine, tempfile::TempDir> for Bui
     async fn build(&self) -> StorageResult<(tempfile::TempDir, LogStore, StateMachine)> {
         let dir = tempfile::tempdir().expect("temp dir");
         let engine = SledEngine::open(&dir.path().join("log"), 4 * 1024 * 1024).expect("sled");
-        let log = LogStore::new(Arc::new(engine) as Arc<dyn LogEngine>).expect("sync thread");
-        let sm = StateMachine::open(&dir.path().join("snapshots"), Arc::new(NullApp))
+        let stats = Arc::new(RaftStats::default());
+        let log = LogStore::new(Arc::new(engine) as Arc<dyn LogEngine>, stats.clone())
+            .expect("sync thread");
+        let sm = StateMachine::open(&dir.path().join("snapshots"), Arc::new(NullApp), stats)
             .expect("state machine");
         Ok((dir, log, sm))
     }

@@ -61,6 +61,23 @@ impl Ledger {
     }
 }
 
+/// librdkafka's log lines on stderr, with the time.
+#[derive(Clone, Copy)]
+pub struct StderrLog;
+
+impl rdkafka::ClientContext for StderrLog {
+    fn log(&self, level: rdkafka::config::RDKafkaLogLevel, fac: &str, log_message: &str) {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default();
+        eprintln!(
+            "rdkafka {}.{:03} {level:?} {fac}: {log_message}",
+            now.as_secs(),
+            now.subsec_millis()
+        );
+    }
+}
+
 /// A running producer; [`Producing::stop`] waits for every outstanding delivery.
 pub struct Producing {
     stop: Arc<AtomicBool>,
@@ -72,7 +89,13 @@ impl Producing {
     /// Starts sending `seq-<n>` to `topic` (partition n % `partitions`), one record every
     /// `every`, idempotent with acks=all.
     pub fn start(bootstrap: &str, topic: &str, partitions: i32, every: Duration) -> Producing {
-        let producer: FutureProducer = ClientConfig::new()
+        let mut config = ClientConfig::new();
+        // SLUICE_RDKAFKA_DEBUG=eos (say) prints librdkafka's own account of the idempotent
+        // producer (sequence errors, epoch bumps, retries) on stderr, for a post-mortem.
+        if let Ok(debug) = std::env::var("SLUICE_RDKAFKA_DEBUG") {
+            config.set("debug", debug);
+        }
+        let producer: FutureProducer<StderrLog> = config
             .set("bootstrap.servers", bootstrap)
             .set("enable.idempotence", "true")
             .set("acks", "all")
@@ -82,7 +105,7 @@ impl Producing {
             .set("retry.backoff.max.ms", "200")
             .set("topic.metadata.refresh.interval.ms", "1000")
             .set("linger.ms", "2")
-            .create()
+            .create_with_context(StderrLog)
             .expect("producer");
         let stop = Arc::new(AtomicBool::new(false));
         let sent = Arc::new(AtomicU64::new(0));

@@ -7,7 +7,9 @@
 //! and the cluster heals (every ISR full) before the next.
 //!
 //! Pass: every acknowledged record is stored exactly once, at its acknowledged offset, in
-//! order; the consumer was handed only records the log still holds there (nothing read before
+//! order (a copy the client itself wrote again under a new producer epoch is counted and
+//! reported, not failed: librdkafka renumbers unacknowledged messages after an epoch bump, and
+//! no broker can recognise them, `ledger::take_client_resends`); the consumer was handed only records the log still holds there (nothing read before
 //! it was committed), in order, and every acknowledged one; after quiescence all replicas hold
 //! the same batches (base offset, epoch, CRC).
 
@@ -16,7 +18,9 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::ledger::{self, Consuming, Producing};
-use common::replication::{assert_replicas_converged, controller, create_topic, log_tails};
+use common::replication::{
+    assert_replicas_converged, controller, create_topic, log_tails, take_client_resends,
+};
 use sluice_e2e::KafkaCluster;
 
 const TOPIC: &str = "matrix";
@@ -142,10 +146,11 @@ async fn matrix(role: Role) {
     tokio::time::sleep(Duration::from_secs(1)).await;
     let ledger = producing.stop().await;
     let seen = consuming.stop(&ledger).await;
-    let verdict = ledger::verify(&bootstrap, TOPIC, PARTITIONS, &ledger);
+    let mut verdict = ledger::verify(&bootstrap, TOPIC, PARTITIONS, &ledger);
+    let resent = take_client_resends(&mut cluster, TOPIC, &mut verdict);
     let reads = ledger::check_reads(&bootstrap, TOPIC, PARTITIONS, &ledger, &seen);
     eprintln!(
-        "{role:?}: {} acknowledged, {} failed deliveries, {} consumed; kept {}, lost {}, moved {}, duplicated {}, reordered {}; consumer: {} phantom, {} out of order, {} missed",
+        "{role:?}: {} acknowledged, {} failed deliveries, {} consumed; kept {}, lost {}, moved {}, duplicated {}, reordered {}, re-sent by the client {}; consumer: {} phantom, {} out of order, {} missed",
         ledger.acks.len(),
         ledger.failures.len(),
         seen.len(),
@@ -154,6 +159,7 @@ async fn matrix(role: Role) {
         verdict.moved.len(),
         verdict.duplicated.len(),
         verdict.reordered.len(),
+        resent.len(),
         reads.phantom.len(),
         reads.out_of_order.len(),
         reads.missed.len()

@@ -177,6 +177,8 @@ pub struct Verdict {
     pub moved: Vec<(u64, i64, i64)>,
     pub duplicated: Vec<u64>,
     pub reordered: Vec<(i32, i64)>,
+    /// Where each duplicated value is stored: partition and offsets, in log order.
+    pub duplicated_at: BTreeMap<u64, (i32, Vec<i64>)>,
 }
 
 impl Verdict {
@@ -383,6 +385,9 @@ fn classify(stored: &BTreeMap<i32, Vec<(i64, u64)>>, ledger: &Ledger) -> Verdict
     for (seq, places) in &at {
         if places.len() > 1 {
             verdict.duplicated.push(*seq);
+            let mut offsets: Vec<i64> = places.iter().map(|(_, o)| *o).collect();
+            offsets.sort_unstable();
+            verdict.duplicated_at.insert(*seq, (places[0].0, offsets));
         }
     }
     for a in &ledger.acks {
@@ -402,6 +407,61 @@ fn classify(stored: &BTreeMap<i32, Vec<(i64, u64)>>, ledger: &Ledger) -> Verdict
     verdict.lost.sort_unstable();
     verdict.duplicated.sort_unstable();
     verdict
+}
+
+/// Duplicates the client made, not the cluster: every later copy of the value was written with
+/// a higher producer epoch than the first. librdkafka bumps its producer epoch when a request
+/// is refused with OUT_OF_ORDER_SEQUENCE_NUMBER behind an earlier failed one (say
+/// NOT_ENOUGH_REPLICAS while an ISR was being restored) and numbers every unacknowledged
+/// message again from 0, including one an earlier attempt had already written (librdkafka
+/// issues 4953 and 4972; Apache Kafka brokers store the same duplicate). No broker can tell
+/// such a copy from a new record. They are taken out of the verdict, with the reordering they
+/// cause, and returned; a duplicate within one producer epoch stays (the broker's failure).
+/// `log_dir(p)` is a partition directory holding the converged log.
+pub fn take_client_resends(
+    verdict: &mut Verdict,
+    log_dir: impl Fn(i32) -> std::path::PathBuf,
+) -> Vec<u64> {
+    let mut resent = Vec::new();
+    for (seq, (partition, offsets)) in &verdict.duplicated_at {
+        let headers = stored_headers(&log_dir(*partition));
+        let epoch_at = |o: i64| {
+            headers
+                .iter()
+                .find(|h| h.base_offset <= o && o <= h.last_offset())
+                .map(|h| h.producer_epoch)
+        };
+        let epochs: Vec<Option<i16>> = offsets.iter().map(|o| epoch_at(*o)).collect();
+        let first = epochs[0];
+        if first.is_some() && epochs[1..].iter().all(|e| e.is_some() && *e > first) {
+            resent.push(*seq);
+            verdict
+                .reordered
+                .retain(|(p, o)| !(p == partition && offsets[1..].contains(o)));
+        }
+    }
+    verdict.duplicated.retain(|s| !resent.contains(s));
+    for s in &resent {
+        verdict.duplicated_at.remove(s);
+    }
+    resent
+}
+
+fn stored_headers(dir: &Path) -> Vec<sluice_log::batch::BatchHeader> {
+    let mut files: Vec<_> = std::fs::read_dir(dir)
+        .map(|d| d.filter_map(Result::ok).map(|e| e.path()).collect())
+        .unwrap_or_default();
+    files.retain(|f| f.extension().is_some_and(|e| e == "log"));
+    files.sort();
+    let mut out = Vec::new();
+    for f in files {
+        let bytes = std::fs::read(&f).unwrap_or_default();
+        for b in sluice_log::batch::Batches::new(&bytes) {
+            let Ok((_, h, _)) = b else { break };
+            out.push(h);
+        }
+    }
+    out
 }
 
 /// A stored batch's identity: base offset, leader epoch, CRC.

@@ -156,3 +156,34 @@ pub fn relay_bootstrap(relays: &[(CutRelay, CutRelay)]) -> String {
         .collect::<Vec<_>>()
         .join(",")
 }
+
+/// [`ledger::take_client_resends`] against the logs of each partition's current leader;
+/// prints what it took out (a figure of the client's behaviour, not a pass/fail).
+pub fn take_client_resends(
+    cluster: &mut KafkaCluster,
+    topic: &str,
+    verdict: &mut ledger::Verdict,
+) -> Vec<u64> {
+    let via = cluster
+        .brokers
+        .iter_mut()
+        .find_map(|b| b.is_running().then_some(b.id))
+        .expect("a running broker");
+    let dirs: std::collections::HashMap<i32, std::path::PathBuf> = verdict
+        .duplicated_at
+        .values()
+        .map(|(p, _)| {
+            let leader = cluster.leader(via, topic, *p).0;
+            let dir = cluster.broker(leader).log_dir.join(format!("{topic}-{p}"));
+            (*p, dir)
+        })
+        .collect();
+    let resent = ledger::take_client_resends(verdict, |p| dirs[&p].clone());
+    if !resent.is_empty() {
+        eprintln!(
+            "{} value(s) written again by the client under a new producer epoch (librdkafka's epoch bump after OUT_OF_ORDER_SEQUENCE_NUMBER): {resent:?}",
+            resent.len()
+        );
+    }
+    resent
+}

@@ -1,0 +1,202 @@
+//! The metrics as an operator's monitoring reads them: a real Prometheus (Debian's) scraping a
+//! three-node coord ensemble every second, with the alert rules of `deploy/prometheus` loaded
+//! (their `for:` durations set to zero so that a condition fires at the next evaluation) and
+//! the queries of the Grafana dashboard in `deploy/grafana` asked of it.
+//!
+//! Pass: every target is up; the values Prometheus holds match what the clients did; every
+//! dashboard query about coord is valid PromQL and returns data; the rules pass `promtool`;
+//! with two of three coord nodes killed, `SluiceCoordNoQuorum` and `SluiceCoordNodeDown` fire.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use sluice_e2e::prometheus::{check_rules, Prometheus};
+use sluice_e2e::CoordCluster;
+use zookeeper_client as zk;
+
+const PROVIDER: &str = "metricsProvider.className=org.apache.zookeeper.metrics.prometheus.PrometheusMetricsProvider\nmetricsProvider.httpHost=127.0.0.1\n";
+
+fn deploy(path: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../deploy")
+        .join(path)
+}
+
+fn metrics_target(config: &Path) -> String {
+    let text = std::fs::read_to_string(config).unwrap();
+    let port = text
+        .lines()
+        .find_map(|l| l.strip_prefix("metricsProvider.httpPort="))
+        .expect("httpPort")
+        .trim()
+        .to_string();
+    format!("127.0.0.1:{port}")
+}
+
+/// deploy/prometheus/alerts.yml with every `for:` at 0s, written into `dir`.
+fn immediate_rules(dir: &Path) -> PathBuf {
+    let rules = std::fs::read_to_string(deploy("prometheus/alerts.yml")).unwrap();
+    let immediate: String = rules
+        .lines()
+        .map(|l| {
+            if l.trim_start().starts_with("for:") {
+                let indent = &l[..l.len() - l.trim_start().len()];
+                format!("{indent}for: 0s\n")
+            } else {
+                format!("{l}\n")
+            }
+        })
+        .collect();
+    let path = dir.join("alerts.yml");
+    std::fs::write(&path, immediate).unwrap();
+    path
+}
+
+/// Every query of the dashboard: (panel title, expression).
+fn dashboard_queries() -> Vec<(String, String)> {
+    let text = std::fs::read_to_string(deploy("grafana/sluice.json")).unwrap();
+    let dash: serde_json::Value = serde_json::from_str(&text).expect("dashboard JSON");
+    let mut out = Vec::new();
+    for p in dash["panels"].as_array().expect("panels") {
+        for t in p["targets"].as_array().into_iter().flatten() {
+            out.push((
+                p["title"].as_str().unwrap_or("").to_string(),
+                t["expr"].as_str().expect("expr").to_string(),
+            ));
+        }
+    }
+    assert!(out.len() > 20, "{} queries", out.len());
+    out
+}
+
+fn is_coord_query(expr: &str) -> bool {
+    !expr.contains("kafka")
+}
+
+#[test]
+fn deploy_rules_pass_promtool() {
+    let said = check_rules(&deploy("prometheus/alerts.yml")).unwrap_or_else(|e| panic!("{e}"));
+    assert!(said.contains("SUCCESS"), "{said}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn prometheus_scrapes_coord_and_the_rules_and_dashboard_work() {
+    let mut cluster = CoordCluster::start_each(3, PROVIDER, &|_, spare| {
+        format!("metricsProvider.httpPort={spare}\n")
+    });
+    cluster.wait_until_all_serve(Duration::from_secs(30));
+    let targets: Vec<String> = cluster
+        .nodes
+        .iter()
+        .map(|n| metrics_target(&n.config))
+        .collect();
+    let rules_dir = tempfile::tempdir().unwrap();
+    let rules = immediate_rules(rules_dir.path());
+    let prom = Prometheus::start(&[("coord", targets.clone())], &[&rules]);
+
+    // 40 znodes, 10 of them ephemeral, through one session.
+    let server: SocketAddr = cluster.nodes[0].client;
+    let client = zk::Client::connect(&server.to_string())
+        .await
+        .expect("connect");
+    client
+        .create(
+            "/app",
+            b"",
+            &zk::CreateMode::Persistent.with_acls(zk::Acls::anyone_all()),
+        )
+        .await
+        .unwrap();
+    for i in 0..30 {
+        client
+            .create(
+                &format!("/app/p{i}"),
+                b"x",
+                &zk::CreateMode::Persistent.with_acls(zk::Acls::anyone_all()),
+            )
+            .await
+            .unwrap();
+    }
+    for i in 0..10 {
+        client
+            .create(
+                &format!("/app/e{i}"),
+                b"x",
+                &zk::CreateMode::Ephemeral.with_acls(zk::Acls::anyone_all()),
+            )
+            .await
+            .unwrap();
+    }
+
+    let took = prom.wait_for("up{job=\"coord\"}", Duration::from_secs(30), |s| {
+        s.len() == 3 && s.iter().all(|(_, v)| *v == 1.0)
+    });
+    eprintln!("three coord targets up in Prometheus after {took:.1?}");
+    // Every node holds the same tree: 41 more znodes than before (/app and its children) and
+    // the 10 ephemerals of the one session, wherever that session is connected.
+    let took = prom.wait_for("ephemerals_count", Duration::from_secs(30), |s| {
+        s.len() == 3 && s.iter().all(|(_, v)| *v == 10.0)
+    });
+    eprintln!("ephemerals seen by Prometheus after {took:.1?}");
+    let counts = prom.query("znode_count");
+    assert_eq!(counts.len(), 3, "{counts:?}");
+    assert!(
+        counts.iter().all(|(_, v)| *v == counts[0].1 && *v >= 41.0),
+        "{counts:?}"
+    );
+    assert_eq!(prom.value("count(leader_uptime)"), Some(1.0));
+    assert_eq!(prom.value("max(quorum_size)"), Some(3.0));
+    prom.wait_for("max(synced_followers)", Duration::from_secs(30), |s| {
+        s.len() == 1 && s[0].1 == 2.0
+    });
+
+    // The dashboard's coord panels: valid, and each with data.
+    for (title, expr) in dashboard_queries()
+        .into_iter()
+        .filter(|(_, e)| is_coord_query(e))
+    {
+        prom.wait_for(&expr, Duration::from_secs(30), |s| !s.is_empty());
+        eprintln!("dashboard \"{title}\": {expr} has data");
+    }
+    // A healthy ensemble: no coord alert. (No brokers run here, so the broker rules' "no
+    // active controller" fires, as it should.)
+    let alerts = prom.alerts();
+    assert!(
+        alerts.iter().all(|(name, _)| !name.starts_with("SluiceCoord")),
+        "{alerts:?}"
+    );
+    assert!(
+        alerts.contains(&("SluiceNoActiveController".to_string(), "firing".to_string())),
+        "{alerts:?}"
+    );
+
+    // Two of three coord nodes gone: no quorum.
+    let leader = cluster.wait_for_leader(Duration::from_secs(10));
+    let others: Vec<usize> = (0..3).filter(|i| *i != leader).collect();
+    cluster.nodes[leader].kill();
+    cluster.nodes[others[0]].kill();
+    let took = prom.wait_for(
+        "ALERTS{alertstate=\"firing\"}",
+        Duration::from_secs(60),
+        |s| {
+            let firing: Vec<&str> = s
+                .iter()
+                .filter_map(|(l, _)| l.get("alertname").map(String::as_str))
+                .collect();
+            firing.contains(&"SluiceCoordNoQuorum") && firing.contains(&"SluiceCoordNodeDown")
+        },
+    );
+    eprintln!("coord alerts firing {took:.1?} after two nodes were killed");
+    let down: Vec<_> = prom
+        .query("ALERTS{alertname=\"SluiceCoordNodeDown\",alertstate=\"firing\"}")
+        .into_iter()
+        .filter_map(|(l, _)| l.get("instance").cloned())
+        .collect();
+    assert_eq!(down.len(), 2, "{down:?}");
+    assert!(
+        !down.contains(&targets[others[1]]),
+        "the node still up is not reported down: {down:?}"
+    );
+    drop(client);
+}

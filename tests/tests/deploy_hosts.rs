@@ -442,6 +442,18 @@ fn three_hosts_installed_replaced_and_upgraded_from_the_deploy_files() {
     c.wait("coord ensemble serving", Duration::from_secs(60), |c| {
         c.ensemble_serving()
     });
+    // Each coord serves its metrics on port 7000, where deploy/prometheus scrapes them.
+    for h in HOSTS {
+        let out = c.hosts.sh(
+            "client",
+            &format!("exec 3<>/dev/tcp/{h}/7000 && printf 'GET /metrics HTTP/1.0\r\n\r\n' >&3 && timeout 5 cat <&3"),
+        );
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            text.starts_with("HTTP/1.1 200") && text.contains("\nznode_count "),
+            "metrics of {h}: {text}"
+        );
+    }
     for h in HOSTS {
         c.start(h, "broker");
     }

@@ -163,7 +163,9 @@ async fn prometheus_scrapes_coord_and_the_rules_and_dashboard_work() {
     // active controller" fires, as it should.)
     let alerts = prom.alerts();
     assert!(
-        alerts.iter().all(|(name, _)| !name.starts_with("SluiceCoord")),
+        alerts
+            .iter()
+            .all(|(name, _)| !name.starts_with("SluiceCoord")),
         "{alerts:?}"
     );
     assert!(

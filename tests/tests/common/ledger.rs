@@ -447,6 +447,7 @@ pub fn take_client_resends(
     resent
 }
 
+/// Every batch header of a partition directory's segments, in log order.
 fn stored_headers(dir: &Path) -> Vec<sluice_log::batch::BatchHeader> {
     let mut files: Vec<_> = std::fs::read_dir(dir)
         .map(|d| d.filter_map(Result::ok).map(|e| e.path()).collect())
@@ -469,18 +470,8 @@ pub type BatchId = (i64, i32, u32);
 
 /// Every batch header (base offset, epoch, CRC) of a partition directory's segments.
 pub fn stored_batches(dir: &Path) -> Vec<BatchId> {
-    let mut files: Vec<_> = std::fs::read_dir(dir)
-        .map(|d| d.filter_map(Result::ok).map(|e| e.path()).collect())
-        .unwrap_or_default();
-    files.retain(|f| f.extension().is_some_and(|e| e == "log"));
-    files.sort();
-    let mut out = Vec::new();
-    for f in files {
-        let bytes = std::fs::read(&f).unwrap_or_default();
-        for b in sluice_log::batch::Batches::new(&bytes) {
-            let Ok((_, h, _)) = b else { break };
-            out.push((h.base_offset, h.partition_leader_epoch, h.crc));
-        }
-    }
-    out
+    stored_headers(dir)
+        .into_iter()
+        .map(|h| (h.base_offset, h.partition_leader_epoch, h.crc))
+        .collect()
 }

@@ -516,6 +516,12 @@ fn consumer_groups_describe_lag_reset_offsets_list_and_delete() {
         ),
         "{run:?}"
     );
+    // ... and it says whom it waits for: the one console consumer.
+    assert!(
+        run.stderr
+            .contains("Waiting for 1 member to leave (stop them, or wait session.timeout.ms after they died):\n  console-consumer"),
+        "{run:?}"
+    );
     let out = terminate(member);
     assert_eq!(String::from_utf8_lossy(&out.stdout), "6\n7\n8\n");
     assert!(String::from_utf8_lossy(&out.stderr).ends_with("Processed a total of 3 messages\n"));

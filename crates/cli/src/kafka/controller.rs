@@ -20,6 +20,8 @@ pub struct Cluster {
     pub controller: i32,
     pub brokers: BTreeMap<i32, SocketAddr>,
     pub topics: Layout,
+    /// Each partition's leader (-1 when it has none) and in-sync replicas.
+    pub isr: BTreeMap<(String, i32), (i32, Vec<i32>)>,
 }
 
 fn resolve(host_port: &str) -> Option<SocketAddr> {
@@ -48,6 +50,19 @@ pub fn cluster(bootstrap: &str) -> Result<Cluster> {
                 .iter()
                 .filter_map(|b| Some((b.node_id.0, resolve(&format!("{}:{}", b.host, b.port))?)))
                 .collect();
+            let isr = m
+                .topics
+                .iter()
+                .filter_map(|t| Some((t.name.as_ref()?.0.to_string(), &t.partitions)))
+                .flat_map(|(name, parts)| {
+                    parts.iter().map(move |p| {
+                        (
+                            (name.clone(), p.partition_index),
+                            (p.leader_id.0, p.isr_nodes.iter().map(|b| b.0).collect()),
+                        )
+                    })
+                })
+                .collect();
             let topics = m
                 .topics
                 .iter()
@@ -70,6 +85,7 @@ pub fn cluster(bootstrap: &str) -> Result<Cluster> {
                 controller: m.controller_id.0,
                 brokers,
                 topics,
+                isr,
             })
         })();
         match attempt {

@@ -648,8 +648,9 @@ fn reset(cluster: &Cluster<'_>, group: &str, spec: ResetSpec) -> anyhow::Result<
     let state = cluster.group_state(group)?;
     if !matches!(state.state.as_str(), "Empty" | "Dead") {
         anyhow::bail!(
-            "Assignments can only be reset if the group '{group}' is inactive, but the current state is {}.",
-            state.state
+            "Assignments can only be reset if the group '{group}' is inactive, but the current state is {}.\n{}",
+            state.state,
+            still_active(&state.members)
         );
     }
     let scope = reset_scope(cluster, group)?;
@@ -673,6 +674,26 @@ fn reset(cluster: &Cluster<'_>, group: &str, spec: ResetSpec) -> anyhow::Result<
     }
     print!("{}", format_reset(group, &new_offsets));
     Ok(())
+}
+
+/// Who keeps a group active, for the refusal of `--reset-offsets`: the reset waits for these
+/// members to leave (stop them, or let `session.timeout.ms` pass after they died).
+pub fn still_active(members: &[Member]) -> String {
+    if members.is_empty() {
+        return "Waiting for the group to finish rebalancing; try again in a few seconds.".into();
+    }
+    let mut text = format!(
+        "Waiting for {} member{} to leave (stop them, or wait session.timeout.ms after they died):",
+        members.len(),
+        if members.len() == 1 { "" } else { "s" }
+    );
+    for m in members {
+        text.push_str(&format!(
+            "\n  {} (client id {}, host {})",
+            m.id, m.client_id, m.host
+        ));
+    }
+    text
 }
 
 fn delete(cluster: &Cluster<'_>) -> anyhow::Result<()> {

@@ -112,6 +112,43 @@ fn layout_json(layout: &BTreeMap<(String, i32), Vec<i32>>) -> String {
     serde_json::to_string(&r).expect("json")
 }
 
+fn list(v: &[i32]) -> String {
+    v.iter().map(i32::to_string).collect::<Vec<_>>().join(",")
+}
+
+/// What an unfinished reassignment waits for, from its adding and removing replicas and the
+/// partition's leader and in-sync replicas: the line `--verify` prints under Kafka's "still in
+/// progress".
+pub fn waiting_for(adding: &[i32], removing: &[i32], leader: i32, isr: &[i32]) -> String {
+    if leader < 0 {
+        return "waiting for the partition to have a leader again (no replica is leading it)"
+            .into();
+    }
+    let behind: Vec<i32> = adding
+        .iter()
+        .copied()
+        .filter(|r| !isr.contains(r))
+        .collect();
+    let then = if removing.is_empty() {
+        String::new()
+    } else {
+        format!("; then {} will be removed", list(removing))
+    };
+    if behind.is_empty() {
+        format!(
+            "the new replicas are in sync (in-sync replicas {}); waiting for the controller to finish{then}",
+            list(isr)
+        )
+    } else {
+        format!(
+            "waiting for replica{} {} to catch up with leader {leader} and join the in-sync replicas (now {}){then}",
+            if behind.len() == 1 { "" } else { "s" },
+            list(&behind),
+            list(isr)
+        )
+    }
+}
+
 fn ids(v: &[BrokerId]) -> String {
     v.iter()
         .map(|b| b.0.to_string())
@@ -321,21 +358,31 @@ pub fn execute(args: &ReassignArgs) -> Result<String> {
     req.topics = None;
     let ongoing: ListPartitionReassignmentsResponse =
         c.call(ApiKey::ListPartitionReassignments, 0, &req)?;
-    let in_progress: std::collections::BTreeSet<(String, i32)> = ongoing
+    let in_progress: BTreeMap<(String, i32), (Vec<i32>, Vec<i32>)> = ongoing
         .topics
         .iter()
         .flat_map(|t| {
-            t.partitions
-                .iter()
-                .map(move |p| (t.name.0.to_string(), p.partition_index))
+            t.partitions.iter().map(move |p| {
+                let v = |b: &[BrokerId]| b.iter().map(|b| b.0).collect::<Vec<_>>();
+                (
+                    (t.name.0.to_string(), p.partition_index),
+                    (v(&p.adding_replicas), v(&p.removing_replicas)),
+                )
+            })
         })
         .collect();
     out.push_str("Status of partition reassignment:\n");
     for p in &wanted.partitions {
         let tp = format!("{}-{}", p.topic, p.partition);
-        if in_progress.contains(&(p.topic.clone(), p.partition)) {
+        let key = (p.topic.clone(), p.partition);
+        if let Some((adding, removing)) = in_progress.get(&key) {
             out.push_str(&format!(
                 "Reassignment of partition {tp} is still in progress.\n"
+            ));
+            let (leader, isr) = cluster.isr.get(&key).cloned().unwrap_or((-1, Vec::new()));
+            out.push_str(&format!(
+                "  {}\n",
+                waiting_for(adding, removing, leader, &isr)
             ));
             continue;
         }
@@ -348,7 +395,6 @@ pub fn execute(args: &ReassignArgs) -> Result<String> {
         if now == p.replicas {
             out.push_str(&format!("Reassignment of partition {tp} is completed.\n"));
         } else {
-            let list = |v: &[i32]| v.iter().map(i32::to_string).collect::<Vec<_>>().join(",");
             out.push_str(&format!(
                 "There is no active reassignment of partition {tp}, but replica set is {} rather than {}.\n",
                 list(&now),
@@ -357,4 +403,23 @@ pub fn execute(args: &ReassignArgs) -> Result<String> {
         }
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::waiting_for;
+
+    #[test]
+    fn says_which_replicas_an_unfinished_reassignment_waits_for() {
+        assert_eq!(
+            waiting_for(&[4], &[3], 1, &[1, 2, 3]),
+            "waiting for replica 4 to catch up with leader 1 and join the in-sync replicas (now 1,2,3); then 3 will be removed"
+        );
+        assert_eq!(
+            waiting_for(&[4, 5], &[], 1, &[1]),
+            "waiting for replicas 4,5 to catch up with leader 1 and join the in-sync replicas (now 1)"
+        );
+        assert!(waiting_for(&[4], &[3], 1, &[1, 4]).starts_with("the new replicas are in sync"));
+        assert!(waiting_for(&[4], &[3], -1, &[]).contains("no replica is leading"));
+    }
 }

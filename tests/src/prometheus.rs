@@ -243,3 +243,24 @@ pub fn check_rules(path: &Path) -> Result<String, String> {
         Err(said)
     }
 }
+
+/// Runs the rule unit tests of `path` with `promtool test rules` (from the file's directory,
+/// where its `rule_files` are found); its output on failure.
+pub fn test_rules(path: &Path) -> Result<String, String> {
+    let out = Command::new("promtool")
+        .args(["test", "rules"])
+        .arg(path.file_name().expect("a file"))
+        .current_dir(path.parent().expect("a directory"))
+        .output()
+        .expect("promtool (Debian's prometheus package; scripts/setup.sh installs it)");
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    if out.status.success() {
+        Ok(said)
+    } else {
+        Err(said)
+    }
+}

@@ -141,9 +141,7 @@ impl Scrape {
         self.types
             .iter()
             .filter(|(n, _)| {
-                !n.starts_with("sluice_raft_")
-                    && !n.starts_with("jvm_")
-                    && !n.starts_with("process_")
+                !n.starts_with("sluice_") && !n.starts_with("jvm_") && !n.starts_with("process_")
             })
             .map(|(n, t)| (n.clone(), t.clone()))
             .collect()
@@ -324,6 +322,14 @@ async fn an_ensemble_exports_what_its_clients_did_and_the_leader_its_followers()
         assert!(s.value("election_time_count") >= 1.0);
         assert!(s.value("looking_count") >= 1.0);
         assert!(s.value("uptime") > 0.0);
+        // The data directory's filesystem, as statvfs gives it (what the disk alert reads).
+        let free = s.labelled("sluice_data_dir_free_bytes", "dir", "dataDir");
+        let total = s.labelled("sluice_data_dir_size_bytes", "dir", "dataDir");
+        assert!(
+            matches!((free, total), (Some(f), Some(t)) if f > 0.0 && f <= t),
+            "node {}: free {free:?} of {total:?}",
+            i + 1
+        );
         assert_eq!(
             s.value("sluice_raft_leader_id"),
             cluster.nodes[leader].id as f64
@@ -726,7 +732,7 @@ async fn names_types_labels_and_values_are_zookeeper_3_8s() {
         // mntr: coord prints no key ZooKeeper's provider would not (its Raft figures aside).
         let extra: Vec<&String> = coord_seen.mntr_keys[i]
             .iter()
-            .filter(|k| !k.starts_with("sluice_raft_") && !zk_seen.mntr_keys[i].contains(*k))
+            .filter(|k| !k.starts_with("sluice_") && !zk_seen.mntr_keys[i].contains(*k))
             .collect();
         assert!(
             extra.is_empty(),

@@ -4,14 +4,15 @@
 //! the queries of the Grafana dashboard in `deploy/grafana` asked of it.
 //!
 //! Pass: every target is up; the values Prometheus holds match what the clients did; every
-//! dashboard query about coord is valid PromQL and returns data; the rules pass `promtool`;
+//! dashboard query about coord is valid PromQL and returns data; the rules pass `promtool`
+//! and their unit tests (`deploy/prometheus/alerts_test.yml`);
 //! with two of three coord nodes killed, `SluiceCoordNoQuorum` and `SluiceCoordNodeDown` fire.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use sluice_e2e::prometheus::{check_rules, Prometheus};
+use sluice_e2e::prometheus::{check_rules, test_rules, Prometheus};
 use sluice_e2e::CoordCluster;
 use zookeeper_client as zk;
 
@@ -78,6 +79,25 @@ fn is_coord_query(expr: &str) -> bool {
 fn deploy_rules_pass_promtool() {
     let said = check_rules(&deploy("prometheus/alerts.yml")).unwrap_or_else(|e| panic!("{e}"));
     assert!(said.contains("SUCCESS"), "{said}");
+}
+
+/// Every alert rule against made-up series (deploy/prometheus/alerts_test.yml): quiet while
+/// healthy or not yet for long enough, firing with its labels and summary after its `for:`.
+#[test]
+fn every_alert_rule_fires_on_its_condition_and_only_then() {
+    let said = test_rules(&deploy("prometheus/alerts_test.yml")).unwrap_or_else(|e| panic!("{e}"));
+    assert!(said.contains("SUCCESS"), "{said}");
+    let rules = std::fs::read_to_string(deploy("prometheus/alerts.yml")).unwrap();
+    let tests = std::fs::read_to_string(deploy("prometheus/alerts_test.yml")).unwrap();
+    for name in rules
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("- alert: "))
+    {
+        assert!(
+            tests.contains(&format!("alertname: {name}\n")),
+            "alerts_test.yml does not test {name}"
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -26,8 +26,9 @@ use tokio::sync::watch;
 
 use super::{lock, Core};
 use crate::fourlw::Mode;
-use crate::metrics::{Family, ADVANCED_QUANTILES, BASIC_QUANTILES};
+use crate::metrics::{Family, Sample, ADVANCED_QUANTILES, BASIC_QUANTILES};
 use crate::raft::{RaftNode, RaftStatus, Role};
+use sluice_metrics::Kind;
 
 /// Rounded as ZooKeeper rounds its average latency (four places), in `mntr` and `/metrics`.
 fn round4(v: f64) -> f64 {
@@ -319,6 +320,7 @@ impl Core {
         if let (Some(raft), Some(s)) = (raft, &status) {
             raft_families(&mut f, raft, s);
         }
+        disk_families(&mut f, &self.settings.conf);
         if self
             .settings
             .metrics
@@ -434,6 +436,45 @@ fn raft_families(f: &mut Vec<Family>, raft: &RaftNode, s: &RaftStatus) {
             ));
         }
     }
+}
+
+/// Free and total bytes of the filesystems holding `dataDir` and `dataLogDir`, for the
+/// disk-filling alert (ZooKeeper exports no such figure; operators add node_exporter for it).
+/// Read with statvfs at scrape time: two system calls.
+fn disk_families(f: &mut Vec<Family>, conf: &[(String, String)]) {
+    let mut free = Vec::new();
+    let mut size = Vec::new();
+    for (key, path) in conf {
+        if key != "dataDir" && key != "dataLogDir" {
+            continue;
+        }
+        let Ok(st) = rustix::fs::statvfs(path.as_str()) else {
+            continue;
+        };
+        let labels = vec![("dir", key.clone()), ("path", path.clone())];
+        free.push(Sample {
+            suffix: None,
+            labels: labels.clone(),
+            value: st.f_bavail.saturating_mul(st.f_frsize) as f64,
+        });
+        size.push(Sample {
+            suffix: None,
+            labels,
+            value: st.f_blocks.saturating_mul(st.f_frsize) as f64,
+        });
+    }
+    f.push(Family {
+        name: "sluice_data_dir_free_bytes",
+        kind: Kind::Gauge,
+        help: "Bytes available to coord on the filesystem holding dataDir / dataLogDir",
+        samples: free,
+    });
+    f.push(Family {
+        name: "sluice_data_dir_size_bytes",
+        kind: Kind::Gauge,
+        help: "Size of the filesystem holding dataDir / dataLogDir, bytes",
+        samples: size,
+    });
 }
 
 /// The process families of `simpleclient`'s standard exports (what ZooKeeper adds with

@@ -127,9 +127,10 @@ for size in 100 1024; do
     done
 done
 
-# The storm: started STORM_AFTER s (+1 s of kafka-load's warmup) into the latency run.
+# The storm: started STORM_AFTER s into the measured part of the latency run (kafka-load takes
+# about 2 s to create the topic and warm up first).
 (
-    sleep $((STORM_AFTER + 1))
+    sleep $((STORM_AFTER + 2))
     /usr/bin/python3 "$ROOT/scripts/tls-storm.py" "127.0.0.1:$SSL_PORT" "$BENCH_DIR/ca.pem" \
         "$STORM_CONNECTIONS" "$STORM_CONCURRENCY" >"$BENCH_DIR/storm.json"
 ) &

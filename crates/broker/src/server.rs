@@ -121,7 +121,31 @@ async fn handshake(
     let limit = tls::HANDSHAKE_TIMEOUT.min(std::time::Duration::from_millis(
         broker.config.connections_max_idle_ms as u64,
     ));
-    let stream = match tokio::time::timeout(limit, t.acceptor.accept(stream)).await {
+    let handshake = async {
+        // Reading the ClientHello costs nothing; answering it (key exchange, signature: done
+        // when the connection is made from it) is the costly step, taken in turns, with the
+        // first poll that writes the answer.
+        let start =
+            tokio_rustls::LazyConfigAcceptor::new(rustls::server::Acceptor::default(), stream)
+                .await?;
+        let (first, accept) = {
+            let _turn = tls::handshake_turns().acquire().await;
+            let mut accept = start.into_stream(t.config.clone());
+            let first = std::future::poll_fn(|cx| {
+                std::task::Poll::Ready(std::future::Future::poll(
+                    std::pin::Pin::new(&mut accept),
+                    cx,
+                ))
+            })
+            .await;
+            (first, accept)
+        };
+        match first {
+            std::task::Poll::Ready(done) => done,
+            std::task::Poll::Pending => accept.await,
+        }
+    };
+    let stream = match tokio::time::timeout(limit, handshake).await {
         Ok(Ok(s)) => s,
         Ok(Err(e)) => {
             let why = if e.kind() == std::io::ErrorKind::InvalidData

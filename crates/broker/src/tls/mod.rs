@@ -4,7 +4,8 @@
 //! ```text
 //!  SslSettings ─► build_server ─► ServerTls (acceptor, principal rules) ─► server::serve
 //!       │                             accept: TCP ─► handshake in the connection's task
-//!       │                                           (bounded by HANDSHAKE_TIMEOUT) ─► Wire::Tls
+//!       │                                           (bounded by HANDSHAKE_TIMEOUT, its costly
+//!       │                                           step by handshake_turns) ─► Wire::Tls
 //!       └──────► build_client ─► Connector (trust, own certificate) ─► replica fetchers,
 //!                                                                       controller probes
 //! ```
@@ -208,10 +209,23 @@ fn provider(
     Ok((Arc::new(p), versions))
 }
 
+/// How many handshakes may do their expensive step (the server's key exchange and signature,
+/// about a millisecond of CPU each) at once: half the cores. Under a storm of new connections
+/// the other half stays with the established ones, whose requests would otherwise queue behind
+/// hundreds of handshakes on the runtime's threads. Only that step is gated, so a client that
+/// stalls mid-handshake holds no turn.
+pub fn handshake_turns() -> &'static tokio::sync::Semaphore {
+    static TURNS: std::sync::OnceLock<tokio::sync::Semaphore> = std::sync::OnceLock::new();
+    TURNS.get_or_init(|| {
+        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+        tokio::sync::Semaphore::new((cores / 2).max(1))
+    })
+}
+
 /// An SSL listener's server side.
 #[derive(Clone)]
 pub struct ServerTls {
-    pub acceptor: tokio_rustls::TlsAcceptor,
+    pub config: Arc<ServerConfig>,
     pub mapper: Arc<Mapper>,
     pub client_auth: ClientAuth,
 }
@@ -265,7 +279,7 @@ pub fn build_server(s: &SslSettings) -> Result<ServerTls, TlsError> {
     let mapper = Mapper::parse(&s.principal_mapping_rules.value)
         .map_err(|e| error(s, &s.principal_mapping_rules.key, e))?;
     Ok(ServerTls {
-        acceptor: tokio_rustls::TlsAcceptor::from(Arc::new(config)),
+        config: Arc::new(config),
         mapper: Arc::new(mapper),
         client_auth: s.client_auth,
     })

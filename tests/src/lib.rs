@@ -11,6 +11,7 @@ pub mod fault;
 pub mod hosts;
 pub mod kafka;
 pub mod prometheus;
+pub mod tls;
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -738,12 +739,32 @@ impl BrokerNode {
     /// lines appended) and starts the broker. Waits until it answers on its port.
     pub fn start(dir: &Path, id: i32, zookeeper_connect: &str, extra: &str) -> BrokerNode {
         let port = free_port();
+        Self::start_with_listeners(
+            dir,
+            id,
+            zookeeper_connect,
+            port,
+            &format!("PLAINTEXT://127.0.0.1:{port}"),
+            extra,
+        )
+    }
+
+    /// Like [`BrokerNode::start`] with `listeners` given: they must include a PLAINTEXT one on
+    /// `port` (the one [`BrokerNode::addr`] names and readiness is checked on).
+    pub fn start_with_listeners(
+        dir: &Path,
+        id: i32,
+        zookeeper_connect: &str,
+        port: u16,
+        listeners: &str,
+        extra: &str,
+    ) -> BrokerNode {
         let log_dir = dir.join(format!("kafka-logs-{id}"));
         let config = dir.join(format!("server-{id}.properties"));
         std::fs::write(
             &config,
             format!(
-                "broker.id={id}\nlisteners=PLAINTEXT://127.0.0.1:{port}\nlog.dirs={}\nzookeeper.connect={zookeeper_connect}\nzookeeper.session.timeout.ms=6000\ngroup.initial.rebalance.delay.ms=0\noffsets.topic.replication.factor=1\n{extra}",
+                "broker.id={id}\nlisteners={listeners}\nlog.dirs={}\nzookeeper.connect={zookeeper_connect}\nzookeeper.session.timeout.ms=6000\ngroup.initial.rebalance.delay.ms=0\noffsets.topic.replication.factor=1\n{extra}",
                 log_dir.display()
             ),
         )

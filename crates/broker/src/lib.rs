@@ -5,7 +5,7 @@
 //!                                           ├─ cluster: coordinator session, registration,
 //!                                           │   metadata cache (watches), controller
 //!                                           └─ listeners ─► server.rs (framing, dispatch)
-//!                                                             └─► api/<one module per API>
+//!                                               (tls: SSL ones)   └─► api/<one module per API>
 //! ```
 //!
 //! The coordinator is reached through `zookeeper.connect` (chroot included) with an independent
@@ -23,6 +23,7 @@ pub mod quotas;
 pub mod replica;
 pub mod request_queue;
 pub mod server;
+pub mod tls;
 pub mod topic_config;
 pub mod topics;
 pub mod warn_every;
@@ -55,6 +56,8 @@ pub struct Broker {
     pub(crate) answers_waiting: std::sync::atomic::AtomicUsize,
     /// `queued.max.requests` and `queued.max.request.bytes` over all client connections.
     pub requests: Arc<request_queue::RequestQueue>,
+    /// How this broker connects to the others (over TLS when the inter-broker listener is SSL).
+    pub connector: tls::Connector,
 }
 
 impl Broker {
@@ -116,6 +119,8 @@ pub enum StartError {
         source: std::io::Error,
     },
     #[error(transparent)]
+    Tls(#[from] tls::TlsError),
+    #[error(transparent)]
     Cluster(#[from] ClusterError),
     #[error("log: {0}")]
     Log(#[from] sluice_log::LogError),
@@ -136,6 +141,11 @@ impl BrokerServer {
     /// Binds the listeners, joins the cluster (registering `/brokers/ids/<id>`) and starts
     /// serving. Listeners on port 0 get a free port, which is what is advertised.
     pub async fn start(config: BrokerConfig) -> Result<BrokerServer, StartError> {
+        // Keys and certificates first: a bad one stops the start before anything is bound.
+        let (server_tls, connector) = tls_configs(&config)?;
+        if let Some(why) = connector.unusable() {
+            tracing::warn!("{why}; replication from and to other brokers will fail");
+        }
         let mut bound = Vec::new();
         let mut listeners = Vec::new();
         for l in &config.listeners {
@@ -235,6 +245,7 @@ impl BrokerServer {
             quotas: Arc::new(quotas::ClientQuotas::new(&config)),
             answers_waiting: Default::default(),
             requests: request_queue::RequestQueue::new(&config),
+            connector: connector.clone(),
         });
         parts.apply(&cluster.metadata());
         // The reconciler: the one place that turns metadata into partition roles, run on every
@@ -261,6 +272,7 @@ impl BrokerServer {
             let settings = cluster::controller::Settings {
                 unclean: config.unclean_leader_election_enable,
                 listener: config.inter_broker_listener_name.clone(),
+                connector: connector.clone(),
                 auto_rebalance: config.auto_leader_rebalance_enable,
                 imbalance_check: std::time::Duration::from_secs(u64::from(
                     config.leader_imbalance_check_interval_seconds,
@@ -301,6 +313,7 @@ impl BrokerServer {
             let broker = broker.clone();
             let admission = admission.clone();
             let exempt = several && name == config.inter_broker_listener_name;
+            let tls = server_tls.get(&name).cloned();
             tasks.push(tokio::spawn(async move {
                 loop {
                     let slot = admission.slot(exempt).await;
@@ -312,6 +325,7 @@ impl BrokerServer {
                                     name.clone(),
                                     stream,
                                     peer,
+                                    tls.clone(),
                                     admitted,
                                 ));
                             }
@@ -417,6 +431,20 @@ impl BrokerServer {
     }
 }
 
+/// The server side of each SSL listener, and how to reach other brokers.
+type TlsConfigs = (
+    std::collections::HashMap<String, tls::ServerTls>,
+    tls::Connector,
+);
+
+fn tls_configs(config: &BrokerConfig) -> Result<TlsConfigs, tls::TlsError> {
+    let mut servers = std::collections::HashMap::new();
+    for (name, s) in &config.ssl {
+        servers.insert(name.clone(), tls::build_server(s)?);
+    }
+    Ok((servers, tls::Connector::inter_broker(config)?))
+}
+
 /// `broker.id=-1`: a fresh id above `reserved.broker.max.id` (1000) from the coordinator's
 /// `/brokers/seqid` counter, as Kafka generates them.
 async fn generate_id(config: &BrokerConfig) -> Result<i32, ClusterError> {
@@ -449,6 +477,13 @@ pub fn check(path: &std::path::Path) -> CheckReport {
                 stderr.push_str(&format!("warning: {w}\n"));
             }
             let cfg = loaded.config;
+            if let Err(e) = tls_configs(&cfg) {
+                return CheckReport {
+                    ok: false,
+                    stdout: String::new(),
+                    stderr: format!("{stderr}error: {}: {e}\n", path.display()),
+                };
+            }
             let mut stdout = sluice_config::render_effective(path, &cfg.effective());
             for l in &cfg.advertised_listeners {
                 stdout.push_str(&format!("# clients are told to connect to {l}\n"));

@@ -43,6 +43,7 @@ use tokio::net::TcpStream;
 
 use crate::api;
 use crate::request_queue::{RequestQueue, Reserved, Ticket};
+use crate::tls::{self, wire::Wire};
 use crate::Broker;
 
 /// Capacity allocated for a request frame before its bytes arrive.
@@ -67,19 +68,114 @@ pub enum ConnError {
 }
 
 /// Serves one connection until it ends; `_admitted` keeps it counted against the connection
-/// limits meanwhile.
+/// limits meanwhile. On an SSL listener (`tls`) the handshake is done first, here in the
+/// connection's own task and within [`tls::HANDSHAKE_TIMEOUT`], so a slow or failing client
+/// holds up no one else.
 pub async fn serve(
     broker: Arc<Broker>,
     listener: String,
-    mut stream: TcpStream,
+    stream: TcpStream,
     peer: SocketAddr,
+    tls: Option<tls::ServerTls>,
     _admitted: crate::admission::Admitted,
 ) {
     let _ = stream.set_nodelay(true);
-    match run(&broker, &listener, peer, &mut stream).await {
+    let (mut wire, principal) = match tls {
+        None => (Wire::Plain(stream), tls::principal::Principal::anonymous()),
+        Some(t) => match handshake(&broker, &listener, stream, peer, &t).await {
+            Some(done) => done,
+            None => return,
+        },
+    };
+    match run(&broker, &listener, peer, &principal, &mut wire).await {
         Ok(()) => tracing::debug!(%peer, "client disconnected"),
         Err(ConnError::Io(e)) => tracing::debug!(%peer, error = %e, "connection ended"),
         Err(e) => tracing::warn!(%peer, "closing connection: {e}"),
+    }
+}
+
+/// Failed TLS handshakes, logged at most once a second (a client retrying in a loop, or a
+/// storm of them, must not flood the log).
+static HANDSHAKE_FAILURES: crate::warn_every::WarnEvery = crate::warn_every::WarnEvery::new(1000);
+
+fn handshake_failed(peer: SocketAddr, listener: &str, why: &str) {
+    if let Some(held_back) = HANDSHAKE_FAILURES.due() {
+        tracing::warn!(
+            %peer,
+            listener,
+            failures_not_logged = held_back,
+            "TLS handshake failed: {why}"
+        );
+    }
+}
+
+/// The TLS handshake of a new connection on an SSL listener, and the client's principal;
+/// `None` (logged) when it fails or takes too long.
+async fn handshake(
+    broker: &Broker,
+    listener: &str,
+    stream: TcpStream,
+    peer: SocketAddr,
+    t: &tls::ServerTls,
+) -> Option<(Wire, tls::principal::Principal)> {
+    let limit = tls::HANDSHAKE_TIMEOUT.min(std::time::Duration::from_millis(
+        broker.config.connections_max_idle_ms as u64,
+    ));
+    let handshake = async {
+        // Reading the ClientHello costs nothing; answering it (key exchange, signature: done
+        // when the connection is made from it) is the costly step, taken in turns, with the
+        // first poll that writes the answer.
+        let start =
+            tokio_rustls::LazyConfigAcceptor::new(rustls::server::Acceptor::default(), stream)
+                .await?;
+        let (first, accept) = {
+            let _turn = tls::handshake_turns().acquire().await;
+            let mut accept = start.into_stream(t.config.clone());
+            let first = std::future::poll_fn(|cx| {
+                std::task::Poll::Ready(std::future::Future::poll(
+                    std::pin::Pin::new(&mut accept),
+                    cx,
+                ))
+            })
+            .await;
+            (first, accept)
+        };
+        match first {
+            std::task::Poll::Ready(done) => done,
+            std::task::Poll::Pending => accept.await,
+        }
+    };
+    let stream = match tokio::time::timeout(limit, handshake).await {
+        Ok(Ok(s)) => s,
+        Ok(Err(e)) => {
+            let why = if e.kind() == std::io::ErrorKind::InvalidData
+                && e.to_string().contains("corrupt message")
+            {
+                format!("{e} (a plaintext client on an SSL listener?)")
+            } else {
+                e.to_string()
+            };
+            handshake_failed(peer, listener, &why);
+            return None;
+        }
+        Err(_) => {
+            handshake_failed(
+                peer,
+                listener,
+                &format!("not finished within {} ms", limit.as_millis()),
+            );
+            return None;
+        }
+    };
+    match tls::principal_of(stream.get_ref().1, &t.mapper) {
+        Ok(principal) => {
+            tracing::debug!(%peer, listener, %principal, "TLS client connected");
+            Some((Wire::Tls(Box::new(stream)), principal))
+        }
+        Err(why) => {
+            handshake_failed(peer, listener, &why);
+            None
+        }
     }
 }
 
@@ -161,10 +257,10 @@ impl FrameReader {
 
     /// Reads what the socket has into the free room; 0 at end of stream. Without room (between
     /// requests), waits until the socket is readable before making some. Cancel-safe.
-    async fn fill(&mut self, rd: &mut tokio::net::tcp::ReadHalf<'_>) -> std::io::Result<usize> {
+    async fn fill(&mut self, rd: &mut Wire) -> std::io::Result<usize> {
         if self.buf.capacity() == self.buf.len() {
             if self.buf.len() < 4 {
-                rd.as_ref().readable().await?;
+                rd.readable().await?;
             }
             self.buf.reserve(IDLE_ROOM);
         }
@@ -176,9 +272,10 @@ async fn run(
     broker: &Broker,
     listener: &str,
     peer: SocketAddr,
-    stream: &mut TcpStream,
+    // Requests act as this principal once authorization comes (ACLs, issue 13).
+    _principal: &tls::principal::Principal,
+    wire: &mut Wire,
 ) -> Result<(), ConnError> {
-    let (mut rd, mut wr) = stream.split();
     let mut reader = FrameReader {
         buf: BytesMut::new(),
         max: broker.config.socket_request_max_bytes,
@@ -227,7 +324,7 @@ async fn run(
                 held = throttle.ms > 0;
                 match step {
                     Step::Ready(o) if queue.is_empty() => {
-                        write_throttled(&mut wr, &mut out, o, throttle, &mut muted_until).await?;
+                        write_throttled(wire, &mut out, o, throttle, &mut muted_until).await?;
                         held = false;
                     }
                     Step::Ready(o) => {
@@ -242,7 +339,7 @@ async fn run(
             biased;
             o = async { queue.front_mut().expect("not empty").0.as_mut().await }, if !queue.is_empty() => {
                 let (_, waiting, throttle) = queue.pop_front().expect("not empty");
-                write_throttled(&mut wr, &mut out, o, throttle, &mut muted_until).await?;
+                write_throttled(wire, &mut out, o, throttle, &mut muted_until).await?;
                 if throttle.ms > 0 && queue.iter().all(|q| q.2.ms == 0) {
                     held = false;
                 }
@@ -271,7 +368,7 @@ async fn run(
                 }
                 idle_timer.as_mut().reset(last_active + max_idle);
             }
-            n = reader.fill(&mut rd), if reading && waiting.is_none() && admitted.is_none() => {
+            n = reader.fill(wire), if reading && waiting.is_none() && admitted.is_none() => {
                 last_active = tokio::time::Instant::now();
                 if n? == 0 {
                     return if reader.buf.is_empty() {
@@ -373,7 +470,7 @@ struct Throttle {
 /// Writes an answer with its throttle time: set in the response, then the connection muted
 /// for that long after it is written (or, for an older client, the answer written that late).
 async fn write_throttled(
-    wr: &mut tokio::net::tcp::WriteHalf<'_>,
+    wr: &mut Wire,
     out: &mut BytesMut,
     mut o: Outgoing,
     throttle: Throttle,
@@ -692,11 +789,7 @@ async fn serve_request<'a>(
 }
 
 /// Writes one answer.
-async fn write(
-    wr: &mut tokio::net::tcp::WriteHalf<'_>,
-    out: &mut BytesMut,
-    o: Outgoing,
-) -> Result<(), ConnError> {
+async fn write(wr: &mut Wire, out: &mut BytesMut, o: Outgoing) -> Result<(), ConnError> {
     match o {
         Outgoing::Nothing => return Ok(()),
         Outgoing::Response {
@@ -722,6 +815,8 @@ async fn write(
             }
         }
     }
+    // A TLS stream may keep the last record of the answer until flushed.
+    wr.flush().await?;
     out.clear();
     // A large answer's room is not kept while the connection idles.
     if out.capacity() > OUT_ROOM {
@@ -734,7 +829,7 @@ async fn write(
 /// for `slices`: the bytes around each placeholder from memory, the records with sendfile(2)
 /// straight from the segment file, the frame size corrected for the difference.
 async fn write_spliced(
-    stream: &mut tokio::net::tcp::WriteHalf<'_>,
+    stream: &mut Wire,
     out: &mut BytesMut,
     flexible: bool,
     seed: u64,
@@ -778,7 +873,7 @@ async fn write_spliced(
         head.extend_from_slice(&out[from..*start]);
         head.extend_from_slice(prefix);
         stream.write_all(&head).await?;
-        send_file(stream.as_ref(), slice).await?;
+        stream.send_file(slice).await?;
         from = *end;
     }
     stream.write_all(&out[from..]).await?;
@@ -787,33 +882,6 @@ async fn write_spliced(
 
 fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
     haystack.windows(needle.len()).position(|w| w == needle)
-}
-
-/// sendfile(2) of a whole slice to a non-blocking socket, waiting for room as needed.
-async fn send_file(stream: &TcpStream, slice: &sluice_log::FetchSlice) -> std::io::Result<()> {
-    let mut offset = slice.position;
-    let end = slice.position + slice.len;
-    while offset < end {
-        let want = (end - offset).min(1 << 30) as usize;
-        stream.writable().await?;
-        match stream.try_io(tokio::io::Interest::WRITABLE, || {
-            rustix::fs::sendfile(stream, slice.file(), Some(&mut offset), want)
-                .map_err(std::io::Error::from)
-        }) {
-            Ok(0) => {
-                // The file is shorter than the slice: it was truncated under us. The frame
-                // can no longer be completed; drop the connection.
-                return Err(std::io::Error::new(
-                    std::io::ErrorKind::UnexpectedEof,
-                    format!("segment {} ended while sending", slice.path.display()),
-                ));
-            }
-            Ok(_) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(())
 }
 
 /// Routes one decoded request; `None` means no response is sent (Produce with acks=0).

@@ -65,7 +65,12 @@ pub struct BrokerConfig {
     pub listeners: Vec<Listener>,
     pub advertised_listeners: Vec<Listener>,
     pub listener_security_protocol_map: BTreeMap<String, String>,
+    /// The listener brokers use for each other (replica fetchers, the controller's probes):
+    /// `inter.broker.listener.name`, else the listener named after
+    /// `security.inter.broker.protocol`, else the one named PLAINTEXT, else the first.
     pub inter_broker_listener_name: String,
+    /// The TLS settings of each SSL listener, by listener name.
+    pub ssl: BTreeMap<String, crate::ssl::SslSettings>,
     pub delete_topic_enable: bool,
     pub num_network_threads: u32,
     pub num_io_threads: u32,
@@ -187,26 +192,19 @@ impl BrokerConfig {
         let protocol_map = parse_protocol_map(&mut r);
         let listeners = parse_listener_settings(&mut r, &protocol_map);
         let advertised_listeners = parse_advertised(&mut r, &listeners, &protocol_map);
-        let inter_broker_listener_name = r
-            .string("inter.broker.listener.name")
-            .or_else(|| r.string("security.inter.broker.protocol"))
-            .unwrap_or_else(|| {
-                listeners
-                    .first()
-                    .map(|l| l.name.clone())
-                    .unwrap_or_else(|| "PLAINTEXT".into())
-            });
-        if let Some(e) = props.get("inter.broker.listener.name") {
-            if !listeners
-                .iter()
-                .any(|l| l.name == inter_broker_listener_name)
-            {
-                r.error(
-                    e,
-                    format!("`{inter_broker_listener_name}` is not one of the listeners' names"),
-                );
+        let inter_broker_listener_name = parse_inter_broker(&mut r, &listeners, &protocol_map);
+        let mut ssl = BTreeMap::new();
+        if let Some(at) = props.get("listeners") {
+            for l in &listeners {
+                if protocol_map.get(&l.name).map(String::as_str) == Some("SSL") {
+                    if let Some(s) = crate::ssl::parse(&mut r, &l.name, at) {
+                        ssl.insert(l.name.clone(), s);
+                    }
+                }
             }
         }
+        let names: Vec<String> = listeners.iter().map(|l| l.name.clone()).collect();
+        crate::ssl::finish(&mut r, &names);
 
         let delete_topic_enable = r.boolean("delete.topic.enable", true);
         let num_network_threads = r.number("num.network.threads", 3u32, 1, 1024);
@@ -457,6 +455,7 @@ impl BrokerConfig {
             advertised_listeners,
             listener_security_protocol_map: protocol_map,
             inter_broker_listener_name,
+            ssl,
             delete_topic_enable,
             num_network_threads,
             num_io_threads,
@@ -728,8 +727,66 @@ impl BrokerConfig {
         ]
         .into_iter()
         .map(|(k, v)| (k.to_string(), v))
+        .chain(self.ssl.values().flat_map(ssl_effective))
         .collect()
     }
+
+    /// The security protocol of listener `name` (PLAINTEXT or SSL).
+    pub fn protocol_of(&self, name: &str) -> &str {
+        self.listener_security_protocol_map
+            .get(name)
+            .map_or("PLAINTEXT", String::as_str)
+    }
+}
+
+/// An SSL listener's effective settings, as `listener.name.<n>.ssl.*` (never key material).
+fn ssl_effective(s: &crate::ssl::SslSettings) -> Vec<(String, String)> {
+    use crate::ssl::{Keystore, Truststore};
+    let p = format!("listener.name.{}.", s.listener.to_ascii_lowercase());
+    let mut out = vec![(format!("{p}ssl.keystore.type"), "PEM".to_string())];
+    match &s.keystore {
+        Keystore::PemFile(l) => out.push((format!("{p}ssl.keystore.location"), l.value.clone())),
+        Keystore::PemInline { .. } => out.push((
+            format!("{p}ssl.keystore.certificate.chain"),
+            "(inline PEM)".into(),
+        )),
+    }
+    match &s.truststore {
+        Truststore::None => {}
+        Truststore::PemFile(l) => {
+            out.push((format!("{p}ssl.truststore.location"), l.value.clone()))
+        }
+        Truststore::PemInline(_) => out.push((
+            format!("{p}ssl.truststore.certificates"),
+            "(inline PEM)".into(),
+        )),
+    }
+    out.push((format!("{p}ssl.client.auth"), s.client_auth.to_string()));
+    out.push((
+        format!("{p}ssl.enabled.protocols"),
+        s.enabled_protocols
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join(","),
+    ));
+    if let Some(c) = &s.cipher_suites {
+        out.push((format!("{p}ssl.cipher.suites"), c.value.clone()));
+    }
+    out.push((
+        format!("{p}ssl.endpoint.identification.algorithm"),
+        if s.endpoint_identification {
+            "https"
+        } else {
+            ""
+        }
+        .to_string(),
+    ));
+    out.push((
+        format!("{p}ssl.principal.mapping.rules"),
+        s.principal_mapping_rules.value.clone(),
+    ));
+    out
 }
 
 const DEFAULT_PROTOCOL_MAP: &str =
@@ -762,6 +819,75 @@ fn parse_protocol_map(r: &mut Reader<'_>) -> BTreeMap<String, String> {
         }
     }
     map
+}
+
+/// The inter-broker listener, as Kafka picks it; errors name the key.
+fn parse_inter_broker(
+    r: &mut Reader<'_>,
+    listeners: &[Listener],
+    protocol_map: &BTreeMap<String, String>,
+) -> String {
+    let names = || {
+        listeners
+            .iter()
+            .map(|l| l.name.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let by_name = r.entry("inter.broker.listener.name");
+    let by_protocol = r.entry("security.inter.broker.protocol");
+    if let (Some(_), Some(p)) = (by_name, by_protocol) {
+        r.error(
+            p,
+            "only one of inter.broker.listener.name and security.inter.broker.protocol may be set (as in Kafka)",
+        );
+    }
+    if let Some(e) = by_name {
+        let name = e.value.trim().to_string();
+        if !listeners.iter().any(|l| l.name == name) {
+            r.error(
+                e,
+                format!("`{name}` is not one of the listeners' names ({})", names()),
+            );
+        }
+        return name;
+    }
+    if let Some(e) = by_protocol {
+        let protocol = e.value.trim().to_ascii_uppercase();
+        match protocol.as_str() {
+            "PLAINTEXT" | "SSL" => {}
+            "SASL_PLAINTEXT" | "SASL_SSL" => r.error(
+                e,
+                format!("{protocol}: SASL is not supported yet; use SSL or PLAINTEXT"),
+            ),
+            _ => r.error(
+                e,
+                format!("`{}`: expected PLAINTEXT or SSL", e.value.trim()),
+            ),
+        }
+        // As Kafka: the listener named after the protocol.
+        if !listeners.iter().any(|l| l.name == protocol) {
+            r.error(
+                e,
+                format!(
+                    "no listener is named {protocol} ({}); name the inter-broker listener with inter.broker.listener.name instead",
+                    names()
+                ),
+            );
+        } else if protocol_map.get(&protocol) != Some(&protocol) {
+            r.error(
+                e,
+                format!("listener {protocol} is not mapped to {protocol} in listener.security.protocol.map; use inter.broker.listener.name"),
+            );
+        }
+        return protocol;
+    }
+    listeners
+        .iter()
+        .find(|l| l.name == "PLAINTEXT")
+        .or_else(|| listeners.first())
+        .map(|l| l.name.clone())
+        .unwrap_or_else(|| "PLAINTEXT".into())
 }
 
 /// Parses one `NAME://host:port`. `advertised` forbids port 0 and the wildcard address.
@@ -840,11 +966,11 @@ fn parse_listener_list(
                 } else {
                     match protocol_map.get(&l.name).map(String::as_str) {
                         None => r.error(entry, format!(
-                            "listener `{}` has no entry in listener.security.protocol.map; add {}:PLAINTEXT", l.name, l.name
+                            "listener `{}` has no entry in listener.security.protocol.map; add {}:PLAINTEXT or {}:SSL", l.name, l.name, l.name
                         )),
-                        Some("PLAINTEXT") => {}
+                        Some("PLAINTEXT" | "SSL") => {}
                         Some(p) => r.error(entry, format!(
-                            "listener `{}` uses {p}; only PLAINTEXT listeners are supported so far", l.name
+                            "listener `{}` uses {p} (listener.security.protocol.map): SASL is not supported yet; use SSL (with client certificates, ssl.client.auth=required) or PLAINTEXT", l.name
                         )),
                     }
                     out.push(l);

@@ -17,6 +17,7 @@ pub mod coord;
 mod diag;
 pub mod properties;
 mod reader;
+pub mod ssl;
 
 use std::net::{IpAddr, Ipv6Addr};
 use std::path::Path;
@@ -25,6 +26,7 @@ pub use broker::{parse_zk_connect, BrokerConfig, Listener, ZkConnect};
 pub use coord::{CoordConfig, FourLetterWords, MetricsEndpoint, MyIdError, PeerRole, ServerSpec};
 pub use diag::{ConfigError, Diagnostic, Diagnostics, Loaded};
 pub use properties::{escape_key, escape_value, Entry, Properties};
+pub use ssl::{ClientAuth, Keystore, Setting, SslSettings, TlsVersion, Truststore};
 
 fn read_file(path: &Path) -> Result<Vec<u8>, ConfigError> {
     std::fs::read(path).map_err(|source| ConfigError::Read {

@@ -137,7 +137,13 @@ fn broker_listener_and_connect_errors() {
     let e = broker_errors(b"zookeeper.connect=localhost:2181/kafka/\n");
     assert!(only(&e).message.contains("chroot"), "{e:?}");
     let e = broker_errors(b"zookeeper.connect=localhost:2181\nlisteners=SSL://:9093\n");
-    assert!(only(&e).message.contains("only PLAINTEXT"), "{e:?}");
+    assert!(only(&e).message.contains("has no certificate"), "{e:?}");
+    let e = broker_errors(b"zookeeper.connect=localhost:2181\nlisteners=SASL_SSL://:9093\n");
+    assert!(
+        only(&e).message.contains("SASL is not supported yet")
+            && only(&e).message.contains("listener.security.protocol.map"),
+        "{e:?}"
+    );
     let e = broker_errors(b"zookeeper.connect=localhost:2181\nlisteners=PLAINTEXT://:9092\nadvertised.listeners=PLAINTEXT://0.0.0.0:9092\n");
     assert!(only(&e).message.contains("wildcard"), "{e:?}");
     let loaded = BrokerConfig::from_bytes(

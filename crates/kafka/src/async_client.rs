@@ -1,6 +1,8 @@
 //! A Kafka connection on tokio, one request at a time: what a broker uses to talk to another
 //! broker (a follower fetching from its leader). A response's size is checked against a limit
-//! before it is read, and the buffer grows with the bytes that arrive.
+//! before it is read, and the buffer grows with the bytes that arrive. The stream is plain TCP
+//! ([`AsyncConn::connect`]) or whatever the caller set up over it, e.g. TLS
+//! ([`AsyncConn::over`]).
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -8,16 +10,21 @@ use std::time::Duration;
 use bytes::{Bytes, BytesMut};
 use kafka_protocol::messages::{ApiKey, ResponseHeader};
 use kafka_protocol::protocol::{Decodable, Encodable};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use crate::client::ClientError;
 use crate::frame::encode_request;
 
+/// A byte stream a connection runs over (TCP, or TLS over TCP).
+pub trait Stream: AsyncRead + AsyncWrite + Unpin + Send + Sync + std::fmt::Debug {}
+
+impl<T: AsyncRead + AsyncWrite + Unpin + Send + Sync + std::fmt::Debug> Stream for T {}
+
 /// One connection on tokio.
 #[derive(Debug)]
 pub struct AsyncConn {
-    stream: TcpStream,
+    stream: Box<dyn Stream>,
     addr: SocketAddr,
     client_id: String,
     next_correlation: i32,
@@ -38,14 +45,31 @@ impl AsyncConn {
             .map_err(|_| ClientError::Connect(addr, std::io::ErrorKind::TimedOut.into()))?
             .map_err(|e| ClientError::Connect(addr, e))?;
         let _ = stream.set_nodelay(true);
-        Ok(AsyncConn {
+        Ok(Self::over(
+            Box::new(stream),
+            addr,
+            client_id,
+            timeout,
+            max_response,
+        ))
+    }
+
+    /// A connection over an already established `stream` to `addr`.
+    pub fn over(
+        stream: Box<dyn Stream>,
+        addr: SocketAddr,
+        client_id: &str,
+        timeout: Duration,
+        max_response: usize,
+    ) -> AsyncConn {
+        AsyncConn {
             stream,
             addr,
             client_id: client_id.to_string(),
             next_correlation: 1,
             max_response,
             timeout,
-        })
+        }
     }
 
     pub fn addr(&self) -> SocketAddr {
@@ -85,6 +109,7 @@ impl AsyncConn {
             move |source| ClientError::Io { what, source }
         };
         self.stream.write_all(&frame).await.map_err(io("send"))?;
+        self.stream.flush().await.map_err(io("send"))?;
         let size = self.stream.read_i32().await.map_err(io("read size"))?;
         let malformed = |reason: String| ClientError::Malformed {
             key,

@@ -30,6 +30,13 @@ pub use options::{Command, KafkaOptions};
 
 /// Runs the subcommand and returns the exit code (0 clean, 1 errors in the run).
 pub fn run(opts: &KafkaOptions) -> Result<u8> {
+    let target = match &opts.command {
+        Command::Produce(a) => &a.target,
+        Command::Consume(a) => &a.target,
+        Command::Latency(a) => &a.target,
+        Command::CreateTopic(a) => &a.target,
+    };
+    let _ = CLIENT_PROPERTIES.set(options::properties(&target.client_property)?);
     match &opts.command {
         Command::Produce(a) => produce::run(a),
         Command::Consume(a) => consume::run(a),
@@ -38,13 +45,19 @@ pub fn run(opts: &KafkaOptions) -> Result<u8> {
     }
 }
 
-/// Base configuration of every client: the bootstrap servers, a client id, and librdkafka's own
-/// log lines limited to warnings.
+/// `--client-property` of the run, set once by [`run`] before any client is made.
+static CLIENT_PROPERTIES: std::sync::OnceLock<Vec<(String, String)>> = std::sync::OnceLock::new();
+
+/// Base configuration of every client: the bootstrap servers, a client id, librdkafka's own
+/// log lines limited to warnings, and the run's `--client-property` settings (TLS).
 pub fn client_config(bootstrap: &str) -> ClientConfig {
     let mut c = ClientConfig::new();
     c.set("bootstrap.servers", bootstrap)
         .set("client.id", "kafka-load")
         .set_log_level(RDKafkaLogLevel::Warning);
+    for (k, v) in CLIENT_PROPERTIES.get().map_or(&[][..], Vec::as_slice) {
+        c.set(k, v);
+    }
     c
 }
 

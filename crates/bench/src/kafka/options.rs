@@ -57,6 +57,11 @@ pub struct Target {
     /// Topic to produce to / consume from.
     #[arg(long, default_value = "kafka-load")]
     pub topic: String,
+    /// librdkafka properties, `key=value`, for every client of the run (admin, producer,
+    /// consumer), e.g. `security.protocol=ssl` and `ssl.ca.location=ca.pem` for an SSL listener
+    /// (repeatable; not used with --wire).
+    #[arg(long = "client-property", value_name = "KEY=VALUE")]
+    pub client_property: Vec<String>,
 }
 
 /// How a missing topic is created.
@@ -309,6 +314,7 @@ pub fn check_rate(v: f64) -> Result<()> {
 impl Target {
     pub fn check(&self) -> Result<()> {
         check_bootstrap(&self.bootstrap_server)?;
+        properties(&self.client_property)?;
         ensure!(
             !self.topic.is_empty()
                 && self.topic.len() <= 249
@@ -379,6 +385,10 @@ impl ProduceArgs {
             "--producers must be 1..=16"
         );
         if self.wire {
+            ensure!(
+                self.target.client_property.is_empty(),
+                "--client-property is a librdkafka setting, not used with --wire"
+            );
             self.check_wire()?;
         }
         match (self.records, self.duration) {
@@ -446,8 +456,9 @@ impl ConsumeArgs {
                 "--wire reads from offset 0: --from-beginning=false is not supported"
             );
             ensure!(
-                self.consumer.consumer_property.is_empty(),
-                "--consumer-property is a librdkafka setting, not used with --wire"
+                self.consumer.consumer_property.is_empty()
+                    && self.target.client_property.is_empty(),
+                "--consumer-property and --client-property are librdkafka settings, not used with --wire"
             );
             ensure!(
                 self.record_size.is_none_or(|s| s <= MAX_RECORD_SIZE),

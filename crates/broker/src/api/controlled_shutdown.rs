@@ -20,7 +20,6 @@ use kafka_protocol::messages::{
     ApiKey, BrokerId, ControlledShutdownRequest, ControlledShutdownResponse, TopicName,
 };
 use kafka_protocol::protocol::StrBytes;
-use sluice_kafka::async_client::AsyncConn;
 
 use crate::Broker;
 
@@ -117,7 +116,8 @@ pub async fn request(broker: &Broker) {
             tracing::info!(remaining = left.len(), "controlled shutdown done");
             return;
         }
-        let Some(addr) = crate::replica::fetcher::broker_address(broker, controller).await else {
+        let Some((host, addr)) = crate::replica::fetcher::broker_address(broker, controller).await
+        else {
             tokio::time::sleep(Duration::from_millis(200)).await;
             continue;
         };
@@ -125,13 +125,16 @@ pub async fn request(broker: &Broker) {
         req.broker_id = BrokerId(broker.id);
         req.broker_epoch = m.broker_epochs.get(&broker.id).copied().unwrap_or(-1);
         let answer = async {
-            let mut c = AsyncConn::connect(
-                addr,
-                &format!("broker-{}-shutdown", broker.id),
-                Duration::from_secs(5),
-                1 << 20,
-            )
-            .await?;
+            let mut c = broker
+                .connector
+                .connect(
+                    &host,
+                    addr,
+                    &format!("broker-{}-shutdown", broker.id),
+                    Duration::from_secs(5),
+                    1 << 20,
+                )
+                .await?;
             c.call::<_, ControlledShutdownResponse>(ApiKey::ControlledShutdown, 3, &req, DRAIN_WAIT)
                 .await
         };

@@ -25,6 +25,7 @@ use sluice_kafka::async_client::AsyncConn;
 use tokio::sync::watch;
 
 use super::Cluster;
+use crate::tls::Connector;
 
 /// How often each broker is probed.
 const PROBE_EVERY: Duration = Duration::from_millis(200);
@@ -75,8 +76,12 @@ impl Liveness {
     }
 }
 
-/// The inter-broker endpoint of `broker`, and its registration epoch.
-async fn endpoint(cluster: &Cluster, broker: i32, listener: &str) -> Option<(SocketAddr, i64)> {
+/// The inter-broker endpoint of `broker` (host and address), and its registration epoch.
+async fn endpoint(
+    cluster: &Cluster,
+    broker: i32,
+    listener: &str,
+) -> Option<(String, SocketAddr, i64)> {
     let (host_port, epoch) = {
         let m = cluster.metadata();
         let reg = m.brokers.get(&broker)?;
@@ -91,14 +96,20 @@ async fn endpoint(cluster: &Cluster, broker: i32, listener: &str) -> Option<(Soc
             .or_else(|| reg.endpoints.first())?;
         (endpoint.split_once("://")?.1.to_string(), epoch)
     };
+    let host = host_port.rsplit_once(':')?.0;
+    let host = host
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .to_string();
     let addr = tokio::net::lookup_host(host_port).await.ok()?.next()?;
-    Some((addr, epoch))
+    Some((host, addr, epoch))
 }
 
 /// Probes every other registered broker until the returned handle is aborted.
 pub fn watch_brokers(
     cluster: Arc<Cluster>,
     listener: String,
+    connector: Connector,
     liveness: Arc<Liveness>,
 ) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
@@ -125,6 +136,7 @@ pub fn watch_brokers(
                         cluster.clone(),
                         b,
                         listener.clone(),
+                        connector.clone(),
                         liveness.clone(),
                     ))
                 });
@@ -156,12 +168,20 @@ enum Verdict {
 }
 
 /// Probes `addr` once over `conn` (opened if needed, dropped when it breaks).
-async fn probe_once(conn: &mut Option<AsyncConn>, addr: SocketAddr) -> Verdict {
+async fn probe_once(
+    conn: &mut Option<AsyncConn>,
+    connector: &Connector,
+    host: &str,
+    addr: SocketAddr,
+) -> Verdict {
     if conn.as_ref().is_some_and(|c| c.addr() != addr) {
         *conn = None;
     }
     if conn.is_none() {
-        match AsyncConn::connect(addr, "controller-probe", PROBE_TIMEOUT, 1 << 20).await {
+        match connector
+            .connect(host, addr, "controller-probe", PROBE_TIMEOUT, 1 << 20)
+            .await
+        {
             Ok(c) => *conn = Some(c),
             Err(sluice_kafka::ClientError::Connect(_, e))
                 if e.kind() == std::io::ErrorKind::ConnectionRefused =>
@@ -196,19 +216,25 @@ async fn probe_once(conn: &mut Option<AsyncConn>, addr: SocketAddr) -> Verdict {
     }
 }
 
-async fn probe(cluster: Arc<Cluster>, broker: i32, listener: String, liveness: Arc<Liveness>) {
+async fn probe(
+    cluster: Arc<Cluster>,
+    broker: i32,
+    listener: String,
+    connector: Connector,
+    liveness: Arc<Liveness>,
+) {
     let mut conn: Option<AsyncConn> = None;
     let mut last_epoch = None;
     loop {
         tokio::time::sleep(PROBE_EVERY).await;
-        let Some((addr, epoch)) = endpoint(&cluster, broker, &listener).await else {
+        let Some((host, addr, epoch)) = endpoint(&cluster, broker, &listener).await else {
             continue;
         };
         if last_epoch != Some(epoch) {
             conn = None;
             last_epoch = Some(epoch);
         }
-        match probe_once(&mut conn, addr).await {
+        match probe_once(&mut conn, &connector, &host, addr).await {
             Verdict::Alive => liveness.set(broker, epoch, false),
             Verdict::Gone => liveness.set(broker, epoch, true),
             Verdict::Unknown => {}
@@ -217,14 +243,19 @@ async fn probe(cluster: Arc<Cluster>, broker: i32, listener: String, liveness: A
 }
 
 /// Resolves once `broker`'s process is found gone (refused, reset or closed connections).
-pub async fn until_gone(cluster: Arc<Cluster>, broker: i32, listener: String) {
+pub async fn until_gone(
+    cluster: Arc<Cluster>,
+    broker: i32,
+    listener: String,
+    connector: Connector,
+) {
     let mut conn: Option<AsyncConn> = None;
     loop {
         tokio::time::sleep(PROBE_EVERY).await;
-        let Some((addr, _)) = endpoint(&cluster, broker, &listener).await else {
+        let Some((host, addr, _)) = endpoint(&cluster, broker, &listener).await else {
             continue;
         };
-        if probe_once(&mut conn, addr).await == Verdict::Gone {
+        if probe_once(&mut conn, &connector, &host, addr).await == Verdict::Gone {
             return;
         }
     }

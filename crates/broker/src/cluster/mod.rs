@@ -295,10 +295,11 @@ fn registration(cfg: &BrokerConfig, advertised: Vec<String>) -> Vec<u8> {
         .map(|(h, p)| (h.to_string(), p.parse().unwrap_or(-1)))
         .unwrap_or_default();
     let reg = BrokerRegistration {
+        // As Kafka writes it: the protocol of each advertised listener.
         listener_security_protocol_map: cfg
-            .listeners
+            .advertised_listeners
             .iter()
-            .map(|l| (l.name.clone(), "PLAINTEXT".to_string()))
+            .map(|l| (l.name.clone(), cfg.protocol_of(&l.name).to_string()))
             .collect(),
         endpoints: advertised,
         jmx_port: -1,

@@ -92,8 +92,9 @@ pub async fn run(broker: Arc<Broker>) {
     }
 }
 
-/// The inter-broker endpoint of broker `leader`, from its registration.
-pub async fn broker_address(broker: &Broker, leader: i32) -> Option<SocketAddr> {
+/// The inter-broker endpoint of broker `leader`, from its registration: its host (which a TLS
+/// certificate must name) and address.
+pub async fn broker_address(broker: &Broker, leader: i32) -> Option<(String, SocketAddr)> {
     let host_port = {
         let m = broker.cluster.metadata();
         let reg = m.brokers.get(&leader)?;
@@ -105,7 +106,13 @@ pub async fn broker_address(broker: &Broker, leader: i32) -> Option<SocketAddr> 
             .or_else(|| reg.endpoints.first())?;
         endpoint.split_once("://")?.1.to_string()
     };
-    tokio::net::lookup_host(host_port).await.ok()?.next()
+    let host = host_port.rsplit_once(':')?.0;
+    let host = host
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .to_string();
+    let addr = tokio::net::lookup_host(host_port).await.ok()?.next()?;
+    Some((host, addr))
 }
 
 async fn fetch_loop(broker: Arc<Broker>, leader: i32, mut share: watch::Receiver<Share>) {
@@ -147,21 +154,29 @@ async fn fetch_loop(broker: Arc<Broker>, leader: i32, mut share: watch::Receiver
             continue;
         }
         if conn.is_none() {
-            let Some(addr) = broker_address(&broker, leader).await else {
+            let Some((host, addr)) = broker_address(&broker, leader).await else {
                 tokio::time::sleep(backoff).await;
                 continue;
             };
-            match AsyncConn::connect(
-                addr,
-                &client_id,
-                timeout,
-                cfg.replica_fetch_response_max_bytes.max(1) as usize + (1 << 20),
-            )
-            .await
+            match broker
+                .connector
+                .connect(
+                    &host,
+                    addr,
+                    &client_id,
+                    timeout,
+                    cfg.replica_fetch_response_max_bytes.max(1) as usize + (1 << 20),
+                )
+                .await
             {
                 Ok(c) => conn = Some(c),
                 Err(e) => {
-                    tracing::debug!(leader, error = %e, "cannot reach the leader");
+                    if broker.connector.is_tls() {
+                        // A certificate problem would otherwise stall replication silently.
+                        tracing::info!(leader, error = %e, "cannot reach the leader");
+                    } else {
+                        tracing::debug!(leader, error = %e, "cannot reach the leader");
+                    }
                     tokio::time::sleep(backoff).await;
                     continue;
                 }

@@ -31,8 +31,9 @@ use super::{ensure, persistent, Cluster, ControllerRequest, ElectionKind, Metada
 #[derive(Debug, Clone)]
 pub struct Settings {
     pub unclean: bool,
-    /// The inter-broker listener the liveness probes use.
+    /// The inter-broker listener the liveness probes use, and how to connect to it.
     pub listener: String,
+    pub connector: crate::tls::Connector,
     pub auto_rebalance: bool,
     pub imbalance_check: Duration,
     pub imbalance_percentage: u32,
@@ -135,7 +136,12 @@ async fn campaign(cluster: Arc<Cluster>, settings: &Settings) -> Result<()> {
                 let holder = serde_json::from_slice::<ControllerRegistration>(&data)
                     .map(|r| r.brokerid)
                     .unwrap_or(-1);
-                let gone = liveness::until_gone(cluster.clone(), holder, listener.to_string());
+                let gone = liveness::until_gone(
+                    cluster.clone(),
+                    holder,
+                    listener.to_string(),
+                    settings.connector.clone(),
+                );
                 tokio::select! {
                     ev = w.changed() => {
                         if matches!(
@@ -228,6 +234,7 @@ async fn lead(cluster: Arc<Cluster>, fence: Fence, settings: &Settings) -> Resul
     let _probes = ProbeSet(liveness::watch_brokers(
         cluster.clone(),
         listener.to_string(),
+        settings.connector.clone(),
         liveness.clone(),
     ));
     let mut deletions = cluster

@@ -7,6 +7,7 @@
 //! - [`consume`]: consumer throughput (`BaseConsumer`, assigned partitions, tight poll loop).
 //! - [`latency`]: end-to-end latency at a fixed rate, producer and consumer in one process.
 //! - [`topic`]: topic creation through the admin API and waiting for partition leaders.
+//! - [`scrape`]: the broker's metrics endpoint scraped as Prometheus does, timed.
 //! - [`wire`]: the protocol layer of `--wire` (connection, batch encoding, batch header walking).
 //! - [`wire_produce`], [`wire_consume`]: `produce --wire` and `consume --wire`.
 
@@ -14,6 +15,7 @@ pub mod consume;
 pub mod latency;
 pub mod options;
 pub mod produce;
+pub mod scrape;
 pub mod topic;
 pub mod wire;
 pub mod wire_consume;
@@ -35,6 +37,7 @@ pub fn run(opts: &KafkaOptions) -> Result<u8> {
         Command::Consume(a) => consume::run(a),
         Command::Latency(a) => latency::run(a),
         Command::CreateTopic(a) => topic::run(a),
+        Command::Scrape(a) => scrape::run(a),
     }
 }
 

@@ -16,6 +16,14 @@
 #            (not in the default PHASES)
 #   idle     a fresh broker: VmRSS (/proc/PID/status) before and after creating IDLE_TOPICS
 #            topics x IDLE_PARTITIONS partitions, read IDLE_WAIT s after the last one
+#   metrics  the cost of the broker's Prometheus endpoint (metrics.prometheus.listener), on a
+#            fresh broker holding METRICS_PARTITIONS partitions: `kafka-load scrape` times
+#            METRICS_SCRAPES scrapes back to back (p50/p99/max, broker CPU per scrape); then
+#            METRICS_ROUNDS rounds of produce for METRICS_DURATION s each (one partition,
+#            acks=1, 100-byte records, PRODUCE_ARGS) without a scraper and with one scraping
+#            once a second, alternating in the same run, on a topic with retention.bytes and
+#            segment.bytes set (and retention checked every 5 s) so the disk stays small;
+#            sluice only (not in the default PHASES)
 #
 # Each cluster start also records the broker's start-up time (process start to its port
 # accepting connections), and the end of the data phases its peak resident memory (VmHWM).
@@ -32,6 +40,10 @@
 #   BURST_BASE, BURST_RATE, BURST_AFTER, BURST_FOR, BURST_DURATION   (default 1000, 100000,
 #                     10, 60, 90)
 #   IDLE_TOPICS, IDLE_PARTITIONS, IDLE_WAIT   (default 10, 100, 10)
+#   METRICS_PARTITIONS, METRICS_SCRAPES, METRICS_ROUNDS, METRICS_DURATION   (default 1000, 300,
+#                     3, 20)
+#   METRICS_RETENTION_BYTES   retention.bytes of the metrics phase's produce topic (default
+#                     67108864; segments of a quarter of it)
 #   PRODUCE_ARGS      extra kafka-load produce options for the throughput phases (default
 #                     "--linger-ms 5 --batch-size 1000000", librdkafka's own defaults, written out;
 #                     "--producers 2" gave the best 100-byte figures on 2 cores, see
@@ -75,6 +87,13 @@ BURST_DURATION=${BURST_DURATION:-90}
 IDLE_TOPICS=${IDLE_TOPICS:-10}
 IDLE_PARTITIONS=${IDLE_PARTITIONS:-100}
 IDLE_WAIT=${IDLE_WAIT:-10}
+METRICS_PARTITIONS=${METRICS_PARTITIONS:-1000}
+METRICS_SCRAPES=${METRICS_SCRAPES:-300}
+METRICS_ROUNDS=${METRICS_ROUNDS:-3}
+METRICS_DURATION=${METRICS_DURATION:-20}
+METRICS_RETENTION_BYTES=${METRICS_RETENTION_BYTES:-67108864}
+# log.retention.check.interval.ms of the next sluice broker started (the metrics phase lowers it).
+RETENTION_CHECK_MS=300000
 PRODUCE_ARGS=${PRODUCE_ARGS:-"--linger-ms 5 --batch-size 1000000"}
 CONSUME_ARGS=${CONSUME_ARGS:-}
 WIRE=${WIRE:-}
@@ -181,6 +200,7 @@ start_sluice() {
     echo 1 >"$dir/zk/myid"
     COORD_PORT=$(free_port_from 28181)
     BROKER_PORT=$(free_port_from 29092)
+    METRICS_PORT=$(free_port_from 27071)
     cat >"$dir/zookeeper.properties" <<EOF
 dataDir=$dir/zk
 clientPort=$COORD_PORT
@@ -196,6 +216,7 @@ EOF
 broker.id=1
 listeners=PLAINTEXT://127.0.0.1:$BROKER_PORT
 advertised.listeners=PLAINTEXT://127.0.0.1:$BROKER_PORT
+metrics.prometheus.listener=127.0.0.1:$METRICS_PORT
 delete.topic.enable=true
 num.network.threads=3
 num.io.threads=8
@@ -211,7 +232,7 @@ transaction.state.log.replication.factor=1
 transaction.state.log.min.isr=1
 log.retention.hours=168
 log.segment.bytes=1073741824
-log.retention.check.interval.ms=300000
+log.retention.check.interval.ms=$RETENTION_CHECK_MS
 zookeeper.connect=127.0.0.1:$COORD_PORT
 zookeeper.connection.timeout.ms=6000
 group.initial.rebalance.delay.ms=0
@@ -355,6 +376,49 @@ idle_phase() {
     log "broker VmRSS: $(mib "$before") MiB before, $(mib "$after") MiB with $((IDLE_TOPICS * IDLE_PARTITIONS)) idle partitions (VmHWM $(mib "$hwm") MiB)"
 }
 
+metrics_phase() {
+    if [ "$PEER" != sluice ]; then
+        log "metrics: skipped for $PEER (Apache Kafka exports JMX, not /metrics)"
+        return 0
+    fi
+    stop_cluster
+    RETENTION_CHECK_MS=5000
+    start_cluster metrics
+    RETENTION_CHECK_MS=300000
+    log "+ creating bench-metrics-idle with $METRICS_PARTITIONS partitions"
+    "$LOAD" create-topic --bootstrap-server "$BOOTSTRAP" --topic bench-metrics-idle \
+        --partitions "$METRICS_PARTITIONS" >/dev/null 2>>"$BENCH_DIR/metrics-create.log" ||
+        die "create-topic bench-metrics-idle failed (see $BENCH_DIR/metrics-create.log)"
+    "$LOAD" create-topic --bootstrap-server "$BOOTSTRAP" --topic bench-metrics --partitions 1 \
+        --topic-config "retention.bytes=$METRICS_RETENTION_BYTES" \
+        --topic-config "segment.bytes=$((METRICS_RETENTION_BYTES / 4))" \
+        >/dev/null 2>>"$BENCH_DIR/metrics-create.log" ||
+        die "create-topic bench-metrics failed (see $BENCH_DIR/metrics-create.log)"
+    # Scrape latency with every partition held, back to back on one kept-alive connection.
+    run_load metrics-scrape scrape --target "127.0.0.1:$METRICS_PORT" \
+        --scrapes "$METRICS_SCRAPES" --interval-ms 0 >/dev/null
+    local r
+    for r in $(seq 1 "$METRICS_ROUNDS"); do
+        # shellcheck disable=SC2086 # PRODUCE_ARGS holds several options
+        run_load "metrics-produce-without-$r" produce --bootstrap-server "$BOOTSTRAP" \
+            --topic bench-metrics --acks 1 --record-size 100 --duration "$METRICS_DURATION" \
+            $PRODUCE_ARGS >/dev/null
+        "$LOAD" scrape --target "127.0.0.1:$METRICS_PORT" --interval-ms 1000 \
+            --duration "$METRICS_DURATION" --cpu-pids "$BROKER_PID" \
+            >"$BENCH_DIR/metrics-scraper-$r.json" 2>>"$BENCH_DIR/metrics-scraper.log" &
+        local scraper=$!
+        remember "$scraper"
+        # shellcheck disable=SC2086 # PRODUCE_ARGS holds several options
+        run_load "metrics-produce-with-$r" produce --bootstrap-server "$BOOTSTRAP" \
+            --topic bench-metrics --acks 1 --record-size 100 --duration "$METRICS_DURATION" \
+            $PRODUCE_ARGS >/dev/null
+        wait "$scraper" || die "the once-a-second scraper failed (see $BENCH_DIR/metrics-scraper.log)"
+        jq -c --arg name "$PEER/metrics-scraper-$r" '{name: $name} + .' \
+            "$BENCH_DIR/metrics-scraper-$r.json" >>"$RESULTS"
+    done
+    log "broker disk use after the metrics phase: $(du -sh "$BENCH_DIR/$PEER-metrics/kafka-logs" | cut -f1)"
+}
+
 # --- main -----------------------------------------------------------------------------------
 command -v jq >/dev/null || die "jq is needed to collect the JSON reports"
 if [ -n "$PERF" ]; then command -v perf >/dev/null || die "PERF=1 but perf is not installed"; fi
@@ -378,9 +442,10 @@ for PEER in $PEERS; do
             latency) latency_phase ;;
             burst) burst_phase ;;
             idle) idle_phase ;;
-            *) die "unknown phase $phase (small large latency burst idle)" ;;
+            metrics) metrics_phase ;;
+            *) die "unknown phase $phase (small large latency burst idle metrics)" ;;
         esac
-        if [ "$phase" != idle ]; then
+        if [ "$phase" != idle ] && [ "$phase" != metrics ]; then
             jq -cn --arg name "$PEER/peak-rss-after-$phase" --argjson hwm "$(hwm_kib "$BROKER_PID")" \
                 '{name: $name, mode: "peak-rss", hwm_kib: $hwm}' >>"$RESULTS"
         fi
@@ -397,6 +462,14 @@ done
         "\(.name): \(.sent) records at \(.achieved_rate | round)/s, received \(.received), missing \(.missing): p50 \(.p50_ms) ms, p90 \(.p90_ms) ms, p99 \(.p99_ms) ms, p99.9 \(.p999_ms) ms, max \(.max_ms) ms"' "$RESULTS"
     jq -r 'select(.mode == "latency" and .burst != null) | .burst |
         "  burst \(.burst_rate)/s for \(.burst_for_s) s: p99 before \(.before_p99_ms) ms, during \(.during_p99_ms) ms, recovered \(.recovered_after_s // "never") s after; p99 per second: \([.timeline[] | "\(.second):\(.p99_ms)"] | join(" "))"' "$RESULTS"
+    jq -r 'select(.mode == "scrape") |
+        "\(.name): \(.scrapes) scrapes of \(.samples) samples (\(.body_bytes) bytes) every \(.interval_ms) ms, \(.errors) errors: p50 \(.p50_ms) ms, p99 \(.p99_ms) ms, max \(.max_ms) ms; broker CPU \(.server_cpu_ms_per_scrape // "?" | if type == "number" then (. * 1000 | round / 1000) else . end) ms per scrape"' "$RESULTS"
+    jq -rs '[.[] | select(.name | test("/metrics-produce-(with|without)-"))] as $runs |
+        if ($runs | length) == 0 then empty else
+        ([$runs[] | select(.name | test("-without-")) | .records_per_s]) as $without |
+        ([$runs[] | select(.name | test("-with-")) | .records_per_s]) as $with |
+        (($without | add) / ($without | length)) as $a | (($with | add) / ($with | length)) as $b |
+        "metrics: produce without a scraper \($without | map(round) | join(", ")) records/s (mean \($a | round)), with one scraping once a second \($with | map(round) | join(", ")) (mean \($b | round)): \((($b - $a) / $a * 1000 | round) / 10)%" end' "$RESULTS"
     jq -r 'select(.mode == "startup") | "\(.name): \(.startup_ms) ms"' "$RESULTS"
     jq -r 'select(.mode == "peak-rss") | "\(.name): broker VmHWM \(.hwm_kib / 1024 * 10 | round / 10) MiB"' "$RESULTS"
     jq -r 'select(.mode == "idle-rss") |

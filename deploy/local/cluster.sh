@@ -3,7 +3,8 @@
 # wait until they answer, then start brokers 1..3, wait, and print the bootstrap address.
 #
 #   deploy/local/cluster.sh up        build and start everything
-#   deploy/local/cluster.sh status    what runs, and whether it answers
+#   deploy/local/cluster.sh status    what runs, and whether it answers (brokers: their
+#                                     Prometheus endpoint too, 127.0.0.1:7071..7073/metrics)
 #   deploy/local/cluster.sh down      stop brokers, then coord nodes (SIGTERM, then SIGKILL)
 #
 # STATE_DIR (default deploy/local/state) holds every dataDir, log.dirs, pid file and log file; the
@@ -49,6 +50,16 @@ coord_mode() {
 }
 
 port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+# Whether 127.0.0.1:$1 answers GET /metrics with 200.
+metrics_ok() {
+    local status=""
+    { exec 3<>"/dev/tcp/127.0.0.1/$1"; } 2>/dev/null || return 1
+    printf 'GET /metrics HTTP/1.0\r\n\r\n' >&3
+    IFS= read -r -t 2 status <&3 || true
+    exec 3<&- 3>&- || true
+    case "$status" in "HTTP/1.1 200"*) return 0 ;; *) return 1 ;; esac
+}
 
 running() { [ -f "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null; }
 
@@ -127,7 +138,7 @@ up() {
     done
     local joined
     joined=$(IFS=,; echo "${bootstrap[*]}")
-    log "brokers are up"
+    log "brokers are up; their Prometheus metrics: http://127.0.0.1:7071/metrics (broker 1) to port $((7070 + BROKERS))"
     echo "bootstrap.servers=$joined"
     log ""
     log "admin tools (Kafka's and ZooKeeper's command-line style) are in $BIN:"
@@ -172,8 +183,12 @@ status() {
         echo "coord-$i   port $port  $state  ${mode:-not answering}"
     done
     for i in 1 2 3; do
-        local port=$((9091 + i))
-        echo "broker-$i  port $port  $( running "$STATE_DIR/broker-$i.pid" && echo up || echo down )"
+        local port=$((9091 + i)) mport=$((7070 + i)) state=down metrics=""
+        if running "$STATE_DIR/broker-$i.pid"; then
+            state=up
+            metrics="metrics $mport $(metrics_ok "$mport" && echo answering || echo not answering)"
+        fi
+        echo "broker-$i  port $port  $state  $metrics"
     done
 }
 

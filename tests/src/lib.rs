@@ -11,6 +11,7 @@ pub mod fault;
 pub mod hosts;
 pub mod kafka;
 pub mod prometheus;
+pub mod scrape;
 pub mod tls;
 
 use std::io::{Read, Write};
@@ -820,6 +821,15 @@ impl BrokerNode {
         SocketAddr::from(([127, 0, 0, 1], self.port))
     }
 
+    /// The address of its metrics endpoint (`metrics.prometheus.listener` in its file).
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        let text = std::fs::read_to_string(&self.config).ok()?;
+        text.lines()
+            .rev()
+            .find_map(|l| l.strip_prefix("metrics.prometheus.listener="))
+            .and_then(|v| v.trim().parse().ok())
+    }
+
     pub fn pid(&self) -> Option<u32> {
         self.child.as_ref().map(Child::id)
     }
@@ -908,9 +918,26 @@ impl KafkaCluster {
     /// `coord_nodes` coord nodes, then brokers 1..=`brokers` with `extra` lines in every
     /// `server.properties`; returns once every broker lists every broker in its Metadata.
     pub fn start(coord_nodes: u64, brokers: i32, extra: &str) -> KafkaCluster {
+        KafkaCluster::start_each(coord_nodes, brokers, extra, &|_| String::new())
+    }
+
+    /// As [`KafkaCluster::start`], with `own(id)` appended to broker `id`'s file.
+    pub fn start_each(
+        coord_nodes: u64,
+        brokers: i32,
+        extra: &str,
+        own: &dyn Fn(i32) -> String,
+    ) -> KafkaCluster {
         let coord = CoordCluster::start(coord_nodes, "");
         let nodes: Vec<BrokerNode> = (1..=brokers)
-            .map(|id| BrokerNode::start(coord.dir.path(), id, &coord.connect_string(), extra))
+            .map(|id| {
+                BrokerNode::start(
+                    coord.dir.path(),
+                    id,
+                    &coord.connect_string(),
+                    &format!("{extra}{}", own(id)),
+                )
+            })
             .collect();
         let cluster = KafkaCluster {
             coord,

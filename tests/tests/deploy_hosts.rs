@@ -227,6 +227,15 @@ impl Cluster {
         }
     }
 
+    /// The answer of `host`'s broker to `GET /metrics` on port 9404, from the client host.
+    fn broker_metrics(&self, host: &str) -> String {
+        let out = self.hosts.sh(
+            "client",
+            &format!("exec 3<>/dev/tcp/{host}/9404 && printf 'GET /metrics HTTP/1.0\r\n\r\n' >&3 && timeout 5 cat <&3"),
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
     /// Every host's coord answers `srvr` and one of them leads.
     fn ensemble_serving(&self) -> bool {
         let modes: Vec<String> = HOSTS
@@ -460,6 +469,30 @@ fn three_hosts_installed_replaced_and_upgraded_from_the_deploy_files() {
     c.wait("three brokers registered", Duration::from_secs(60), |c| {
         c.registered_brokers() == "[1, 2, 3]"
     });
+    // Each broker serves its metrics on port 9404, where deploy/prometheus scrapes them; one
+    // of them is the active controller.
+    for h in HOSTS {
+        let text = c.broker_metrics(h);
+        assert!(
+            text.starts_with("HTTP/1.1 200")
+                && text.contains("\nkafka_server_replicamanager_partitioncount "),
+            "broker metrics of {h}: {text}"
+        );
+    }
+    c.wait(
+        "one active controller among the brokers' metrics",
+        Duration::from_secs(30),
+        |c| {
+            HOSTS
+                .iter()
+                .filter(|h| {
+                    c.broker_metrics(h)
+                        .contains("\nkafka_controller_kafkacontroller_activecontrollercount 1\n")
+                })
+                .count()
+                == 1
+        },
+    );
     let out = c.tool(
         "kafka-topics",
         &[

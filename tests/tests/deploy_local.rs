@@ -1,6 +1,7 @@
 //! The README's first command: `deploy/local/cluster.sh up` starts three coord nodes, then three
 //! brokers, from the configs in `deploy/local/`, and prints the bootstrap address; `status` and
-//! `down` work. Uses the fixed ports of those configs (2181–2183, 9092–9094).
+//! `down` work; each broker serves its metrics on its port (7071–7073). Uses the fixed ports of
+//! those configs (2181–2183, 9092–9094, 7071–7073).
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -35,7 +36,7 @@ impl Drop for Down {
 
 #[test]
 fn cluster_sh_starts_three_coords_then_three_brokers_and_stops_them() {
-    for port in [2181, 2182, 2183, 9092, 9093, 9094] {
+    for port in [2181, 2182, 2183, 9092, 9093, 9094, 7071, 7072, 7073] {
         assert!(
             std::net::TcpStream::connect(("127.0.0.1", port)).is_err(),
             "port {port} is already in use: stop whatever runs there (deploy/local/cluster.sh down)"
@@ -64,7 +65,8 @@ fn cluster_sh_starts_three_coords_then_three_brokers_and_stops_them() {
         assert!(ok, "{status}");
         let settled = status.matches(" up").count() == 6
             && status.matches("leader").count() == 1
-            && status.matches("follower").count() == 2;
+            && status.matches("follower").count() == 2
+            && (7071..=7073).all(|p| status.contains(&format!("metrics {p} answering")));
         if settled {
             break;
         }
@@ -86,14 +88,50 @@ fn cluster_sh_starts_three_coords_then_three_brokers_and_stops_them() {
         String::from_utf8_lossy(&produced.stderr)
     );
 
+    // Each broker's endpoint: Kafka's names, and the topic just written on its leader.
+    for port in 7071..=7073 {
+        let text = metrics(port);
+        assert!(
+            text.contains("\nkafka_server_replicamanager_partitioncount "),
+            "{port}: {text}"
+        );
+    }
+    let leaders: f64 = (7071..=7073)
+        .map(|port| sample(&metrics(port), "kafka_server_replicamanager_leadercount"))
+        .sum();
+    assert!(leaders >= 1.0, "the smoke topic has a leader");
+
     let (ok, out) = cluster_sh(state.path(), "down");
     assert!(ok, "{out}");
     let (_, status) = cluster_sh(state.path(), "status");
     assert_eq!(status.matches(" down").count(), 6, "{status}");
-    for port in [2181, 9092] {
+    for port in [2181, 9092, 7071] {
         assert!(
             std::net::TcpStream::connect(("127.0.0.1", port)).is_err(),
             "port {port} still served after down"
         );
     }
+}
+
+/// The body of `GET /metrics` on 127.0.0.1:`port`.
+fn metrics(port: u16) -> String {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(std::time::Duration::from_secs(10)))
+        .unwrap();
+    s.write_all(b"GET /metrics HTTP/1.0\r\n\r\n").unwrap();
+    let mut text = String::new();
+    s.read_to_string(&mut text).unwrap();
+    assert!(text.starts_with("HTTP/1.1 200"), "{port}: {text}");
+    text
+}
+
+/// The value of the unlabelled sample `name` in `text`.
+fn sample(text: &str, name: &str) -> f64 {
+    text.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
+        .unwrap_or_else(|| panic!("no {name}"))
+        .trim()
+        .parse()
+        .unwrap()
 }

@@ -1,19 +1,28 @@
 //! The metrics as an operator's monitoring reads them: a real Prometheus (Debian's) scraping a
-//! three-node coord ensemble every second, with the alert rules of `deploy/prometheus` loaded
-//! (their `for:` durations set to zero so that a condition fires at the next evaluation) and
-//! the queries of the Grafana dashboard in `deploy/grafana` asked of it.
+//! three-node coord ensemble, then three brokers, every second, with the alert rules of
+//! `deploy/prometheus` loaded (their `for:` durations set to zero so that a condition fires at
+//! the next evaluation) and the queries of the Grafana dashboard in `deploy/grafana` asked of
+//! it.
 //!
-//! Pass: every target is up; the values Prometheus holds match what the clients did; every
-//! dashboard query about coord is valid PromQL and returns data; the rules pass `promtool`
-//! and their unit tests (`deploy/prometheus/alerts_test.yml`);
-//! with two of three coord nodes killed, `SluiceCoordNoQuorum` and `SluiceCoordNodeDown` fire.
+//! Pass: every target is up; the values Prometheus holds match what the clients did (records
+//! produced, latest offsets, a lagging group's lag); every dashboard query is valid PromQL and
+//! returns data; the rules pass `promtool` and their unit tests
+//! (`deploy/prometheus/alerts_test.yml`); each alert fires when its condition is made to
+//! happen and not before: with two of three coord nodes killed, `SluiceCoordNoQuorum` and
+//! `SluiceCoordNodeDown`; with records piling up behind a group, `SluiceConsumerLagGrowing`;
+//! with a broker killed, `SluiceBrokerDown`, `SluiceUnderReplicatedPartitions`,
+//! `SluiceUnderMinIsr` (a topic wanting all three replicas) and `SluiceOfflinePartitions` (its
+//! single-replica partition); with every broker killed, `SluiceNoActiveController`.
+
+mod common;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use common::metrics::{create_topic, member_committed, produce};
 use sluice_e2e::prometheus::{check_rules, test_rules, Prometheus};
-use sluice_e2e::CoordCluster;
+use sluice_e2e::{free_port, CoordCluster, KafkaCluster};
 use zookeeper_client as zk;
 
 const PROVIDER: &str = "metricsProvider.className=org.apache.zookeeper.metrics.prometheus.PrometheusMetricsProvider\nmetricsProvider.httpHost=127.0.0.1\n";
@@ -221,4 +230,174 @@ async fn prometheus_scrapes_coord_and_the_rules_and_dashboard_work() {
         "the node still up is not reported down: {down:?}"
     );
     drop(client);
+}
+
+/// The broker alerts firing now.
+fn firing(prom: &Prometheus) -> Vec<String> {
+    prom.query("ALERTS{alertstate=\"firing\"}")
+        .into_iter()
+        .filter_map(|(l, _)| l.get("alertname").cloned())
+        .collect()
+}
+
+fn wait_firing(prom: &Prometheus, alerts: &[&str], what: &str) {
+    let took = prom.wait_for(
+        "ALERTS{alertstate=\"firing\"}",
+        Duration::from_secs(60),
+        |s| {
+            let names: Vec<&str> = s
+                .iter()
+                .filter_map(|(l, _)| l.get("alertname").map(String::as_str))
+                .collect();
+            alerts.iter().all(|a| names.contains(a))
+        },
+    );
+    eprintln!("{alerts:?} firing {took:.1?} after {what}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn prometheus_scrapes_the_brokers_and_the_broker_rules_and_dashboard_work() {
+    const TOPIC: &str = "logs";
+    const GROUP: &str = "shippers-readers";
+    let mut cluster = KafkaCluster::start_each(
+        3,
+        3,
+        "offsets.topic.replication.factor=3\noffsets.topic.num.partitions=3\n",
+        &|_| format!("metrics.prometheus.listener=127.0.0.1:{}\n", free_port()),
+    );
+    let targets: Vec<String> = cluster
+        .brokers
+        .iter()
+        .map(|b| b.metrics_addr().unwrap().to_string())
+        .collect();
+    let rules_dir = tempfile::tempdir().unwrap();
+    let rules = immediate_rules(rules_dir.path());
+    let prom = Prometheus::start(&[("kafka", targets.clone())], &[&rules]);
+    let bootstrap = cluster.bootstrap();
+    create_topic(&bootstrap, TOPIC, 3, 3, &[]).await;
+    // Wants all three replicas in sync: under min ISR as soon as one broker is gone.
+    create_topic(
+        &bootstrap,
+        "all-three",
+        1,
+        3,
+        &[("min.insync.replicas", "3")],
+    )
+    .await;
+    // One replica per partition: offline when its broker is gone.
+    create_topic(&bootstrap, "single", 3, 1, &[]).await;
+    produce(&bootstrap, TOPIC, 3, 3000, 100).await;
+    // A group that read everything but committed 200 per partition: 2400 behind.
+    let member = member_committed(&bootstrap, GROUP, TOPIC, 3000, &[200, 200, 200]);
+
+    let took = prom.wait_for("up{job=\"kafka\"}", Duration::from_secs(30), |s| {
+        s.len() == 3 && s.iter().all(|(_, v)| *v == 1.0)
+    });
+    eprintln!("three broker targets up in Prometheus after {took:.1?}");
+    let value_is = |promql: &str, want: f64| {
+        let took = prom.wait_for(promql, Duration::from_secs(30), |s| {
+            s.len() == 1 && s[0].1 == want
+        });
+        eprintln!("{promql} = {want} after {took:.1?}");
+    };
+    value_is(
+        "sum(kafka_server_brokertopicmetrics_messagesin_total{topic=\"logs\"})",
+        3000.0,
+    );
+    value_is(
+        "sum(kafka_topic_partition_current_offset{topic=\"logs\"})",
+        3000.0,
+    );
+    value_is(
+        "count(kafka_topic_partition_current_offset{topic=\"logs\"})",
+        3.0,
+    );
+    value_is(
+        "sum(kafka_consumergroup_lag{consumergroup=\"shippers-readers\",topic=\"logs\"})",
+        2400.0,
+    );
+    value_is(
+        "sum(kafka_consumergroup_current_offset_sum{consumergroup=\"shippers-readers\"})",
+        600.0,
+    );
+    value_is(
+        "sum(kafka_controller_kafkacontroller_activecontrollercount)",
+        1.0,
+    );
+    value_is(
+        "sum(kafka_controller_kafkacontroller_offlinepartitionscount)",
+        0.0,
+    );
+    value_is(
+        "sum(kafka_server_replicamanager_underreplicatedpartitions)",
+        0.0,
+    );
+
+    // The dashboard's broker panels: valid, and each with data.
+    for (title, expr) in dashboard_queries()
+        .into_iter()
+        .filter(|(_, e)| !is_coord_query(e))
+    {
+        prom.wait_for(&expr, Duration::from_secs(30), |s| !s.is_empty());
+        eprintln!("dashboard \"{title}\": {expr} has data");
+    }
+    // A healthy cluster: no broker alert (the rules evaluated before the first scrapes may
+    // have fired "no active controller" for a moment).
+    prom.wait_for(
+        "ALERTS{alertstate=\"firing\"}",
+        Duration::from_secs(30),
+        |s| s.is_empty(),
+    );
+
+    // Records pile up behind the group: its lag grows past 1000.
+    produce(&bootstrap, TOPIC, 3, 1500, 100).await;
+    wait_firing(
+        &prom,
+        &["SluiceConsumerLagGrowing"],
+        "1500 more records behind the group",
+    );
+    value_is(
+        "sum(kafka_consumergroup_lag{consumergroup=\"shippers-readers\",topic=\"logs\"})",
+        3900.0,
+    );
+    assert!(
+        firing(&prom)
+            .iter()
+            .all(|a| a == "SluiceConsumerLagGrowing"),
+        "{:?}",
+        firing(&prom)
+    );
+
+    // A broker killed.
+    cluster.broker(3).kill();
+    wait_firing(
+        &prom,
+        &[
+            "SluiceBrokerDown",
+            "SluiceUnderReplicatedPartitions",
+            "SluiceUnderMinIsr",
+            "SluiceOfflinePartitions",
+        ],
+        "broker 3 was killed",
+    );
+    let down: Vec<String> = prom
+        .query("ALERTS{alertname=\"SluiceBrokerDown\",alertstate=\"firing\"}")
+        .into_iter()
+        .filter_map(|(l, _)| l.get("instance").cloned())
+        .collect();
+    assert_eq!(down, vec![targets[2].clone()]);
+    value_is(
+        "sum(kafka_controller_kafkacontroller_activecontrollercount)",
+        1.0,
+    );
+
+    // Every broker gone: no controller.
+    cluster.broker(1).kill();
+    cluster.broker(2).kill();
+    wait_firing(
+        &prom,
+        &["SluiceNoActiveController"],
+        "every broker was killed",
+    );
+    drop(member);
 }

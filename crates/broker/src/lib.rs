@@ -18,6 +18,7 @@ pub mod cluster;
 pub mod fuzzing;
 pub mod groups;
 pub mod ids;
+pub mod metrics;
 pub mod producers;
 pub mod quotas;
 pub mod replica;
@@ -58,6 +59,9 @@ pub struct Broker {
     pub requests: Arc<request_queue::RequestQueue>,
     /// How this broker connects to the others (over TLS when the inter-broker listener is SSL).
     pub connector: tls::Connector,
+    /// Request stages and thread idleness for the metrics endpoint (the per-topic counters
+    /// are the partitions', [`replica::ReplicaManager::counters`]).
+    pub metrics: metrics::BrokerMetrics,
 }
 
 impl Broker {
@@ -133,6 +137,7 @@ pub enum StartError {
 pub struct BrokerServer {
     pub broker: Arc<Broker>,
     bound: Vec<(String, SocketAddr)>,
+    metrics_addr: Option<SocketAddr>,
     tasks: Vec<JoinHandle<()>>,
     fatal: tokio::sync::watch::Receiver<Option<String>>,
 }
@@ -184,6 +189,20 @@ impl BrokerServer {
             bound.push((l.name.clone(), local));
             listeners.push((l.name.clone(), listener));
         }
+        // metrics.prometheus.listener: bound with the listeners, so a port in use stops the
+        // start as theirs does.
+        let metrics_listener =
+            match &config.metrics_prometheus_listener {
+                Some(m) => Some(metrics::bind(&m.host, m.port).await.map_err(|source| {
+                    StartError::Bind {
+                        listener: "metrics.prometheus.listener".into(),
+                        addr: m.to_string(),
+                        source,
+                    }
+                })?),
+                None => None,
+            };
+        let metrics_addr = metrics_listener.as_ref().and_then(|l| l.local_addr().ok());
         let this_host = std::fs::read_to_string("/proc/sys/kernel/hostname")
             .map(|s| s.trim().to_string())
             .unwrap_or_else(|_| "localhost".into());
@@ -223,9 +242,12 @@ impl BrokerServer {
         // Recover the logs before joining: a broker is only advertised once it can serve them.
         let parts = {
             let cfg = config.clone();
-            tokio::task::spawn_blocking(move || replica::ReplicaManager::open(&cfg, broker_id))
-                .await
-                .map_err(|_| StartError::Recovery)??
+            let counters = Arc::new(metrics::counters::BrokerCounters::default());
+            tokio::task::spawn_blocking(move || {
+                replica::ReplicaManager::open(&cfg, broker_id, counters)
+            })
+            .await
+            .map_err(|_| StartError::Recovery)??
         };
         let parts = Arc::new(parts);
         let cluster = Cluster::join(&config, broker_id, advertised.clone()).await?;
@@ -246,6 +268,7 @@ impl BrokerServer {
             answers_waiting: Default::default(),
             requests: request_queue::RequestQueue::new(&config),
             connector: connector.clone(),
+            metrics: metrics::BrokerMetrics::default(),
         });
         parts.apply(&cluster.metadata());
         // The reconciler: the one place that turns metadata into partition roles, run on every
@@ -291,6 +314,10 @@ impl BrokerServer {
             tasks.push(tokio::spawn(replica::isr::run(broker.clone())));
         }
         tasks.push(tokio::spawn(groups::loader::run(broker.clone())));
+        if let (Some(listener), Some(addr)) = (metrics_listener, metrics_addr) {
+            tasks.push(tokio::spawn(metrics::serve(broker.clone(), listener)));
+            tracing::info!(broker = broker_id, %addr, "serving metrics on /metrics");
+        }
         tasks.push(tokio::spawn(cluster::client_quotas::follow_client_quotas(
             cluster.clone(),
             broker.quotas.clone(),
@@ -342,6 +369,7 @@ impl BrokerServer {
         Ok(BrokerServer {
             broker,
             bound,
+            metrics_addr,
             tasks,
             fatal,
         })
@@ -350,6 +378,11 @@ impl BrokerServer {
     /// The local address of listener `name`.
     pub fn addr(&self, name: &str) -> Option<SocketAddr> {
         self.bound.iter().find(|(n, _)| n == name).map(|(_, a)| *a)
+    }
+
+    /// Where `/metrics` is served (`metrics.prometheus.listener`), if it is.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics_addr
     }
 
     /// Resolves with a reason when the broker can no longer work (e.g. its coordinator

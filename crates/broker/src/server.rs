@@ -41,7 +41,10 @@ use sluice_kafka::frame::{self, EncodeError, RequestError};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
+use std::time::{Duration, Instant};
+
 use crate::api;
+use crate::metrics::requests::Timing;
 use crate::request_queue::{RequestQueue, Reserved, Ticket};
 use crate::tls::{self, wire::Wire};
 use crate::Broker;
@@ -288,7 +291,7 @@ async fn run(
     tokio::pin!(idle_timer);
     // Answers not yet written, oldest first; only the oldest is polled (the others are
     // produce appends waiting for their high watermark, which they check when polled).
-    let mut queue: std::collections::VecDeque<(Later<'_>, Option<Waiting<'_>>, Throttle)> =
+    let mut queue: std::collections::VecDeque<(Later<'_>, Option<Waiting<'_>>, Throttle, Timing)> =
         std::collections::VecDeque::new();
     // Client quotas: a throttled request's answer is awaited, then nothing more is read until
     // the throttle time has passed (KIP-219: the connection is muted after the answer).
@@ -302,7 +305,7 @@ async fn run(
     // The next frame's reserved bytes, then its ticket with the frame itself, and the wait
     // for either (kept across turns of the loop, so the wait keeps its place in line).
     let mut reserved: Option<Reserved> = None;
-    let mut admitted: Option<(bytes::Bytes, Option<Ticket>)> = None;
+    let mut admitted: Option<(bytes::Bytes, Option<Ticket>, Instant)> = None;
     let mut waiting: Option<GateWait> = None;
     loop {
         if let Some(until) = muted_until {
@@ -316,21 +319,28 @@ async fn run(
             admitted = next_request(&mut reader, limits, &mut reserved, &mut waiting)?;
         }
         if reading {
-            if let Some((body, ticket)) = admitted.take() {
+            if let Some((body, ticket, received)) = admitted.take() {
                 // Boxed: the handlers' state is large and only needed while one runs, so an
                 // idle connection's task stays small.
-                let (step, throttle) =
-                    Box::pin(handle(broker, listener, peer, body, ticket)).await?;
+                let (step, throttle, timing) =
+                    Box::pin(handle(broker, listener, peer, body, ticket, received)).await?;
                 held = throttle.ms > 0;
                 match step {
                     Step::Ready(o) if queue.is_empty() => {
+                        let write_start = Instant::now();
                         write_throttled(wire, &mut out, o, throttle, &mut muted_until).await?;
+                        broker
+                            .metrics
+                            .requests
+                            .record(&timing, write_start, Instant::now());
                         held = false;
                     }
                     Step::Ready(o) => {
-                        queue.push_back((Box::pin(std::future::ready(o)), None, throttle))
+                        queue.push_back((Box::pin(std::future::ready(o)), None, throttle, timing))
                     }
-                    Step::Later(f) => queue.push_back((f, Some(Waiting::new(broker)), throttle)),
+                    Step::Later(f) => {
+                        queue.push_back((f, Some(Waiting::new(broker)), throttle, timing))
+                    }
                 }
                 continue;
             }
@@ -338,8 +348,17 @@ async fn run(
         tokio::select! {
             biased;
             o = async { queue.front_mut().expect("not empty").0.as_mut().await }, if !queue.is_empty() => {
-                let (_, waiting, throttle) = queue.pop_front().expect("not empty");
+                let (_, waiting, throttle, mut timing) = queue.pop_front().expect("not empty");
+                let write_start = Instant::now();
+                if waiting.is_some() {
+                    // A response that waited (acks=all) was complete when its wait ended.
+                    timing.ready = write_start;
+                }
                 write_throttled(wire, &mut out, o, throttle, &mut muted_until).await?;
+                broker
+                    .metrics
+                    .requests
+                    .record(&timing, write_start, Instant::now());
                 if throttle.ms > 0 && queue.iter().all(|q| q.2.ms == 0) {
                     held = false;
                 }
@@ -358,7 +377,7 @@ async fn run(
                 last_active = tokio::time::Instant::now();
                 match gate {
                     Gate::Bytes(r) => reserved = Some(r),
-                    Gate::Request(body, t) => admitted = Some((body, Some(t))),
+                    Gate::Request(body, t, received) => admitted = Some((body, Some(t), received)),
                 }
             }
             _ = &mut idle_timer, if queue.is_empty() && muted_until.is_none() && waiting.is_none() && admitted.is_none() => {
@@ -386,8 +405,8 @@ async fn run(
 enum Gate {
     /// Its frame's bytes are reserved; the body can be read.
     Bytes(Reserved),
-    /// Read whole and given its place: to be handled.
-    Request(bytes::Bytes, Ticket),
+    /// Read whole (at the instant) and given its place: to be handled.
+    Request(bytes::Bytes, Ticket, Instant),
 }
 
 type GateWait = std::pin::Pin<Box<dyn std::future::Future<Output = Gate> + Send>>;
@@ -401,9 +420,11 @@ fn next_request(
     limits: Option<&Arc<RequestQueue>>,
     reserved: &mut Option<Reserved>,
     waiting: &mut Option<GateWait>,
-) -> Result<Option<(bytes::Bytes, Option<Ticket>)>, ConnError> {
+) -> Result<Option<(bytes::Bytes, Option<Ticket>, Instant)>, ConnError> {
     let Some(q) = limits else {
-        return Ok(reader.next_frame()?.map(|body| (body, None)));
+        return Ok(reader
+            .next_frame()?
+            .map(|body| (body, None, Instant::now())));
     };
     if reserved.is_none() {
         let Some(size) = reader.announced()? else {
@@ -421,11 +442,14 @@ fn next_request(
     let Some(body) = reader.next_frame()? else {
         return Ok(None);
     };
+    let received = Instant::now();
     match q.try_place(reserved.take().expect("reserved above")) {
-        Ok(ticket) => Ok(Some((body, Some(ticket)))),
+        Ok(ticket) => Ok(Some((body, Some(ticket), received))),
         Err(bytes) => {
             let wait = q.place(bytes);
-            *waiting = Some(Box::pin(async move { Gate::Request(body, wait.await) }));
+            *waiting = Some(Box::pin(async move {
+                Gate::Request(body, wait.await, received)
+            }));
             Ok(None)
         }
     }
@@ -561,33 +585,51 @@ impl<F: std::future::Future + Unpin> std::future::Future for Timed<F> {
     }
 }
 
-/// Decodes and handles one request frame, and applies the client's quotas to it.
+/// Decodes and handles one request frame (read whole at `received`), and applies the
+/// client's quotas to it. Returns the answer, its throttle, and its stages so far.
 async fn handle<'a>(
     broker: &'a Broker,
     listener: &'a str,
     peer: SocketAddr,
     body: bytes::Bytes,
     ticket: Option<Ticket>,
-) -> Result<(Step<'a>, Throttle), ConnError> {
+    received: Instant,
+) -> Result<(Step<'a>, Throttle, Timing), ConnError> {
     use crate::quotas::entity::QuotaKey;
+    let started = Instant::now();
     let size = body.len();
     let handled = Timed {
         inner: Box::pin(serve_request(broker, listener, peer, body, ticket)),
         spent: std::time::Duration::ZERO,
     };
     let (served, spent) = handled.await;
+    let handled_at = Instant::now();
     let Served {
         mut step,
         client_id,
         key,
         version,
         exempt,
+        follower,
+        waited,
         mut throttle_ms,
         fetched,
     } = served?;
+    let mut timing = Timing {
+        key,
+        version,
+        follower,
+        received,
+        started,
+        handled: handled_at,
+        waited,
+        ready: handled_at,
+        throttle: Duration::ZERO,
+        throttle_before_write: false,
+    };
     let Some(client_id) = client_id else {
-        // Not decoded (an ApiVersions version we do not serve): nothing to measure.
-        return Ok((step, Throttle::default()));
+        // Not decoded (an ApiVersions version we do not serve): no quota to apply.
+        return Ok((step, Throttle::default(), timing));
     };
     if key == ApiKey::Produce {
         throttle_ms = throttle_ms.max(broker.quotas.record(
@@ -620,12 +662,15 @@ async fn handle<'a>(
         ApiKey::Fetch => version >= 8,
         _ => true,
     };
+    timing.throttle = Duration::from_millis(throttle_ms);
+    timing.throttle_before_write = throttle_ms > 0 && !client_waits;
     Ok((
         step,
         Throttle {
             ms: throttle_ms,
             client_waits,
         },
+        timing,
     ))
 }
 
@@ -639,6 +684,10 @@ struct Served<'a> {
     /// Not counted against `request_percentage`: a follower's fetch, an acks=0 produce,
     /// controlled shutdown (Kafka exempts inter-broker requests and acks=0 produces).
     exempt: bool,
+    /// A follower's fetch (its request metrics are `FetchFollower`'s).
+    follower: bool,
+    /// Time the handler spent waiting for records (a fetch's long poll).
+    waited: Duration,
     /// Throttle time decided while serving (a consumer's fetch over `consumer_byte_rate`).
     throttle_ms: u64,
     /// A consumer fetch's recorded bytes.
@@ -682,6 +731,8 @@ async fn serve_request<'a>(
                 key: ApiKey::ApiVersions,
                 version: 0,
                 exempt: true,
+                follower: false,
+                waited: Duration::ZERO,
                 throttle_ms: 0,
                 fetched: None,
             });
@@ -717,11 +768,13 @@ async fn serve_request<'a>(
         .map(|c| c.to_string())
         .unwrap_or_default();
     let mut exempt = key == ApiKey::ControlledShutdown;
+    let mut follower = false;
+    let mut waited = Duration::ZERO;
     let mut throttle_ms = 0;
     let mut fetched = None;
     let step = match body {
         RequestKind::Fetch(mut r) => {
-            let follower = if version >= 15 {
+            follower = if version >= 15 {
                 r.replica_state.replica_id.0
             } else {
                 r.replica_id.0
@@ -745,6 +798,7 @@ async fn serve_request<'a>(
                 r.min_bytes = r.min_bytes.min(r.max_bytes);
             }
             let answer = api::fetch::handle(broker, listener, version, r).await;
+            waited = answer.waited;
             if !follower {
                 let bytes = answer.record_bytes() as f64;
                 throttle_ms = broker
@@ -783,6 +837,8 @@ async fn serve_request<'a>(
         key,
         version,
         exempt,
+        follower,
+        waited,
         throttle_ms,
         fetched,
     })

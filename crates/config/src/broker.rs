@@ -32,6 +32,25 @@ impl fmt::Display for Listener {
     }
 }
 
+/// `metrics.prometheus.listener=HOST:PORT`: where the broker serves `GET /metrics`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MetricsListener {
+    /// A host name or IP address (IPv6 without brackets); `0.0.0.0` for every interface.
+    pub host: String,
+    /// 0 takes any free port (logged at start).
+    pub port: u16,
+}
+
+impl fmt::Display for MetricsListener {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.host.contains(':') {
+            write!(f, "[{}]:{}", self.host, self.port)
+        } else {
+            write!(f, "{}:{}", self.host, self.port)
+        }
+    }
+}
+
 /// `zookeeper.connect`: the coordinator addresses and the optional chroot path.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ZkConnect {
@@ -146,6 +165,8 @@ pub struct BrokerConfig {
     pub auto_leader_rebalance_enable: bool,
     pub leader_imbalance_check_interval_seconds: u32,
     pub leader_imbalance_per_broker_percentage: u32,
+    /// `metrics.prometheus.listener`: the Prometheus endpoint, off (`None`) unless set.
+    pub metrics_prometheus_listener: Option<MetricsListener>,
 }
 
 const MS_PER_HOUR: i64 = 3_600_000;
@@ -400,6 +421,7 @@ impl BrokerConfig {
         );
         let leader_imbalance_per_broker_percentage =
             r.number("leader.imbalance.per.broker.percentage", 10u32, 0, 100);
+        let metrics_prometheus_listener = parse_metrics_listener(&mut r, &listeners);
         if i64::from(replica_fetch_wait_max_ms) > replica_lag_time_max_ms {
             if let Some(e) = props.get("replica.fetch.wait.max.ms") {
                 r.error(e, format!("must not exceed replica.lag.time.max.ms ({replica_lag_time_max_ms}), or followers would drop out of the ISR while waiting"));
@@ -511,6 +533,7 @@ impl BrokerConfig {
             auto_leader_rebalance_enable,
             leader_imbalance_check_interval_seconds,
             leader_imbalance_per_broker_percentage,
+            metrics_prometheus_listener,
         };
         (Some(config), diags)
     }
@@ -724,6 +747,13 @@ impl BrokerConfig {
                 "leader.imbalance.per.broker.percentage",
                 self.leader_imbalance_per_broker_percentage.to_string(),
             ),
+            (
+                "metrics.prometheus.listener",
+                // Empty: off (the key's default).
+                self.metrics_prometheus_listener
+                    .as_ref()
+                    .map_or_else(String::new, ToString::to_string),
+            ),
         ]
         .into_iter()
         .map(|(k, v)| (k.to_string(), v))
@@ -792,6 +822,48 @@ fn ssl_effective(s: &crate::ssl::SslSettings) -> Vec<(String, String)> {
 const DEFAULT_PROTOCOL_MAP: &str =
     "PLAINTEXT:PLAINTEXT,SSL:SSL,SASL_PLAINTEXT:SASL_PLAINTEXT,SASL_SSL:SASL_SSL";
 const PROTOCOLS: &[&str] = &["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"];
+
+/// `metrics.prometheus.listener=HOST:PORT` (`[v6]:PORT` for an IPv6 address). Unset or empty:
+/// no endpoint.
+fn parse_metrics_listener(r: &mut Reader<'_>, listeners: &[Listener]) -> Option<MetricsListener> {
+    let entry = r.entry("metrics.prometheus.listener")?;
+    let text = entry.value.trim();
+    if text.is_empty() {
+        return None;
+    }
+    let parsed = text.rsplit_once(':').and_then(|(host, port)| {
+        let host = host
+            .strip_prefix('[')
+            .and_then(|h| h.strip_suffix(']'))
+            .unwrap_or(host);
+        let port = port.parse::<u16>().ok()?;
+        (!host.is_empty() && is_valid_host(host) && (!host.contains(':') || text.starts_with('[')))
+            .then(|| MetricsListener {
+                host: host.to_string(),
+                port,
+            })
+    });
+    let Some(m) = parsed else {
+        r.error(
+            entry,
+            format!("`{text}` is not HOST:PORT (e.g. 0.0.0.0:9404, or [::1]:9404 for IPv6; port 0 to 65535)"),
+        );
+        return None;
+    };
+    if m.port != 0 {
+        if let Some(l) = listeners.iter().find(|l| l.port == m.port) {
+            r.error(
+                entry,
+                format!(
+                    "port {} is also the port of listener {l}; the metrics endpoint needs a port of its own",
+                    m.port
+                ),
+            );
+            return None;
+        }
+    }
+    Some(m)
+}
 
 fn parse_protocol_map(r: &mut Reader<'_>) -> BTreeMap<String, String> {
     let entry = r.entry("listener.security.protocol.map");

@@ -22,7 +22,7 @@ pub mod ssl;
 use std::net::{IpAddr, Ipv6Addr};
 use std::path::Path;
 
-pub use broker::{parse_zk_connect, BrokerConfig, Listener, ZkConnect};
+pub use broker::{parse_zk_connect, BrokerConfig, Listener, MetricsListener, ZkConnect};
 pub use coord::{CoordConfig, FourLetterWords, MetricsEndpoint, MyIdError, PeerRole, ServerSpec};
 pub use diag::{ConfigError, Diagnostic, Diagnostics, Loaded};
 pub use properties::{escape_key, escape_value, Entry, Properties};

@@ -433,3 +433,73 @@ fn metrics_provider_keys() {
         assert!(e.to_string().starts_with("zk.properties:9: "), "{e}");
     }
 }
+
+#[test]
+fn broker_metrics_listener() {
+    use sluice_config::MetricsListener;
+    let load = |extra: &str| {
+        BrokerConfig::from_bytes(
+            Path::new("s"),
+            format!("zookeeper.connect=localhost:2181\nlisteners=PLAINTEXT://:9092\n{extra}")
+                .as_bytes(),
+        )
+        .unwrap()
+    };
+    // Off unless set (an empty value too), and `--check` says so with an empty value.
+    let l = load("");
+    assert_eq!(l.config.metrics_prometheus_listener, None);
+    assert!(l
+        .config
+        .effective()
+        .contains(&("metrics.prometheus.listener".into(), String::new())));
+    assert_eq!(
+        load("metrics.prometheus.listener=\n")
+            .config
+            .metrics_prometheus_listener,
+        None
+    );
+    for (text, host, port) in [
+        ("0.0.0.0:9404", "0.0.0.0", 9404),
+        ("broker-1.example.com:7071", "broker-1.example.com", 7071),
+        ("[::1]:9404", "::1", 9404),
+        ("127.0.0.1:0", "127.0.0.1", 0),
+    ] {
+        let l = load(&format!("metrics.prometheus.listener={text}\n"));
+        assert!(l.warnings.is_empty(), "{:?}", l.warnings);
+        let m = l.config.metrics_prometheus_listener.clone().unwrap();
+        assert_eq!(
+            m,
+            MetricsListener {
+                host: host.into(),
+                port
+            }
+        );
+        assert!(l
+            .config
+            .effective()
+            .contains(&("metrics.prometheus.listener".into(), text.into())));
+    }
+    for (bad, says) in [
+        ("9404", "HOST:PORT"),
+        ("0.0.0.0:", "HOST:PORT"),
+        (":9404", "HOST:PORT"),
+        ("0.0.0.0:70000", "HOST:PORT"),
+        ("::1:9404", "HOST:PORT"),
+        ("<host>:9404", "HOST:PORT"),
+        ("0.0.0.0:9092", "listener PLAINTEXT://:9092"),
+    ] {
+        let e = broker_errors(
+            format!(
+                "zookeeper.connect=localhost:2181\nlisteners=PLAINTEXT://:9092\nmetrics.prometheus.listener={bad}\n"
+            )
+            .as_bytes(),
+        );
+        let e = only(&e);
+        assert_eq!(
+            (e.line, e.key.as_deref()),
+            (Some(3), Some("metrics.prometheus.listener")),
+            "{bad}"
+        );
+        assert!(e.message.contains(says), "{bad}: {e}");
+    }
+}

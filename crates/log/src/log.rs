@@ -237,6 +237,10 @@ pub struct Log {
     /// By base offset; never empty (every operation that removes segments creates or keeps
     /// one first), the last one is the active segment. The `expect`s on it rely on this.
     segments: BTreeMap<u64, Segment>,
+    /// Bytes of every segment but the active one, so the log's size is known without walking
+    /// its segments (a metrics scrape reads it for every partition). Recounted whenever a
+    /// segment other than the active one changes: open, roll, truncation, deletion.
+    closed_bytes: u64,
     active: Active,
     next_offset: u64,
     log_start_offset: u64,
@@ -339,6 +343,7 @@ impl Log {
             tp,
             config,
             segments,
+            closed_bytes: 0,
             active,
             next_offset: last_base,
             log_start_offset: 0,
@@ -351,7 +356,14 @@ impl Log {
             roll_flush: None,
         };
         log.recover(clean, cp)?;
+        log.recount_closed();
         Ok(log)
+    }
+
+    /// Sets [`Log::closed_bytes`] from the segments.
+    fn recount_closed(&mut self) {
+        let active = *self.segments.keys().next_back().expect("segments");
+        self.closed_bytes = self.segments.range(..active).map(|(_, s)| s.size).sum();
     }
 
     /// Brings the log to a consistent state after open: scans what may be unflushed (only the
@@ -723,9 +735,10 @@ impl Log {
         self.high_watermark
     }
 
-    /// Total bytes of all segments.
+    /// Total bytes of all segments (kept as it changes: no walk over the segments).
     pub fn size_bytes(&self) -> u64 {
-        self.segments.values().map(|s| s.size).sum()
+        let active = self.segments.values().next_back().map_or(0, |s| s.size);
+        self.closed_bytes + active
     }
 
     pub fn segment_count(&self) -> usize {
@@ -1073,6 +1086,7 @@ impl Log {
         if replace_empty {
             // An empty active segment is replaced rather than kept.
             let old = self.segments.remove(&base).expect("active");
+            self.recount_closed();
             old.delete_files()?;
         }
         sync_dir(&self.dir)?;
@@ -1088,6 +1102,7 @@ impl Log {
             },
         );
         self.segments.insert(new_base, seg);
+        self.recount_closed();
         if !replace_empty {
             // The old segment (and its indexes) reach the disk on their own thread, as Kafka's
             // asynchronous flush at roll; the recovery point moves past it when that is done
@@ -1457,6 +1472,7 @@ impl Log {
             .collect();
         for b in doomed {
             let seg = self.segments.remove(&b).expect("listed");
+            self.recount_closed();
             seg.delete_files()?;
         }
         let base = *self.segments.keys().next_back().expect("segments");
@@ -1477,6 +1493,7 @@ impl Log {
             .set_len(cut)
             .and_then(|_| seg.file.sync_all())
             .map_err(|e| LogError::io("truncate segment", seg.path(LOG_SUFFIX), e))?;
+        // The active segment: not in `closed_bytes`.
         seg.size = cut;
         let outcome = scan(
             &seg.file,
@@ -1513,6 +1530,7 @@ impl Log {
         // has an active segment, even if deleting the old files fails below.
         let seg = Segment::create(&self.dir, offset, interval)?;
         let old = std::mem::replace(&mut self.segments, BTreeMap::from([(offset, seg)]));
+        self.closed_bytes = 0;
         self.activate(offset, ScanOutcome::default())?;
         self.next_offset = offset;
         self.log_start_offset = offset;
@@ -1573,6 +1591,8 @@ impl Log {
         let mut out = RetentionOutcome::default();
         for _ in 0..n {
             let (_, seg) = self.segments.pop_first().expect("n < len");
+            // Never the active segment (n < len).
+            self.closed_bytes -= seg.size;
             out.deleted_segments += 1;
             out.deleted_bytes += seg.size;
             seg.delete_files()?;

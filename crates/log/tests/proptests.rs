@@ -46,6 +46,16 @@ fn op() -> impl Strategy<Value = Op> {
     ]
 }
 
+/// Bytes of the segment files (`*.log`) in `dir`.
+fn segment_file_bytes(dir: &std::path::Path) -> u64 {
+    fs::read_dir(dir)
+        .unwrap()
+        .filter_map(Result::ok)
+        .filter(|e| e.path().extension().is_some_and(|x| x == "log"))
+        .map(|e| e.metadata().unwrap().len())
+        .sum()
+}
+
 fn at(lo: u64, hi: u64, f: f64) -> u64 {
     lo + ((hi - lo) as f64 * f) as u64
 }
@@ -118,6 +128,8 @@ proptest! {
                 Op::Flush => l.flush().unwrap(),
             }
             let l = log.as_ref().unwrap();
+            // The size kept as segments change is what the segment files hold.
+            prop_assert_eq!(l.size_bytes(), segment_file_bytes(&path));
             prop_assert_eq!(l.log_start_offset(), lso);
             prop_assert_eq!(l.log_end_offset(), model.end().max(lso));
             let expected: Vec<Vec<u8>> = model.batches.iter()

@@ -1,5 +1,6 @@
-//! Shared by the failover suites: a producer that remembers what was acknowledged, and checks
-//! that compare it with what the brokers hold.
+//! Shared by the failover and metrics suites: a producer that remembers what was acknowledged, checks
+//! that compare it with what the brokers hold, and the metrics suites' clients.
 
 pub mod ledger;
+pub mod metrics;
 pub mod replication;

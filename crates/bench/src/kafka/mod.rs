@@ -7,6 +7,7 @@
 //! - [`consume`]: consumer throughput (`BaseConsumer`, assigned partitions, tight poll loop).
 //! - [`latency`]: end-to-end latency at a fixed rate, producer and consumer in one process.
 //! - [`topic`]: topic creation through the admin API and waiting for partition leaders.
+//! - [`scrape`]: the broker's metrics endpoint scraped as Prometheus does, timed.
 //! - [`wire`]: the protocol layer of `--wire` (connection, batch encoding, batch header walking).
 //! - [`wire_produce`], [`wire_consume`]: `produce --wire` and `consume --wire`.
 
@@ -14,6 +15,7 @@ pub mod consume;
 pub mod latency;
 pub mod options;
 pub mod produce;
+pub mod scrape;
 pub mod topic;
 pub mod wire;
 pub mod wire_consume;
@@ -31,17 +33,22 @@ pub use options::{Command, KafkaOptions};
 /// Runs the subcommand and returns the exit code (0 clean, 1 errors in the run).
 pub fn run(opts: &KafkaOptions) -> Result<u8> {
     let target = match &opts.command {
-        Command::Produce(a) => &a.target,
-        Command::Consume(a) => &a.target,
-        Command::Latency(a) => &a.target,
-        Command::CreateTopic(a) => &a.target,
+        Command::Produce(a) => Some(&a.target),
+        Command::Consume(a) => Some(&a.target),
+        Command::Latency(a) => Some(&a.target),
+        Command::CreateTopic(a) => Some(&a.target),
+        // An HTTP client of the metrics endpoint, no Kafka client.
+        Command::Scrape(_) => None,
     };
-    let _ = CLIENT_PROPERTIES.set(options::properties(&target.client_property)?);
+    if let Some(target) = target {
+        let _ = CLIENT_PROPERTIES.set(options::properties(&target.client_property)?);
+    }
     match &opts.command {
         Command::Produce(a) => produce::run(a),
         Command::Consume(a) => consume::run(a),
         Command::Latency(a) => latency::run(a),
         Command::CreateTopic(a) => topic::run(a),
+        Command::Scrape(a) => scrape::run(a),
     }
 }
 

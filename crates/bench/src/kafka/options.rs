@@ -46,6 +46,10 @@ pub enum Command {
     Latency(LatencyArgs),
     /// Create a topic (if it does not exist) and wait until every partition has a leader.
     CreateTopic(CreateTopicArgs),
+    /// Scrape a broker's metrics endpoint (`metrics.prometheus.listener`) over one keep-alive
+    /// connection, as Prometheus does, and report the latency of each `GET /metrics` (p50,
+    /// p99, max) and the broker's CPU time per scrape.
+    Scrape(ScrapeArgs),
 }
 
 /// Where the records go.
@@ -73,6 +77,10 @@ pub struct TopicShape {
     /// Replication factor of the topic when kafka-load creates it.
     #[arg(long = "replication-factor", default_value_t = 1)]
     pub replication_factor: i32,
+    /// Topic settings when kafka-load creates it, `key=value` (repeatable), e.g.
+    /// `retention.bytes=67108864` to keep a long run's disk use bounded.
+    #[arg(long = "topic-config", value_name = "KEY=VALUE")]
+    pub topic_config: Vec<String>,
 }
 
 /// `acks` of the producer.
@@ -272,6 +280,58 @@ pub struct LatencyArgs {
 }
 
 #[derive(Args, Debug, Clone)]
+pub struct ScrapeArgs {
+    /// The endpoint: a loopback `host:port`.
+    #[arg(long, default_value = "127.0.0.1:7071")]
+    pub target: String,
+    /// The path asked for.
+    #[arg(long, default_value = "/metrics")]
+    pub path: String,
+    /// Scrapes to make (default 300 unless --duration is given).
+    #[arg(long, conflicts_with = "duration")]
+    pub scrapes: Option<u64>,
+    /// Scrape for this many seconds instead of a count.
+    #[arg(long)]
+    pub duration: Option<f64>,
+    /// Milliseconds from the start of one scrape to the start of the next (0: back to back).
+    #[arg(long = "interval-ms", default_value_t = 0)]
+    pub interval_ms: u64,
+    /// Also report the CPU time these local processes (the broker) used; comma-separated PIDs.
+    #[arg(long, value_delimiter = ',')]
+    pub cpu_pids: Vec<u32>,
+}
+
+/// Scrapes made when neither `--scrapes` nor `--duration` is given.
+pub const DEFAULT_SCRAPES: u64 = 300;
+
+impl ScrapeArgs {
+    /// When the run ends, and the interval.
+    pub fn check(&self) -> Result<(super::scrape::Stop, Duration)> {
+        check_bootstrap(&self.target)?;
+        ensure!(
+            self.path.starts_with('/') && !self.path.contains(char::is_whitespace),
+            "--path must start with / and hold no spaces"
+        );
+        ensure!(
+            self.interval_ms <= 60_000,
+            "--interval-ms must be at most 60000"
+        );
+        let stop = match (self.scrapes, self.duration) {
+            (Some(n), _) => {
+                ensure!(
+                    (1..=1_000_000).contains(&n),
+                    "--scrapes must be 1..=1000000"
+                );
+                super::scrape::Stop::Scrapes(n)
+            }
+            (None, Some(d)) => super::scrape::Stop::After(secs("--duration", d)?),
+            (None, None) => super::scrape::Stop::Scrapes(DEFAULT_SCRAPES),
+        };
+        Ok((stop, Duration::from_millis(self.interval_ms)))
+    }
+}
+
+#[derive(Args, Debug, Clone)]
 pub struct CreateTopicArgs {
     #[command(flatten)]
     pub target: Target,
@@ -338,6 +398,7 @@ impl TopicShape {
             (1..=16).contains(&self.replication_factor),
             "--replication-factor must be 1..=16"
         );
+        properties(&self.topic_config)?;
         Ok(())
     }
 }

@@ -29,11 +29,15 @@ pub fn ensure_topic(bootstrap: &str, topic: &str, shape: &TopicShape) -> Result<
     let admin: AdminClient<DefaultClientContext> = client_config(bootstrap)
         .create()
         .context("create the admin client")?;
-    let new = NewTopic::new(
+    let config = super::options::properties(&shape.topic_config)?;
+    let mut new = NewTopic::new(
         topic,
         shape.partitions,
         TopicReplication::Fixed(shape.replication_factor),
     );
+    for (k, v) in &config {
+        new = new.set(k, v);
+    }
     let opts = AdminOptions::new().operation_timeout(Some(READY_LIMIT));
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()

@@ -21,7 +21,7 @@ use kafka_protocol::messages::{FetchRequest, FetchResponse, TopicName};
 use kafka_protocol::protocol::StrBytes;
 use tokio::sync::watch;
 
-use crate::replica::{PartitionError, Progressed};
+use crate::replica::{Partition, PartitionError, Progressed};
 use crate::Broker;
 
 /// Slices at least this large are sent from the file with sendfile(2).
@@ -34,6 +34,8 @@ pub struct Answer {
     pub response: FetchResponse,
     pub spliced: Vec<sluice_log::FetchSlice>,
     pub seed: u64,
+    /// How long the request waited for records (`max_wait_ms`) before it was answered.
+    pub waited: Duration,
 }
 
 impl Answer {
@@ -133,6 +135,13 @@ pub async fn handle(broker: &Broker, listener: &str, version: i16, req: FetchReq
     let deadline = tokio::time::Instant::now()
         + Duration::from_millis(req.max_wait_ms.clamp(0, 60_000) as u64);
     let min_bytes = req.min_bytes.max(0) as u64;
+    let mut waited = Duration::ZERO;
+    // Each wanted partition's replica here and the record bytes of its answer, as of the last
+    // pass (what the metrics count once the answer is final).
+    let mut held: Vec<Option<std::sync::Arc<Partition>>> = vec![None; wanted.len()];
+    let mut sent = vec![0u64; wanted.len()];
+    // Only a request's first read records a follower's progress (see read_for_follower).
+    let mut first = true;
     let max_total = if req.max_bytes > 0 {
         req.max_bytes as u64
     } else {
@@ -142,7 +151,9 @@ pub async fn handle(broker: &Broker, listener: &str, version: i16, req: FetchReq
         let mut total = 0u64;
         let mut spliced = Vec::new();
         let mut waits: Vec<watch::Receiver<Progressed>> = Vec::new();
-        for w in &wanted {
+        for (i, w) in wanted.iter().enumerate() {
+            held[i] = None;
+            sent[i] = 0;
             let pd = resp.responses[w.topic_index]
                 .partitions
                 .iter_mut()
@@ -164,6 +175,7 @@ pub async fn handle(broker: &Broker, listener: &str, version: i16, req: FetchReq
                 continue;
             };
             waits.push(part.subscribe());
+            held[i] = Some(part.clone());
             // Kafka returns at least one whole batch even when it is larger than the limits, so
             // a consumer never stalls on a big batch; the log's `read` does the same.
             let budget = (w.max_bytes.max(0) as u64).min(max_total.saturating_sub(total));
@@ -183,6 +195,7 @@ pub async fn handle(broker: &Broker, listener: &str, version: i16, req: FetchReq
                     w.current_leader_epoch,
                     w.last_fetched_epoch,
                     broker.id,
+                    first,
                 )
                 .map(|r| {
                     if let Some((epoch, end)) = r.diverging {
@@ -213,12 +226,14 @@ pub async fn handle(broker: &Broker, listener: &str, version: i16, req: FetchReq
                     let Some(slice) = slice else { continue };
                     if slice.len >= SPLICE_MIN_BYTES && total < max_total {
                         total += slice.len;
+                        sent[i] = slice.len;
                         pd.records = Some(Bytes::copy_from_slice(&marker(seed, spliced.len())));
                         spliced.push(slice);
                     } else if slice.len > 0 && total < max_total {
                         match slice.to_bytes() {
                             Ok(b) => {
                                 total += b.len() as u64;
+                                sent[i] = b.len() as u64;
                                 pd.records = Some(b);
                             }
                             Err(e) => pd.error_code = e.kafka_error_code(),
@@ -241,6 +256,7 @@ pub async fn handle(broker: &Broker, listener: &str, version: i16, req: FetchReq
             || waits.is_empty()
             || tokio::time::Instant::now() >= deadline
         {
+            count(broker, replica >= 0, &wanted, &held, &sent, &resp);
             if version >= 12 {
                 name_leaders(broker, listener, version, &mut resp);
             }
@@ -248,6 +264,7 @@ pub async fn handle(broker: &Broker, listener: &str, version: i16, req: FetchReq
                 response: resp,
                 spliced,
                 seed,
+                waited,
             };
         }
         // Sleep until any partition gets an append, or the deadline.
@@ -255,9 +272,36 @@ pub async fn handle(broker: &Broker, listener: &str, version: i16, req: FetchReq
             let futs: Vec<_> = waits.iter_mut().map(|w| Box::pin(w.changed())).collect();
             futures_select_any(futs).await;
         };
-        if tokio::time::timeout_at(deadline, any_append).await.is_err() {
+        first = false;
+        let sleeping = tokio::time::Instant::now();
+        let woke = tokio::time::timeout_at(deadline, any_append).await;
+        waited += sleeping.elapsed();
+        if woke.is_err() {
             // One more pass reads what is there now (the loop ends: the deadline has passed).
             continue;
+        }
+    }
+}
+
+/// The metrics of a final answer: each partition is one fetch request of its topic, failed or
+/// not by its error, with its record bytes sent to a consumer or a follower.
+fn count(
+    broker: &Broker,
+    replica: bool,
+    wanted: &[Wanted],
+    held: &[Option<std::sync::Arc<Partition>>],
+    sent: &[u64],
+    resp: &FetchResponse,
+) {
+    for ((w, part), bytes) in wanted.iter().zip(held).zip(sent) {
+        let error = resp.responses[w.topic_index]
+            .partitions
+            .iter()
+            .find(|pd| pd.partition_index == w.partition)
+            .map_or(0, |pd| pd.error_code);
+        match part {
+            Some(p) => p.counters().fetched(error, *bytes, replica),
+            None => broker.replicas.counters.fetch_request_elsewhere(error),
         }
     }
 }

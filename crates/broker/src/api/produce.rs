@@ -94,6 +94,7 @@ pub async fn append(broker: &Broker, version: i16, req: ProduceRequest) -> Appen
             // Kafka refuses client writes to its internal topics: records there are the group
             // coordinator's, and it trusts what it reads back.
             if topic == crate::groups::OFFSETS_TOPIC {
+                broker.replicas.counters.produce_request_elsewhere();
                 fail(&mut pr, ResponseError::InvalidTopicException, None);
                 tr.partition_responses.push(pr);
                 continue;
@@ -101,13 +102,16 @@ pub async fn append(broker: &Broker, version: i16, req: ProduceRequest) -> Appen
             let part = match super::led_here(broker, &m, &topic, pd.index) {
                 Ok((part, _)) => part,
                 Err(e) => {
+                    broker.replicas.counters.produce_request_elsewhere();
                     fail(&mut pr, e, None);
                     tr.partition_responses.push(pr);
                     continue;
                 }
             };
             let min_isr = (acks == -1).then(|| broker.min_insync_replicas(&topic).max(1) as usize);
+            part.counters().produce_request();
             let payload = pd.records.unwrap_or_default();
+            let bytes = payload.len() as u64;
             let result = {
                 let part = part.clone();
                 let me = broker.id;
@@ -124,6 +128,12 @@ pub async fn append(broker: &Broker, version: i16, req: ProduceRequest) -> Appen
                             "duplicate idempotent batch acknowledged"
                         );
                     }
+                    let records = if done.duplicate {
+                        0
+                    } else {
+                        done.last_offset + 1 - done.base_offset
+                    };
+                    part.counters().appended(bytes, records);
                     pr.base_offset = done.base_offset as i64;
                     pr.log_start_offset = done.log_start_offset as i64;
                     pr.log_append_time_ms = done.log_append_time.unwrap_or(-1);
@@ -138,8 +148,16 @@ pub async fn append(broker: &Broker, version: i16, req: ProduceRequest) -> Appen
                         });
                     }
                 }
-                Ok(Err(e)) => fail(&mut pr, super::partition_error(&e), Some(e.to_string())),
-                Err(_) => fail(&mut pr, ResponseError::UnknownServerError, None),
+                Ok(Err(e)) => {
+                    let code = super::partition_error(&e);
+                    part.counters().produce_refused(code, bytes);
+                    fail(&mut pr, code, Some(e.to_string()))
+                }
+                Err(_) => {
+                    part.counters()
+                        .produce_refused(ResponseError::UnknownServerError, bytes);
+                    fail(&mut pr, ResponseError::UnknownServerError, None)
+                }
             }
             tr.partition_responses.push(pr);
         }

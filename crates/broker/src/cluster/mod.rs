@@ -123,6 +123,8 @@ pub struct Cluster {
     requests: tokio::sync::mpsc::UnboundedSender<ControllerRequest>,
     pub(crate) request_queue:
         tokio::sync::Mutex<tokio::sync::mpsc::UnboundedReceiver<ControllerRequest>>,
+    /// This broker is the active controller (holds `/controller` and acts on it).
+    pub(crate) active_controller: std::sync::atomic::AtomicBool,
 }
 
 /// What the API handlers ask the controller task to do.
@@ -355,10 +357,17 @@ impl Cluster {
             drain_changed: watch::channel(0).0,
             requests: requests_tx,
             request_queue: tokio::sync::Mutex::new(requests_rx),
+            active_controller: Default::default(),
         });
         cluster.register().await?;
         cluster.refresh_all().await?;
         Ok(cluster)
+    }
+
+    /// Whether this broker is the active controller now (Kafka's `ActiveControllerCount`).
+    pub fn is_active_controller(&self) -> bool {
+        self.active_controller
+            .load(std::sync::atomic::Ordering::Acquire)
     }
 
     /// The current coordinator session.

@@ -2,6 +2,12 @@
 //! every `__consumer_offsets` partition this broker starts leading (reading the partition from
 //! its start up to the high watermark), forgets those it stops leading, runs the group timers
 //! every 100 ms and offset expiry every minute.
+//!
+//! A new leader loads a partition only once its high watermark has reached the offset its
+//! leadership began at: a follower learns the high watermark one fetch late, so a commit its
+//! old leader acknowledged just before dying is in the new leader's log but above its high
+//! watermark until the other in-sync replicas fetch from it. Loading earlier would lose that
+//! commit from the group's view.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -41,18 +47,28 @@ fn read_all(
 }
 
 /// One pass: load newly led partitions, unload lost ones (as the partitions' roles say).
-async fn reconcile(broker: &Arc<Broker>, groups: &Arc<GroupCoordinator>) {
+/// Returns whether a led partition waits for its high watermark (see the module header).
+async fn reconcile(broker: &Arc<Broker>, groups: &Arc<GroupCoordinator>) -> bool {
+    let mut waiting = false;
     let led = broker.replicas.led_partitions(OFFSETS_TOPIC);
     let owned = groups.owned_partitions();
     for p in owned.iter().filter(|p| !led.contains(p)) {
         groups.unload(*p);
     }
-    for p in led.into_iter().filter(|p| !owned.contains(p)) {
+    for p in led.into_iter().filter(|p| !groups.is_loaded(*p)) {
         // The log may not be open yet (reconciled by another task); retry on the next pass.
         let Some(part) = broker.replicas.get(OFFSETS_TOPIC, p) else {
             continue;
         };
+        // Its groups answer COORDINATOR_LOAD_IN_PROGRESS from now on, while waiting too.
         groups.begin_load(p);
+        let committed = part
+            .leader_epoch_start()
+            .is_some_and(|start| part.offsets().high_watermark >= start);
+        if !committed {
+            waiting = true;
+            continue;
+        }
         let started = Instant::now();
         match tokio::task::spawn_blocking(move || read_all(&part)).await {
             Ok(Ok(records)) => {
@@ -71,6 +87,7 @@ async fn reconcile(broker: &Arc<Broker>, groups: &Arc<GroupCoordinator>) {
             Err(_) => groups.unload(p),
         }
     }
+    waiting
 }
 
 pub async fn run(broker: Arc<Broker>) {
@@ -79,6 +96,7 @@ pub async fn run(broker: Arc<Broker>) {
     let mut tick = tokio::time::interval(Duration::from_millis(100));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut last_reconcile = Instant::now() - Duration::from_secs(10);
+    let mut waiting = false;
     let mut last_expiry = Instant::now();
     loop {
         let changed = tokio::select! {
@@ -91,9 +109,9 @@ pub async fn run(broker: Arc<Broker>) {
             _ = tick.tick() => false,
         };
         let now = Instant::now();
-        if changed || now.duration_since(last_reconcile) >= Duration::from_millis(500) {
+        if changed || waiting || now.duration_since(last_reconcile) >= Duration::from_millis(500) {
             last_reconcile = now;
-            reconcile(&broker, &groups).await;
+            waiting = reconcile(&broker, &groups).await;
         }
         groups.tick(Instant::now());
         if now.duration_since(last_expiry) >= Duration::from_secs(60) {

@@ -236,6 +236,15 @@ pub struct MemberSummary {
     pub assignment: Bytes,
 }
 
+/// A group's members and committed offsets, as the lag metrics read them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupOffsets {
+    pub group: String,
+    pub members: usize,
+    /// `(topic, partition, committed offset)`, by topic and partition.
+    pub offsets: Vec<(String, i32, i64)>,
+}
+
 /// A group as DescribeGroups shows it.
 #[derive(Debug, Clone)]
 pub struct GroupSummary {
@@ -497,6 +506,11 @@ impl GroupCoordinator {
     /// The `__consumer_offsets` partitions loaded (or loading) here.
     pub fn owned_partitions(&self) -> HashSet<i32> {
         self.lock().partitions.keys().copied().collect()
+    }
+
+    /// Whether `partition`'s groups are loaded (not merely being loaded).
+    pub fn is_loaded(&self, partition: i32) -> bool {
+        self.lock().partitions.get(&partition) == Some(&Load::Loaded)
     }
 
     /// Marks `partition` as being loaded: its groups answer COORDINATOR_LOAD_IN_PROGRESS.
@@ -1377,6 +1391,28 @@ impl GroupCoordinator {
         })
     }
 
+    /// Every group coordinated here with its member count and committed offsets, by group
+    /// id (what the lag metrics read; no records are read for it).
+    pub fn committed(&self) -> Vec<GroupOffsets> {
+        let inner = self.lock();
+        let mut v: Vec<GroupOffsets> = inner
+            .groups
+            .values()
+            .filter(|g| inner.partitions.get(&self.partition_for(&g.id)) == Some(&Load::Loaded))
+            .map(|g| GroupOffsets {
+                group: g.id.clone(),
+                members: g.members.len(),
+                offsets: g
+                    .offsets
+                    .iter()
+                    .map(|((t, p), c)| (t.clone(), *p, c.offset))
+                    .collect(),
+            })
+            .collect();
+        v.sort_by(|a, b| a.group.cmp(&b.group));
+        v
+    }
+
     /// `(group, protocol type, state)` of every group coordinated here.
     pub fn list(&self) -> Vec<(String, String, GroupState)> {
         let inner = self.lock();
@@ -1615,7 +1651,18 @@ pub fn log_persist(parts: Arc<crate::replica::ReplicaManager>, min_isr: usize) -
             tracing::error!(error = %e, "cannot encode a {OFFSETS_TOPIC} batch");
             err::UNKNOWN_SERVER_ERROR
         })?;
-        part.append_as_leader(&batch, Some(min_isr), me)
+        // Counted as Kafka counts the coordinator's appends: produce requests to the topic.
+        part.counters().produce_request();
+        let appended = part.append_as_leader(&batch, Some(min_isr), me);
+        match &appended {
+            Ok(a) => part
+                .counters()
+                .appended(batch.len() as u64, a.last_offset + 1 - a.base_offset),
+            Err(e) => part
+                .counters()
+                .produce_refused(crate::api::partition_error(e), batch.len() as u64),
+        }
+        appended
             .map(|a| {
                 Some(Written {
                     partition,

@@ -326,7 +326,7 @@ fn apply(
                         pd.high_watermark.max(0) as u64,
                         pd.log_start_offset.max(0) as u64,
                     )
-                    .map(|_| ())
+                    .map(|_| part.counters().replicated_in(records.len() as u64))
                 }
                 Some(ResponseError::OffsetOutOfRange) => {
                     let o = part.offsets();

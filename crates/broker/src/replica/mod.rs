@@ -30,7 +30,11 @@ use sluice_log::{LogConfig, LogError, LogManager, TopicPartition};
 use tokio::sync::watch;
 
 use crate::cluster::Metadata;
-pub use partition::{Appended, LeaderAndIsr, Offsets, Partition, PartitionError, Progressed, Role};
+use crate::metrics::counters::BrokerCounters;
+pub use partition::{
+    Appended, LeaderAndIsr, LeaderView, Offsets, Partition, PartitionError, PartitionView,
+    Progressed, Role,
+};
 
 /// Every partition held by this broker.
 #[derive(Debug)]
@@ -41,6 +45,8 @@ pub struct ReplicaManager {
     partitions: RwLock<HashMap<(String, i32), Arc<Partition>>>,
     /// Bumped whenever some partition's role changes (or a partition comes or goes).
     roles: watch::Sender<u64>,
+    /// The metrics counters, per topic and over all (each partition holds its own handle).
+    pub counters: Arc<BrokerCounters>,
 }
 
 impl ReplicaManager {
@@ -48,7 +54,11 @@ impl ReplicaManager {
     /// cleanly with `num.recovery.threads.per.data.dir` threads per directory. Each log's high
     /// watermark is the one checkpointed (`replication-offset-checkpoint`), not its log end:
     /// records past it may not have been replicated.
-    pub fn open(config: &BrokerConfig, broker_id: i32) -> Result<ReplicaManager, LogError> {
+    pub fn open(
+        config: &BrokerConfig,
+        broker_id: i32,
+        counters: Arc<BrokerCounters>,
+    ) -> Result<ReplicaManager, LogError> {
         let log_config = log_config(config);
         let logs = LogManager::open(
             &config.log_dirs,
@@ -59,7 +69,7 @@ impl ReplicaManager {
         for (tp, log) in logs.logs() {
             partitions.insert(
                 (tp.topic.clone(), tp.partition),
-                Arc::new(Partition::new(&tp, log)),
+                Arc::new(Partition::new(&tp, log, counters.for_partition(&tp.topic))),
             );
         }
         if !partitions.is_empty() {
@@ -72,6 +82,7 @@ impl ReplicaManager {
             logs: Mutex::new(Some(logs)),
             partitions: RwLock::new(partitions),
             roles,
+            counters,
         })
     }
 
@@ -189,6 +200,8 @@ impl ReplicaManager {
             self.remove(&topic, p);
             changed = true;
         }
+        // A deleted topic's counters go with it (Kafka removes its meters).
+        self.counters.forget_deleted(|t| m.topics.contains_key(t));
         if changed {
             self.roles.send_modify(|g| *g += 1);
         }
@@ -207,7 +220,9 @@ impl ReplicaManager {
         let mut map = self.partitions.write().unwrap_or_else(|e| e.into_inner());
         let part = map
             .entry((topic.to_string(), partition))
-            .or_insert_with(|| Arc::new(Partition::new(&tp, log)))
+            .or_insert_with(|| {
+                Arc::new(Partition::new(&tp, log, self.counters.for_partition(topic)))
+            })
             .clone();
         tracing::info!(topic, partition, "partition log ready");
         Ok(part)

@@ -25,6 +25,7 @@ use sluice_log::batch::BatchHeader;
 use sluice_log::{FetchSlice, LogConfig, LogError, SharedLog, TopicPartition};
 use tokio::sync::watch;
 
+use crate::metrics::counters::PartitionCounters;
 use crate::producers::{ProducerStates, SequenceError, Verdict, REBUILD_WINDOW};
 
 /// The partition state the controller (and the leader, for ISR changes) writes in
@@ -72,6 +73,20 @@ pub struct Leadership {
     /// The log end offset when this epoch began.
     pub epoch_start: u64,
     pub followers: BTreeMap<i32, Progress>,
+}
+
+impl Leadership {
+    /// The ISR becomes `next`: a member that leaves it must fetch again before it may rejoin.
+    /// Its last known progress is stale (a dead broker's stays caught up while nothing is
+    /// written), and rejoining on it would put a broker that is gone back into the ISR at the
+    /// next check, to be taken out again, over and over.
+    fn left_isr(&mut self, next: &[i32]) {
+        for r in self.isr.iter().filter(|r| !next.contains(r)) {
+            if let Some(p) = self.followers.get_mut(r) {
+                p.last_fetch_ms = 0;
+            }
+        }
+    }
 }
 
 /// What the leader knows of one follower.
@@ -159,10 +174,31 @@ pub struct Partition {
     watch: watch::Sender<Progressed>,
     /// Idempotent producers' sequences; locked before the log on the append path.
     producers: Mutex<ProducerStates>,
+    /// Its topic's metrics counters and the broker's (atomic adds, no lock).
+    counters: PartitionCounters,
+}
+
+/// What the metrics read of a partition, in one visit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PartitionView {
+    pub offsets: Offsets,
+    pub size_bytes: u64,
+    pub segments: usize,
+    /// As leader: the partition's replicas and ISR.
+    pub leading: Option<LeaderView>,
+}
+
+/// A leader's replica set as the metrics count it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LeaderView {
+    pub replicas: usize,
+    pub isr: usize,
+    /// This broker is the preferred (first) replica.
+    pub preferred: bool,
 }
 
 impl Partition {
-    pub fn new(tp: &TopicPartition, log: SharedLog) -> Partition {
+    pub fn new(tp: &TopicPartition, log: SharedLog, counters: PartitionCounters) -> Partition {
         let o = Offsets::of(&log.read().unwrap_or_else(|e| e.into_inner()));
         let (watch, _) = watch::channel(Progressed {
             high_watermark: o.high_watermark,
@@ -176,6 +212,32 @@ impl Partition {
             role: RwLock::new(Role::None),
             watch,
             producers: Mutex::new(ProducerStates::default()),
+            counters,
+        }
+    }
+
+    /// The metrics counters its requests bump.
+    pub fn counters(&self) -> &PartitionCounters {
+        &self.counters
+    }
+
+    /// Offsets, size and, as leader, the replica set, for a scrape (the role's and the log's
+    /// read locks, briefly; nothing is read from disk).
+    pub fn view(&self, broker_id: i32) -> PartitionView {
+        let leading = match &*self.read_role() {
+            Role::Leader(l) => Some(LeaderView {
+                replicas: l.replicas.len(),
+                isr: l.isr.len(),
+                preferred: l.replicas.first() == Some(&broker_id),
+            }),
+            _ => None,
+        };
+        let log = self.log_read();
+        PartitionView {
+            offsets: Offsets::of(&log),
+            size_bytes: log.size_bytes(),
+            segments: log.segment_count(),
+            leading,
         }
     }
 
@@ -204,6 +266,15 @@ impl Partition {
     pub fn leader_epoch(&self) -> Option<i32> {
         match &*self.read_role() {
             Role::Leader(l) => Some(l.epoch),
+            _ => None,
+        }
+    }
+
+    /// As leader: the log end offset when its leadership began. Everything below it was
+    /// written by earlier leaders; it is all committed once the high watermark reaches it.
+    pub fn leader_epoch_start(&self) -> Option<u64> {
+        match &*self.read_role() {
+            Role::Leader(l) => Some(l.epoch_start),
             _ => None,
         }
     }
@@ -252,6 +323,13 @@ impl Partition {
                 // controller).
                 let newer = state.zk_version > l.zk_version;
                 if newer {
+                    // The controller took a dead replica out, or this leader's own write is
+                    // seen before its answer came (`isr_written` then finds the version moved
+                    // on and counts nothing): counted once either way.
+                    if l.isr != state.isr {
+                        self.counters.isr_changed(&l.isr, &state.isr);
+                        l.left_isr(&state.isr);
+                    }
                     l.isr = state.isr.clone();
                     l.zk_version = state.zk_version;
                 }
@@ -569,11 +647,15 @@ impl Partition {
         Ok((slice, offsets))
     }
 
-    /// A follower's fetch as leader: the follower's progress is recorded (it has everything
-    /// before `fetch_offset`), the high watermark may move, and the batches from `fetch_offset`
-    /// to the log end are returned. `last_fetched_epoch` (-1: not sent) is checked against this
-    /// log's epochs: a follower whose last epoch ends earlier here is told where to truncate
-    /// (the diverging epoch and its end offset) instead of getting data.
+    /// A follower's fetch as leader: the batches from `fetch_offset` to the log end, and, on
+    /// the request's first read (`first`), the follower's progress recorded (it has everything
+    /// before `fetch_offset`; the high watermark may move). A long poll's later reads record
+    /// nothing: the follower may have died while its request waited, and counting its old
+    /// request as a new fetch would put a dead broker back into the ISR. `last_fetched_epoch`
+    /// (-1: not sent) is checked against this log's epochs: a follower whose last epoch ends
+    /// earlier here is told where to truncate (the diverging epoch and its end offset) instead
+    /// of getting data.
+    #[allow(clippy::too_many_arguments)]
     pub fn read_for_follower(
         &self,
         replica: i32,
@@ -582,6 +664,7 @@ impl Partition {
         current_leader_epoch: i32,
         last_fetched_epoch: i32,
         broker_id: i32,
+        first: bool,
     ) -> Result<FollowerRead, PartitionError> {
         let role = self.read_role();
         let Role::Leader(l) = &*role else {
@@ -616,7 +699,9 @@ impl Partition {
             }
             o
         };
-        self.record_follower_fetch(replica, fetch_offset, offsets.log_end, broker_id);
+        if first {
+            self.record_follower_fetch(replica, fetch_offset, offsets.log_end, broker_id);
+        }
         let log = self.log_read();
         let slice = log.read(fetch_offset, max_bytes, None)?;
         let offsets = Offsets::of(&log);
@@ -725,6 +810,8 @@ impl Partition {
                 return;
             }
             tracing::info!(topic = %self.topic, partition = self.index, from = ?l.isr, to = ?isr, "ISR changed");
+            self.counters.isr_changed(&l.isr, &isr);
+            l.left_isr(&isr);
             l.isr = isr;
             l.zk_version = new_version;
         }
@@ -821,3 +908,66 @@ pub struct FollowerRead {
 
 /// Shared handle.
 pub type PartitionRef = Arc<Partition>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::metrics::counters::{read, BrokerCounters};
+
+    fn leader_of_three(dir: &std::path::Path) -> (Partition, Arc<BrokerCounters>) {
+        let tp = TopicPartition::new("t", 0);
+        let log = sluice_log::Log::open(dir.join("t-0"), LogConfig::default()).unwrap();
+        let counters = Arc::new(BrokerCounters::default());
+        let p = Partition::new(&tp, Arc::new(RwLock::new(log)), counters.for_partition("t"));
+        let state = LeaderAndIsr {
+            leader: 1,
+            leader_epoch: 0,
+            isr: vec![1, 2, 3],
+            replicas: vec![1, 2, 3],
+            zk_version: 0,
+        };
+        assert!(p.become_leader(&state, 1).unwrap());
+        (p, counters)
+    }
+
+    #[test]
+    fn a_replica_taken_out_of_the_isr_rejoins_only_after_fetching_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let (p, counters) = leader_of_three(dir.path());
+        for r in [2, 3] {
+            p.read_for_follower(r, 0, 1 << 20, 0, -1, 1, true).unwrap();
+        }
+        assert_eq!(p.desired_isr(1, 30_000), None);
+        // The controller takes broker 3 (gone) out, in the same leader epoch.
+        let shrunk = LeaderAndIsr {
+            leader: 1,
+            leader_epoch: 0,
+            isr: vec![1, 2],
+            replicas: vec![1, 2, 3],
+            zk_version: 1,
+        };
+        assert!(!p.become_leader(&shrunk, 1).unwrap());
+        assert_eq!(p.isr(), vec![1, 2]);
+        assert_eq!(read(&counters.isr_shrinks), 1);
+        // Its last fetch had everything, but it is not put back until it fetches again: a
+        // long poll of its own begun before it died, read again, is not a new fetch.
+        assert_eq!(p.desired_isr(1, 30_000), None);
+        p.read_for_follower(3, 0, 1 << 20, 0, -1, 1, false).unwrap();
+        assert_eq!(p.desired_isr(1, 30_000), None);
+        p.read_for_follower(3, 0, 1 << 20, 0, -1, 1, true).unwrap();
+        assert_eq!(p.desired_isr(1, 30_000), Some((vec![1, 2, 3], 0, 1)));
+        p.isr_written(0, vec![1, 2, 3], 1, 2, 1);
+        assert_eq!(read(&counters.isr_expands), 1);
+        // The same state seen again (the watch after the write) counts nothing more.
+        let expanded = LeaderAndIsr {
+            isr: vec![1, 2, 3],
+            zk_version: 2,
+            ..shrunk
+        };
+        p.become_leader(&expanded, 1).unwrap();
+        assert_eq!(
+            (read(&counters.isr_shrinks), read(&counters.isr_expands)),
+            (1, 1)
+        );
+    }
+}

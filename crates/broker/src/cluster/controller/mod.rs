@@ -221,7 +221,28 @@ struct Seen {
     broker_epochs: BTreeMap<i32, i64>,
 }
 
+/// Marks the broker as the active controller while it leads (the metrics read it).
+struct Active<'a>(&'a Cluster);
+
+impl<'a> Active<'a> {
+    fn mark(cluster: &'a Cluster) -> Active<'a> {
+        cluster
+            .active_controller
+            .store(true, std::sync::atomic::Ordering::Release);
+        Active(cluster)
+    }
+}
+
+impl Drop for Active<'_> {
+    fn drop(&mut self) {
+        self.0
+            .active_controller
+            .store(false, std::sync::atomic::Ordering::Release);
+    }
+}
+
 async fn lead(cluster: Arc<Cluster>, fence: Fence, settings: &Settings) -> Result<()> {
+    let _active = Active::mark(&cluster);
     let unclean = settings.unclean;
     let listener = settings.listener.as_str();
     let mut changes = cluster.subscribe();

@@ -143,6 +143,6 @@ wait "$STORM_PID" || die "the storm failed"
 jq -c '{name: "storm"} + .' "$BENCH_DIR/storm.json" | tee -a "$RESULTS" >/dev/null
 
 log "--- summary ($RESULTS)"
-jq -r 'select(.mode == "produce" or .mode == "consume") | "\(.name)\t\(.throughput.records_per_s | floor) records/s\t\(.throughput.mb_per_s * 10 | floor / 10) MB/s"' "$RESULTS" 2>/dev/null >&2 || true
-jq -r 'select(.name == "storm-latency") | "latency p99 before the storm \(.burst.before_p99_ms) ms, during \(.burst.during_p99_ms) ms"' "$RESULTS" >&2 || true
-jq -r 'select(.name == "storm")' "$RESULTS" >&2
+jq -r 'select(.records_per_s != null) | "\(.name)\t\(.records_per_s | floor) records/s\t\(.mb_per_s * 10 | floor / 10) MB/s\tCPU s: broker \(.cpu.servers_s | to_entries[0].value * 100 | floor / 100), client \(.cpu.client_s)"' "$RESULTS" >&2
+jq -r 'select(.name == "storm-latency") | "latency p99 before the storm \(.burst.before_p99_ms) ms, during \(.burst.during_p99_ms) ms; per second: \(.burst.timeline | map("\(.second):\(.p99_ms * 10 | floor / 10)") | join(" "))"' "$RESULTS" >&2
+jq -c 'select(.name == "storm")' "$RESULTS" >&2

@@ -16,8 +16,11 @@ set -euo pipefail
 #   systemd            `systemd-analyze verify` for the units of deploy/systemd
 #   prometheus         a real Prometheus scraping the daemons' /metrics; promtool checks rules
 #   libivykis0 ... librdkafka1  what syslog-ng and its kafka-c module load (see below)
+#   libssl-dev, pkg-config  OpenSSL for librdkafka's TLS in the tests and kafka-load (rdkafka's
+#                      `ssl` feature; the broker itself uses rustls)
+#   openssl            the command-line tool the TLS tests make their certificates with
 APT_PACKAGES=(zookeeper python3-kazoo netcat-openbsd kcat python3-kafka bsdutils iproute2 systemd
-    prometheus
+    prometheus libssl-dev pkg-config openssl
     rsyslog rsyslog-kafka burrow
     libivykis0 libnet1 libwrap0 libjson-c5 libglib2.0-0 libpcre3 libcap2 libssl3 libsystemd0
     librdkafka1)

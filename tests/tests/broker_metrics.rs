@@ -176,6 +176,16 @@ async fn scraped_figures_are_what_the_clients_did() {
         );
         leader_bytes += on_disk;
     }
+    // Each broker's log directory: free and total bytes of its filesystem, as statvfs says.
+    for (id, scrape) in &s {
+        let dir = c.broker(*id).log_dir.display().to_string();
+        let free = scrape.value("sluice_log_dir_free_bytes", &[("dir", &dir)]);
+        let size = scrape.value("sluice_log_dir_size_bytes", &[("dir", &dir)]);
+        assert!(
+            matches!((free, size), (Some(f), Some(t)) if f > 0.0 && f <= t),
+            "broker {id}: {dir} free {free:?} of {size:?}"
+        );
+    }
     let bytes_in = total(
         &s,
         "kafka_server_brokertopicmetrics_bytesin_total",

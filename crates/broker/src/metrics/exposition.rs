@@ -40,6 +40,7 @@ pub async fn render(broker: &Arc<Broker>) -> String {
     replica_manager(&mut e, broker, &m, &parts);
     controller(&mut e, broker, &m);
     logs(&mut e, &parts);
+    log_dirs(&mut e, broker);
     idle(&mut e, broker);
     exporter_topics(&mut e, broker, &m, &parts);
     exporter_groups(&mut e, &lag);
@@ -296,6 +297,40 @@ fn logs(e: &mut Exposition, parts: &[(Arc<Partition>, PartitionView)]) {
                 value(v) as f64,
             );
         }
+    }
+}
+
+/// Free and total bytes of the filesystem holding each of `log.dirs` (Kafka exports no such
+/// figure; operators add node_exporter), for the disk-filling alert: a full log directory
+/// refuses produce with KAFKA_STORAGE_ERROR. statvfs at scrape time, one call per directory.
+fn log_dirs(e: &mut Exposition, broker: &Broker) {
+    let dirs: Vec<(String, rustix::fs::StatVfs)> = broker
+        .config
+        .log_dirs
+        .iter()
+        .filter_map(|d| Some((d.display().to_string(), rustix::fs::statvfs(d).ok()?)))
+        .collect();
+    let mut f = e.family(
+        "sluice_log_dir_free_bytes",
+        Kind::Gauge,
+        "Bytes available to the broker on the filesystem holding the log directory",
+    );
+    for (dir, st) in &dirs {
+        f.sample(
+            &[("dir", dir)],
+            st.f_bavail.saturating_mul(st.f_frsize) as f64,
+        );
+    }
+    let mut f = e.family(
+        "sluice_log_dir_size_bytes",
+        Kind::Gauge,
+        "Size of the filesystem holding the log directory, bytes",
+    );
+    for (dir, st) in &dirs {
+        f.sample(
+            &[("dir", dir)],
+            st.f_blocks.saturating_mul(st.f_frsize) as f64,
+        );
     }
 }
 

@@ -21,8 +21,8 @@
 #            METRICS_SCRAPES scrapes back to back (p50/p99/max, broker CPU per scrape); then
 #            METRICS_ROUNDS rounds of produce for METRICS_DURATION s each (one partition,
 #            acks=1, 100-byte records, PRODUCE_ARGS) without a scraper and with one scraping
-#            once a second, alternating in the same run, on a topic with retention.bytes and
-#            segment.bytes set (and retention checked every 5 s) so the disk stays small;
+#            once a second, alternating (ABBA) in the same run, on a topic with retention.bytes and
+#            segment.bytes set (and retention checked every second) so the disk stays small;
 #            sluice only (not in the default PHASES)
 #
 # Each cluster start also records the broker's start-up time (process start to its port
@@ -41,7 +41,7 @@
 #                     10, 60, 90)
 #   IDLE_TOPICS, IDLE_PARTITIONS, IDLE_WAIT   (default 10, 100, 10)
 #   METRICS_PARTITIONS, METRICS_SCRAPES, METRICS_ROUNDS, METRICS_DURATION   (default 1000, 300,
-#                     3, 20)
+#                     4, 20; an even number of rounds keeps the ABBA order balanced)
 #   METRICS_RETENTION_BYTES   retention.bytes of the metrics phase's produce topic (default
 #                     67108864; segments of a quarter of it)
 #   PRODUCE_ARGS      extra kafka-load produce options for the throughput phases (default
@@ -89,7 +89,7 @@ IDLE_PARTITIONS=${IDLE_PARTITIONS:-100}
 IDLE_WAIT=${IDLE_WAIT:-10}
 METRICS_PARTITIONS=${METRICS_PARTITIONS:-1000}
 METRICS_SCRAPES=${METRICS_SCRAPES:-300}
-METRICS_ROUNDS=${METRICS_ROUNDS:-3}
+METRICS_ROUNDS=${METRICS_ROUNDS:-4}
 METRICS_DURATION=${METRICS_DURATION:-20}
 METRICS_RETENTION_BYTES=${METRICS_RETENTION_BYTES:-67108864}
 # log.retention.check.interval.ms of the next sluice broker started (the metrics phase lowers it).
@@ -376,13 +376,35 @@ idle_phase() {
     log "broker VmRSS: $(mib "$before") MiB before, $(mib "$after") MiB with $((IDLE_TOPICS * IDLE_PARTITIONS)) idle partitions (VmHWM $(mib "$hwm") MiB)"
 }
 
+# One produce run of the metrics phase, `with` or `without` a scraper once a second.
+metrics_produce() { # with|without round
+    local scraper=""
+    if [ "$1" = with ]; then
+        # No --cpu-pids: the broker's CPU in this window is the produce load's.
+        "$LOAD" scrape --target "127.0.0.1:$METRICS_PORT" --interval-ms 1000 \
+            --duration "$METRICS_DURATION" \
+            >"$BENCH_DIR/metrics-scraper-$2.json" 2>>"$BENCH_DIR/metrics-scraper.log" &
+        scraper=$!
+        remember "$scraper"
+    fi
+    # shellcheck disable=SC2086 # PRODUCE_ARGS holds several options
+    run_load "metrics-produce-$1-$2" produce --bootstrap-server "$BOOTSTRAP" \
+        --topic bench-metrics --acks 1 --record-size 100 --duration "$METRICS_DURATION" \
+        $PRODUCE_ARGS >/dev/null
+    if [ -n "$scraper" ]; then
+        wait "$scraper" || die "the once-a-second scraper failed (see $BENCH_DIR/metrics-scraper.log)"
+        jq -c --arg name "$PEER/metrics-scraper-$2" '{name: $name} + .' \
+            "$BENCH_DIR/metrics-scraper-$2.json" >>"$RESULTS"
+    fi
+}
+
 metrics_phase() {
     if [ "$PEER" != sluice ]; then
         log "metrics: skipped for $PEER (Apache Kafka exports JMX, not /metrics)"
         return 0
     fi
     stop_cluster
-    RETENTION_CHECK_MS=5000
+    RETENTION_CHECK_MS=1000
     start_cluster metrics
     RETENTION_CHECK_MS=300000
     log "+ creating bench-metrics-idle with $METRICS_PARTITIONS partitions"
@@ -397,24 +419,17 @@ metrics_phase() {
     # Scrape latency with every partition held, back to back on one kept-alive connection.
     run_load metrics-scrape scrape --target "127.0.0.1:$METRICS_PORT" \
         --scrapes "$METRICS_SCRAPES" --interval-ms 0 >/dev/null
-    local r
+    local r order mode
     for r in $(seq 1 "$METRICS_ROUNDS"); do
-        # shellcheck disable=SC2086 # PRODUCE_ARGS holds several options
-        run_load "metrics-produce-without-$r" produce --bootstrap-server "$BOOTSTRAP" \
-            --topic bench-metrics --acks 1 --record-size 100 --duration "$METRICS_DURATION" \
-            $PRODUCE_ARGS >/dev/null
-        "$LOAD" scrape --target "127.0.0.1:$METRICS_PORT" --interval-ms 1000 \
-            --duration "$METRICS_DURATION" --cpu-pids "$BROKER_PID" \
-            >"$BENCH_DIR/metrics-scraper-$r.json" 2>>"$BENCH_DIR/metrics-scraper.log" &
-        local scraper=$!
-        remember "$scraper"
-        # shellcheck disable=SC2086 # PRODUCE_ARGS holds several options
-        run_load "metrics-produce-with-$r" produce --bootstrap-server "$BOOTSTRAP" \
-            --topic bench-metrics --acks 1 --record-size 100 --duration "$METRICS_DURATION" \
-            $PRODUCE_ARGS >/dev/null
-        wait "$scraper" || die "the once-a-second scraper failed (see $BENCH_DIR/metrics-scraper.log)"
-        jq -c --arg name "$PEER/metrics-scraper-$r" '{name: $name} + .' \
-            "$BENCH_DIR/metrics-scraper-$r.json" >>"$RESULTS"
+        # ABBA: odd rounds measure without the scraper first, even rounds with it first, so
+        # that what one run leaves behind (dirty pages being written back, segments being
+        # deleted) weighs on both alike.
+        order="without with"
+        [ $((r % 2)) -eq 0 ] && order="with without"
+        for mode in $order; do
+            sleep 3
+            metrics_produce "$mode" "$r"
+        done
     done
     log "broker disk use after the metrics phase: $(du -sh "$BENCH_DIR/$PEER-metrics/kafka-logs" | cut -f1)"
 }
@@ -463,13 +478,22 @@ done
     jq -r 'select(.mode == "latency" and .burst != null) | .burst |
         "  burst \(.burst_rate)/s for \(.burst_for_s) s: p99 before \(.before_p99_ms) ms, during \(.during_p99_ms) ms, recovered \(.recovered_after_s // "never") s after; p99 per second: \([.timeline[] | "\(.second):\(.p99_ms)"] | join(" "))"' "$RESULTS"
     jq -r 'select(.mode == "scrape") |
-        "\(.name): \(.scrapes) scrapes of \(.samples) samples (\(.body_bytes) bytes) every \(.interval_ms) ms, \(.errors) errors: p50 \(.p50_ms) ms, p99 \(.p99_ms) ms, max \(.max_ms) ms; broker CPU \(.server_cpu_ms_per_scrape // "?" | if type == "number" then (. * 1000 | round / 1000) else . end) ms per scrape"' "$RESULTS"
+        "\(.name): \(.scrapes) scrapes of \(.samples) samples (\(.body_bytes) bytes) every \(.interval_ms) ms, \(.errors) errors: p50 \(.p50_ms) ms, p99 \(.p99_ms) ms, max \(.max_ms) ms\(if .server_cpu_ms_per_scrape then "; broker CPU \(.server_cpu_ms_per_scrape * 1000 | round / 1000) ms per scrape" else "" end)"' "$RESULTS"
+    # Per round, with / without (the two runs of a round are next to each other in time, so a
+    # change of the machine's other load weighs on both); their median says more than the
+    # means on a shared machine.
     jq -rs '[.[] | select(.name | test("/metrics-produce-(with|without)-"))] as $runs |
         if ($runs | length) == 0 then empty else
-        ([$runs[] | select(.name | test("-without-")) | .records_per_s]) as $without |
-        ([$runs[] | select(.name | test("-with-")) | .records_per_s]) as $with |
-        (($without | add) / ($without | length)) as $a | (($with | add) / ($with | length)) as $b |
-        "metrics: produce without a scraper \($without | map(round) | join(", ")) records/s (mean \($a | round)), with one scraping once a second \($with | map(round) | join(", ")) (mean \($b | round)): \((($b - $a) / $a * 1000 | round) / 10)%" end' "$RESULTS"
+        ([$runs[] | .name | capture("-(?<r>[0-9]+)$").r] | unique) as $rounds |
+        [$rounds[] as $r |
+            ([$runs[] | select(.name | endswith("-without-" + $r))][0]) as $x |
+            ([$runs[] | select(.name | endswith("-with-" + $r))][0]) as $y |
+            {a: $x.records_per_s, b: $y.records_per_s, ratio: ($y.records_per_s / $x.records_per_s),
+             ca: (($x.cpu.servers_s | to_entries | map(.value) | add) / $x.records * 1e6),
+             cb: (($y.cpu.servers_s | to_entries | map(.value) | add) / $y.records * 1e6)}] as $pairs |
+        ($pairs | map(.ratio) | sort) as $ratios |
+        ($ratios | if length % 2 == 1 then .[length / 2 | floor] else (.[length / 2 - 1] + .[length / 2]) / 2 end) as $median |
+        "metrics: produce records/s without a scraper / with one scraping once a second, by round: \($pairs | map("\(.a | round) / \(.b | round) (\((.ratio - 1) * 1000 | round / 10)%)") | join(", ")); median \((($median - 1) * 1000 | round) / 10)%, mean without \($pairs | map(.a) | add / length | round), with \($pairs | map(.b) | add / length | round); broker CPU per million records without \($pairs | map(.ca) | add / length * 1000 | round / 1000) s, with \($pairs | map(.cb) | add / length * 1000 | round / 1000) s" end' "$RESULTS"
     jq -r 'select(.mode == "startup") | "\(.name): \(.startup_ms) ms"' "$RESULTS"
     jq -r 'select(.mode == "peak-rss") | "\(.name): broker VmHWM \(.hwm_kib / 1024 * 10 | round / 10) MiB"' "$RESULTS"
     jq -r 'select(.mode == "idle-rss") |

@@ -139,10 +139,31 @@ fn write_value(out: &mut String, v: f64) {
     } else if v.is_infinite() {
         out.push_str(if v > 0.0 { "+Inf" } else { "-Inf" });
     } else if v.fract() == 0.0 && v.abs() < 1e15 {
-        let _ = write!(out, "{}", v as i64);
+        write_integer(out, v as i64);
     } else {
         let _ = write!(out, "{v}");
     }
+}
+
+/// `v` in decimal, without the formatting machinery (most samples are whole numbers, and a
+/// broker's scrape has thousands).
+fn write_integer(out: &mut String, v: i64) {
+    let mut digits = [0u8; 20];
+    let mut n = v.unsigned_abs();
+    let mut at = digits.len();
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    if v < 0 {
+        out.push('-');
+    }
+    // ASCII digits only.
+    out.push_str(std::str::from_utf8(&digits[at..]).unwrap_or_default());
 }
 
 fn escape_help(out: &mut String, s: &str) {
@@ -156,6 +177,10 @@ fn escape_help(out: &mut String, s: &str) {
 }
 
 fn escape_label_value(out: &mut String, s: &str) {
+    if !s.contains(['\\', '\n', '"']) {
+        out.push_str(s);
+        return;
+    }
     for c in s.chars() {
         match c {
             '\\' => out.push_str("\\\\"),
@@ -218,5 +243,28 @@ mod tests {
         assert!(is_valid_label("topic"));
         assert!(!is_valid_label("__name__"));
         assert!(!is_valid_label("a:b"));
+    }
+
+    #[test]
+    fn whole_numbers_print_as_integers() {
+        let mut e = Exposition::new();
+        let mut f = e.family("n", Kind::Gauge, "n");
+        for v in [
+            0.0,
+            7.0,
+            -7.0,
+            1234567890.0,
+            -1e14,
+            999_999_999_999_999.0,
+            1e15,
+            0.5,
+        ] {
+            f.sample(&[], v);
+        }
+        assert_eq!(
+            e.finish(),
+            "# HELP n n\n# TYPE n gauge\nn 0\nn 7\nn -7\nn 1234567890\nn -100000000000000\n\
+             n 999999999999999\nn 1000000000000000\nn 0.5\n"
+        );
     }
 }

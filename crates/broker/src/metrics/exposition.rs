@@ -170,13 +170,15 @@ fn replica_manager(
     }
     // Replicas assigned here that this broker cannot serve (their log could not be opened, or
     // its directory is offline).
+    let held: std::collections::HashSet<(&str, i32)> = parts
+        .iter()
+        .map(|(p, _)| (p.topic.as_str(), p.index))
+        .collect();
     let offline = m
         .topics
         .iter()
         .flat_map(|(t, tm)| tm.partitions.iter().map(move |(p, pm)| (t, p, pm)))
-        .filter(|(t, p, pm)| {
-            pm.replicas.contains(&broker.id) && broker.replicas.get(t, **p).is_none()
-        })
+        .filter(|(t, p, pm)| pm.replicas.contains(&broker.id) && !held.contains(&(t.as_str(), **p)))
         .count();
     let g = |e: &mut Exposition, name: &str, help: &str, v: usize| e.gauge(name, help, v as f64);
     g(

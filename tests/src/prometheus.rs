@@ -227,30 +227,28 @@ fn encode(s: &str) -> String {
 
 /// Checks rule files with `promtool check rules`; its output on failure.
 pub fn check_rules(path: &Path) -> Result<String, String> {
-    let out = Command::new("promtool")
-        .args(["check", "rules"])
-        .arg(path)
-        .output()
-        .expect("promtool (Debian's prometheus package; scripts/setup.sh installs it)");
-    let said = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    if out.status.success() {
-        Ok(said)
-    } else {
-        Err(said)
-    }
+    promtool(&["check", "rules"], path, None)
 }
 
 /// Runs the rule unit tests of `path` with `promtool test rules` (from the file's directory,
 /// where its `rule_files` are found); its output on failure.
 pub fn test_rules(path: &Path) -> Result<String, String> {
-    let out = Command::new("promtool")
-        .args(["test", "rules"])
-        .arg(path.file_name().expect("a file"))
-        .current_dir(path.parent().expect("a directory"))
+    let dir = path.parent().expect("a directory");
+    promtool(
+        &["test", "rules"],
+        Path::new(path.file_name().expect("a file")),
+        Some(dir),
+    )
+}
+
+/// `promtool ARGS FILE` (in `dir` if given): its output, `Err` when it failed.
+fn promtool(args: &[&str], file: &Path, dir: Option<&Path>) -> Result<String, String> {
+    let mut cmd = Command::new("promtool");
+    cmd.args(args).arg(file);
+    if let Some(dir) = dir {
+        cmd.current_dir(dir);
+    }
+    let out = cmd
         .output()
         .expect("promtool (Debian's prometheus package; scripts/setup.sh installs it)");
     let said = format!(

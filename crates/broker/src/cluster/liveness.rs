@@ -82,27 +82,17 @@ async fn endpoint(
     broker: i32,
     listener: &str,
 ) -> Option<(String, SocketAddr, i64)> {
-    let (host_port, epoch) = {
+    let (endpoint, epoch) = {
         let m = cluster.metadata();
-        let reg = m.brokers.get(&broker)?;
         let epoch = *m.broker_epochs.get(&broker)?;
-        let endpoint = reg
-            .endpoints
-            .iter()
-            .find(|e| {
-                e.split_once("://")
-                    .is_some_and(|(name, _)| name == listener)
-            })
-            .or_else(|| reg.endpoints.first())?;
-        (endpoint.split_once("://")?.1.to_string(), epoch)
+        (m.brokers.get(&broker)?.endpoint_for(listener)?, epoch)
     };
-    let host = host_port.rsplit_once(':')?.0;
-    let host = host
-        .trim_start_matches('[')
-        .trim_end_matches(']')
-        .to_string();
-    let addr = tokio::net::lookup_host(host_port).await.ok()?.next()?;
-    Some((host, addr, epoch))
+    let port = u16::try_from(endpoint.port).ok()?;
+    let addr = tokio::net::lookup_host((endpoint.host.as_str(), port))
+        .await
+        .ok()?
+        .next()?;
+    Some((endpoint.host, addr, epoch))
 }
 
 /// Probes every other registered broker until the returned handle is aborted.

@@ -118,6 +118,14 @@ impl BrokerRegistration {
             })
             .collect()
     }
+
+    /// The endpoint of `listener`, or the first one when this broker has none by that name
+    /// (a registration written before the listener was added).
+    pub fn endpoint_for(&self, listener: &str) -> Option<Endpoint> {
+        let all = self.parsed_endpoints();
+        let pick = all.iter().position(|e| e.listener == listener).unwrap_or(0);
+        all.into_iter().nth(pick)
+    }
 }
 
 /// `/brokers/topics/<topic>`: replicas per partition, and the topic id (Kafka 2.8+).

@@ -95,24 +95,18 @@ pub async fn run(broker: Arc<Broker>) {
 /// The inter-broker endpoint of broker `leader`, from its registration: its host (which a TLS
 /// certificate must name) and address.
 pub async fn broker_address(broker: &Broker, leader: i32) -> Option<(String, SocketAddr)> {
-    let host_port = {
+    let endpoint = {
         let m = broker.cluster.metadata();
-        let reg = m.brokers.get(&leader)?;
-        let want = &broker.config.inter_broker_listener_name;
-        let endpoint = reg
-            .endpoints
-            .iter()
-            .find(|e| e.split_once("://").is_some_and(|(name, _)| name == want))
-            .or_else(|| reg.endpoints.first())?;
-        endpoint.split_once("://")?.1.to_string()
+        m.brokers
+            .get(&leader)?
+            .endpoint_for(&broker.config.inter_broker_listener_name)?
     };
-    let host = host_port.rsplit_once(':')?.0;
-    let host = host
-        .trim_start_matches('[')
-        .trim_end_matches(']')
-        .to_string();
-    let addr = tokio::net::lookup_host(host_port).await.ok()?.next()?;
-    Some((host, addr))
+    let port = u16::try_from(endpoint.port).ok()?;
+    let addr = tokio::net::lookup_host((endpoint.host.as_str(), port))
+        .await
+        .ok()?
+        .next()?;
+    Some((endpoint.host, addr))
 }
 
 async fn fetch_loop(broker: Arc<Broker>, leader: i32, mut share: watch::Receiver<Share>) {
